@@ -1,0 +1,35 @@
+"""The ``authbridge`` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from authbridge import __version__
+from authbridge.cli.connectors import app as connectors_app
+
+app = typer.Typer(
+    name="authbridge",
+    help="authbridge: connect, store, refresh and serve third-party credentials.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+app.add_typer(connectors_app, name="connectors")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"authbridge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", callback=_version, is_eager=True
+    ),
+) -> None:
+    """authbridge: the self-hosted auth layer for integrations."""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,367 @@
+"""Connector auth definitions as frozen pydantic models.
+
+A definition's ``type`` selects one of six models (:data:`AuthDefinition` is their union,
+discriminated on ``type``). Keys are snake_case; the camelCase spellings used by Appmixer-style
+``auth.js`` modules are accepted as aliases, and so are the type names ``apiKey`` and ``oauth``
+(OAuth 1.0a), so an existing declarative definition ports over unchanged. Unknown keys are
+rejected.
+
+A *property* (``validate``, ``request_profile_info``, ``auth_url`` …) is one of:
+
+* a callable, sync or async, given a :class:`authbridge.mechanisms.Context`;
+* a :class:`RequestSpec` (method, url, headers, params, json, data, auth) whose strings may hold
+  ``{{name}}`` templates;
+* a plain URL string, whose meaning depends on the property (a GET for ``validate``,
+  ``request_profile_info`` and ``validate_access_token``; a POST for token endpoints; the page to
+  send the end user to for ``auth_url``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Literal
+
+import nh3
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+AuthType = Literal["none", "api_key", "pwd", "oauth1", "oauth2", "jwt"]
+AUTH_TYPES: tuple[AuthType, ...] = ("none", "api_key", "pwd", "oauth1", "oauth2", "jwt")
+
+TYPE_ALIASES: Mapping[str, AuthType] = {
+    "apiKey": "api_key",
+    "apikey": "api_key",
+    "oauth": "oauth1",
+    "oauth1a": "oauth1",
+}
+
+HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
+
+TOOLTIP_TAGS = {"a", "b", "br", "code", "em", "i", "p", "strong", "u", "ul", "ol", "li", "span"}
+
+
+def canonical_type(value: object) -> object:
+    """Map a type alias (``apiKey``, ``oauth``) to its canonical name; leave others alone."""
+    if isinstance(value, str):
+        return TYPE_ALIASES.get(value, value)
+    return value
+
+
+class Model(BaseModel):
+    """Base of every definition model: frozen, strict about keys, camelCase accepted."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+    )
+
+
+class BasicAuth(Model):
+    """HTTP Basic credentials of a request spec (``user`` is accepted for ``username``)."""
+
+    username: str = Field(validation_alias=AliasChoices("username", "user"))
+    password: str = Field(default="", validation_alias=AliasChoices("password", "pass"))
+
+
+class BearerAuth(Model):
+    """A bearer token of a request spec: ``Authorization: Bearer <bearer>``."""
+
+    bearer: str
+
+
+class RequestSpec(Model):
+    """An HTTP request described as data; every string may hold ``{{name}}`` templates.
+
+    ``uri`` is accepted for ``url``, ``qs`` for ``params`` and ``body`` for ``json``. A boolean
+    ``json`` (the ``request`` library's "parse the response as JSON" switch) is accepted and
+    ignored: responses are parsed by their content type.
+    """
+
+    method: HttpMethod | None = None
+    url: str = Field(validation_alias=AliasChoices("url", "uri"))
+    headers: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, validation_alias=AliasChoices("params", "qs")
+    )
+    json_body: Any = Field(default=None, validation_alias=AliasChoices("json", "body", "json_body"))
+    data: dict[str, str | int | float | bool] | str | None = None
+    auth: BasicAuth | BearerAuth | None = None
+    timeout: float | None = Field(default=None, gt=0, le=300)
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper_method(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("json_body", mode="after")
+    @classmethod
+    def _drop_json_switch(cls, value: Any) -> Any:
+        return None if isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _one_body(self) -> RequestSpec:
+        if self.json_body is not None and self.data is not None:
+            raise ValueError("a request spec may have 'json' or 'data', not both")
+        return self
+
+
+def _property_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "<url>"
+    if isinstance(value, Mapping | RequestSpec):
+        return "<request>"
+    if callable(value):
+        return "<callable>"
+    return None
+
+
+def _path_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "<path>"
+    return "<callable>" if callable(value) else None
+
+
+Property = Annotated[
+    Annotated[str, Tag("<url>")]
+    | Annotated[RequestSpec, Tag("<request>")]
+    | Annotated[Callable[..., Any], Tag("<callable>")],
+    Discriminator(
+        _property_kind,
+        custom_error_type="invalid_property",
+        custom_error_message="must be a URL string, a request spec (a mapping) or a callable",
+    ),
+]
+"""A definition property: a URL string, a request spec, or a callable given a context.
+
+(Union members are tagged ``<url>``, ``<request>``, ``<callable>``; error paths drop the tags.)
+"""
+
+PathOrCallable = Annotated[
+    Annotated[str, Tag("<path>")] | Annotated[Callable[..., Any], Tag("<callable>")],
+    Discriminator(
+        _path_kind,
+        custom_error_type="invalid_path_or_callable",
+        custom_error_message="must be a dot path string or a callable",
+    ),
+]
+"""A dot path into the profile (``contact.email``) or a callable given a context."""
+
+
+class SelectOption(Model):
+    value: str
+    label: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: object) -> object:
+        return {"value": value} if isinstance(value, str) else value
+
+
+class FieldSpec(Model):
+    """One input of a connect form (or of an ``authData`` claim, or a connector setting).
+
+    ``name`` is the label shown to the end user; ``tooltip`` may hold simple HTML, which is
+    sanitised when the definition is loaded.
+    """
+
+    type: Literal["text", "textarea", "password", "select"] = "text"
+    name: str | None = None
+    tooltip: str | None = None
+    required: bool = True
+    options: tuple[SelectOption, ...] = ()
+    default: str | None = None
+    placeholder: str | None = None
+
+    @field_validator("tooltip", mode="after")
+    @classmethod
+    def _sanitise_tooltip(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return nh3.clean(value, tags=TOOLTIP_TAGS, attributes={"a": {"href", "title"}})
+
+    @model_validator(mode="after")
+    def _select_has_options(self) -> FieldSpec:
+        if self.type == "select" and not self.options:
+            raise ValueError("a 'select' field needs at least one entry in 'options'")
+        if self.type != "select" and self.options:
+            raise ValueError("'options' is only allowed on a 'select' field")
+        if self.default is not None and self.options:
+            if self.default not in {option.value for option in self.options}:
+                raise ValueError(f"default {self.default!r} is not one of the options")
+        return self
+
+    @property
+    def is_secret(self) -> bool:
+        """Whether the form masks the value (every value is encrypted at rest regardless)."""
+        return self.type == "password"
+
+
+Fields = dict[str, FieldSpec]
+
+
+class ConnectButton(Model):
+    """A custom image (usually a data URI) for the "Connect account" button."""
+
+    image: str
+
+
+class _Base(Model):
+    """Properties every auth type may declare."""
+
+    request_profile_info: Property | None = None
+    account_name_from_profile_info: PathOrCallable | None = None
+    connect_account_button: ConnectButton | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "connect_account_button", "connectAccountButton", "connecAccountButton"
+        ),
+    )
+    on_connected: Callable[..., Any] | None = None
+    token_type: str | None = None
+    settings: Fields = Field(default_factory=dict)
+    """Connector configuration values the host sets per environment (e.g. a shared secret)."""
+
+    @field_validator("settings", mode="after")
+    @classmethod
+    def _field_names(cls, value: Fields) -> Fields:
+        for name in value:
+            if not name.isidentifier():
+                raise ValueError(f"field name {name!r} must be a valid identifier")
+        return value
+
+
+class _FormBase(_Base):
+    auth: Fields
+    validate_err_callback: Callable[..., Any] | None = None
+
+    @field_validator("auth", mode="after")
+    @classmethod
+    def _auth_fields(cls, value: Fields) -> Fields:
+        if not value:
+            raise ValueError("at least one field is required")
+        for name in value:
+            if not name.isidentifier():
+                raise ValueError(f"field name {name!r} must be a valid identifier")
+        return value
+
+
+class NoneDefinition(_Base):
+    """No per-user credentials (the host may still configure connector ``settings``)."""
+
+    type: Literal["none"] = "none"
+
+
+class ApiKeyDefinition(_FormBase):
+    """Credentials typed into a form: API keys, tokens, subdomains."""
+
+    type: Literal["api_key"] = "api_key"
+    validate_: Property | None = Field(
+        default=None, validation_alias=AliasChoices("validate", "validate_")
+    )
+
+
+def _default_pwd_fields() -> Fields:
+    return {
+        "username": FieldSpec(type="text", name="Username"),
+        "password": FieldSpec(type="password", name="Password"),
+    }
+
+
+class PwdDefinition(_FormBase):
+    """Username and password, used as HTTP Basic or exchanged by ``validate`` for a token."""
+
+    type: Literal["pwd"] = "pwd"
+    auth: Fields = Field(default_factory=_default_pwd_fields)
+    validate_: Property = Field(validation_alias=AliasChoices("validate", "validate_"))
+
+
+class JwtDefinition(_FormBase):
+    """Credentials the host passes in the ``authData`` claim of a JWT it signs."""
+
+    type: Literal["jwt"] = "jwt"
+    validate_: Property | None = Field(
+        default=None, validation_alias=AliasChoices("validate", "validate_")
+    )
+
+
+class OAuth1Definition(_Base):
+    """OAuth 1.0a (RFC 5849): request token, authorization, access token."""
+
+    type: Literal["oauth1"] = "oauth1"
+    request_request_token: Property
+    auth_url: Property
+    request_access_token: Property
+    validate_access_token: Property | None = None
+    signature_method: Literal["HMAC-SHA1", "RSA-SHA1", "PLAINTEXT"] = "HMAC-SHA1"
+
+
+class OAuth2Definition(_Base):
+    """OAuth 2 (RFC 6749): authorization code (PKCE by default) or client credentials."""
+
+    type: Literal["oauth2"] = "oauth2"
+    grant_type: Literal["authorization_code", "client_credentials"] = "authorization_code"
+    auth_url: Property | None = None
+    request_access_token: Property | None = None
+    refresh_access_token: Property | None = None
+    validate_access_token: Property | None = None
+    email_from_profile_info: PathOrCallable | None = None
+    scope: tuple[str, ...] = ()
+    scope_delimiter: str = ","
+    refresh_before_exp: float = Field(default=5, ge=0)
+    refresh_before_exp_units: Literal["minutes", "seconds"] = "minutes"
+    pkce: bool = True
+    client_authentication: Literal["body", "basic"] = "body"
+    authorization_params: dict[str, str] = Field(default_factory=dict)
+    revoke_url: str | None = None
+
+    @field_validator("scope", mode="before")
+    @classmethod
+    def _scope_list(cls, value: object) -> object:
+        return (value,) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _grant_needs(self) -> OAuth2Definition:
+        if self.request_access_token is None:
+            raise ValueError("'request_access_token' (requestAccessToken) is required")
+        if self.grant_type == "authorization_code" and self.auth_url is None:
+            raise ValueError("'auth_url' (authUrl) is required for the authorization code grant")
+        return self
+
+
+AuthDefinition = Annotated[
+    NoneDefinition
+    | ApiKeyDefinition
+    | PwdDefinition
+    | JwtDefinition
+    | OAuth1Definition
+    | OAuth2Definition,
+    Discriminator("type"),
+]
+
+FormDefinition = ApiKeyDefinition | PwdDefinition | JwtDefinition
+
+_definition_adapter: TypeAdapter[AuthDefinition] = TypeAdapter(AuthDefinition)
+
+
+def parse_definition(auth_type: str, definition: Mapping[str, Any]) -> AuthDefinition:
+    """Validate a raw definition mapping for ``auth_type`` (aliases accepted).
+
+    Raises :class:`pydantic.ValidationError`; the loader turns it into problems with file and
+    key path.
+    """
+    data = dict(definition)
+    data["type"] = canonical_type(auth_type)
+    return _definition_adapter.validate_python(data)

@@ -1,0 +1,143 @@
+"""The connector registry: the bundled catalog plus the host's own folders.
+
+A folder's connector replaces a catalog connector with the same key and version, so a host can
+adjust a bundled definition by copying it into its folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from authbridge.connectors.loader import AUTH_FILES, Connector, load_connector
+from authbridge.errors import ConnectorNotFound, DefinitionError, Problem
+
+CATALOG = Path(__file__).resolve().parent.parent / "catalog"
+CONNECTORS_ENV = "AUTHBRIDGE_CONNECTORS"
+
+
+def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key for versions: numeric parts numerically (``1.10`` after ``1.9``)."""
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"[.\-]", version)
+    )
+
+
+@dataclass
+class LoadReport:
+    """What loading a folder found: connectors and every problem (loading never stops early)."""
+
+    connectors: list[Connector] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def scan_folder(root: Path, *, origin: str) -> LoadReport:
+    """Load every connector under ``root`` (``<vendor>/<service>[/<module>]/auth.*``)."""
+    report = LoadReport()
+    if not root.is_dir():
+        report.problems.append(Problem(str(root), "", "is not a folder"))
+        return report
+    seen: dict[tuple[str, str], Path] = {}
+    folders = sorted({path.parent for name in AUTH_FILES for path in root.rglob(name)})
+    for folder in folders:
+        relative = folder.relative_to(root).parts
+        if any(part.startswith((".", "__")) for part in relative):
+            continue
+        auth_files = [folder / name for name in AUTH_FILES if (folder / name).is_file()]
+        if len(relative) not in (2, 3):
+            report.problems.append(
+                Problem(
+                    str(auth_files[0]),
+                    "",
+                    "must sit at <vendor>/<service>/auth.* or <vendor>/<service>/<module>/auth.*",
+                )
+            )
+            continue
+        if len(auth_files) > 1:
+            names = ", ".join(path.name for path in auth_files)
+            report.problems.append(Problem(str(folder), "", f"has {names}: keep only one"))
+            continue
+        auth_file = auth_files[0]
+        try:
+            connector = load_connector(auth_file, origin=origin)
+        except DefinitionError as exc:
+            report.problems.extend(exc.problems)
+            continue
+        ident = (connector.key, connector.version)
+        if ident in seen:
+            report.problems.append(
+                Problem(
+                    str(auth_file),
+                    "",
+                    f"connector '{connector.key}' version {connector.version} is already "
+                    f"defined by {seen[ident]}",
+                )
+            )
+            continue
+        seen[ident] = auth_file
+        report.connectors.append(connector)
+    return report
+
+
+def folders_from_env() -> list[Path]:
+    """Folders named by ``AUTHBRIDGE_CONNECTORS`` (separated like PATH)."""
+    value = os.environ.get(CONNECTORS_ENV, "")
+    return [Path(part) for part in value.split(os.pathsep) if part]
+
+
+class Registry:
+    """Connectors by key and version; iteration yields the newest version of each key."""
+
+    def __init__(self, connectors: Iterable[Connector]) -> None:
+        self._by_key: dict[str, dict[str, Connector]] = {}
+        for connector in connectors:
+            self._by_key.setdefault(connector.key, {})[connector.version] = connector
+
+    @classmethod
+    def load(cls, folders: Sequence[Path] = (), *, include_catalog: bool = True) -> Registry:
+        """The catalog (unless excluded) overlaid with ``folders`` in order.
+
+        Raises :class:`DefinitionError` listing every problem found in any folder.
+        """
+        sources = [(CATALOG, "catalog")] if include_catalog else []
+        sources += [(Path(folder), str(folder)) for folder in folders]
+        connectors: list[Connector] = []
+        problems: list[Problem] = []
+        for root, origin in sources:
+            report = scan_folder(root, origin=origin)
+            connectors.extend(report.connectors)
+            problems.extend(report.problems)
+        if problems:
+            raise DefinitionError(problems)
+        return cls(connectors)
+
+    def get(self, key: str, version: str | None = None) -> Connector:
+        versions = self._by_key.get(key)
+        if not versions:
+            close = [known for known in self._by_key if key in known or known in key]
+            hint = f"; did you mean {', '.join(sorted(close))}?" if close else ""
+            raise ConnectorNotFound(f"no connector named '{key}'{hint}")
+        if version is None:
+            return versions[max(versions, key=version_key)]
+        if version not in versions:
+            known = ", ".join(sorted(versions, key=version_key))
+            raise ConnectorNotFound(
+                f"connector '{key}' has no version {version} (versions: {known})"
+            )
+        return versions[version]
+
+    def versions(self, key: str) -> list[Connector]:
+        return [self._by_key[key][v] for v in sorted(self._by_key.get(key, {}), key=version_key)]
+
+    def __iter__(self) -> Iterator[Connector]:
+        for key in sorted(self._by_key):
+            yield self.get(key)
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._by_key

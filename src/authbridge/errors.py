@@ -1,0 +1,199 @@
+"""The one error tree of authbridge.
+
+Every error raised on purpose by authbridge derives from :class:`AuthBridgeError`. Each carries
+a ``message`` that is safe to show to the person who caused it (it never contains a secret
+value), a stable machine-readable ``code`` and the HTTP ``status`` the API answers with. Foreign
+exceptions (httpx, pydantic, PyJWT, YAML) are translated into this tree at the boundary where
+they occur.
+
+    AuthBridgeError
+    ├── DefinitionError            a connector definition is malformed (file, key path, reason)
+    ├── ConnectorNotFound          no connector with that key (and version)
+    ├── TemplateError              a ``{{name}}`` template cannot be rendered safely
+    │   ├── MissingTemplateValue   a name used by a template has no value
+    │   └── UnsafeTemplateValue    a value would change a request's shape (host, scheme, header)
+    ├── InvalidInput               end-user or host input does not satisfy the definition
+    ├── EgressDenied               an outbound request targets a forbidden address
+    ├── ProviderError              a provider answered with an error or could not be reached
+    │   ├── ProviderUnavailable    transient: timeout, connection failure, 5xx, 429
+    │   ├── CredentialsRejected    the provider refused the credentials the end user entered
+    │   └── InvalidToken           a stored token is no longer accepted (auth becomes ``invalid``)
+    ├── JwtError                   a host-signed JWT failed verification
+    └── VaultError                 the vault cannot read its keys or a stored secret
+        ├── DecryptionFailed       a ciphertext is malformed, altered or bound to another row
+        └── KeyNotFound            a ciphertext names a key id the keyring does not hold
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+class AuthBridgeError(Exception):
+    """Base of every authbridge error; ``message`` is safe to display."""
+
+    code = "authbridge_error"
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in a definition: where (file and key path) and why."""
+
+    file: str
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        location = f"{self.file}: {self.path}" if self.path else self.file
+        return f"{location}: {self.reason}"
+
+
+class DefinitionError(AuthBridgeError):
+    """A connector definition (or a whole folder of them) has problems."""
+
+    code = "invalid_definition"
+    status = 422
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(problem) for problem in self.problems))
+
+
+class ConnectorNotFound(AuthBridgeError):
+    code = "connector_not_found"
+    status = 404
+
+
+class TemplateError(AuthBridgeError):
+    code = "template_error"
+    status = 422
+
+
+class MissingTemplateValue(TemplateError):
+    """A template names a value that neither the fields nor the context provide."""
+
+    code = "missing_template_value"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"the template needs a value for '{name}', and none was given")
+
+
+class UnsafeTemplateValue(TemplateError):
+    """A value would alter the request beyond the slot its template gave it."""
+
+    code = "unsafe_template_value"
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        super().__init__(f"the value of '{name}' {reason}")
+
+
+class InvalidInput(AuthBridgeError):
+    """Values entered by an end user or sent by the host do not satisfy the definition."""
+
+    code = "invalid_input"
+    status = 422
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+class EgressDenied(AuthBridgeError):
+    """The outbound client refused to contact an address the egress policy forbids."""
+
+    code = "egress_denied"
+    status = 502
+
+
+class ProviderError(AuthBridgeError):
+    """The third-party provider failed or refused a request.
+
+    ``message`` is the provider's own explanation where one could be found (with any secret
+    redacted), else a description of the failure. ``status_code`` is the provider's HTTP status
+    and ``body`` its parsed response body (JSON value or text), for ``validate_err_callback``.
+    """
+
+    code = "provider_error"
+    status = 502
+
+    def __init__(self, message: str, *, status_code: int | None = None, body: Any = None) -> None:
+        self.status_code = status_code
+        self.body = body
+        super().__init__(message)
+
+
+class ProviderUnavailable(ProviderError):
+    """A transient failure worth retrying later: timeout, connection error, 5xx or 429."""
+
+    code = "provider_unavailable"
+    status = 503
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+        body: Any = None,
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, status_code=status_code, body=body)
+
+
+class CredentialsRejected(ProviderError):
+    """The provider (or the definition's ``validate``) refused what the end user entered."""
+
+    code = "credentials_rejected"
+    status = 422
+
+
+class InvalidToken(ProviderError):
+    """A stored token is no longer accepted; the authentication is marked ``invalid``."""
+
+    code = "invalid_token"
+    status = 401
+
+
+class JwtError(AuthBridgeError):
+    """A host-signed JWT was refused; ``message`` says which check failed."""
+
+    code = "invalid_jwt"
+    status = 401
+
+
+class VaultError(AuthBridgeError):
+    """The vault cannot load its keyring or read a secret; ``message`` never holds key material."""
+
+    code = "vault_error"
+    status = 500
+
+
+class DecryptionFailed(VaultError):
+    """A stored ciphertext is malformed, was altered, or belongs to another table, column or row."""
+
+    code = "decryption_failed"
+
+
+class KeyNotFound(VaultError):
+    """A ciphertext was written with a key id that the keyring does not hold."""
+
+    code = "key_not_found"
+
+    def __init__(self, key_id: str) -> None:
+        self.key_id = key_id
+        super().__init__(
+            f"no key with id '{key_id}' is in the keyring; restore it to the key file "
+            "or to AUTHBRIDGE_KEYS"
+        )

@@ -1,0 +1,47 @@
+"""The interface every auth mechanism offers the service layer."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from authbridge import errors
+from authbridge.connectors.models import AuthDefinition, AuthType, Fields
+from authbridge.mechanisms.context import Context
+
+
+@dataclass(frozen=True)
+class ConnectResult:
+    """A connected account, as a mechanism hands it to the service layer.
+
+    ``credentials`` are what gets encrypted and stored (entered fields, tokens);
+    ``account_name`` is ``None`` when neither the definition nor the profile names the account,
+    so the caller picks a default. Secrets stay out of ``repr``.
+    """
+
+    account_name: str | None
+    credentials: Mapping[str, Any] = field(repr=False)
+    profile: Mapping[str, Any] | None = field(default=None, repr=False)
+    email: str | None = None
+    expires_at: datetime | None = None
+
+
+class Mechanism(ABC):
+    """One auth type's behaviour; stateless, so one instance serves every connector."""
+
+    type: ClassVar[AuthType]
+
+    def form_fields(self, definition: AuthDefinition) -> Fields:
+        """The inputs the connect page shows for ``definition`` (none by default)."""
+        return {}
+
+    @abstractmethod
+    async def connect(self, definition: AuthDefinition, context: Context) -> ConnectResult:
+        """Turn what the end user (or host) supplied in ``context`` into a connected account."""
+
+    async def refresh(self, definition: AuthDefinition, context: Context) -> ConnectResult:
+        """Renew expiring credentials; ``context`` holds the stored fields and tokens."""
+        raise errors.AuthBridgeError(f"'{self.type}' credentials cannot be refreshed")

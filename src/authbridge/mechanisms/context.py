@@ -1,0 +1,148 @@
+"""What a definition's callables receive, and the client configuration they may read."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic.alias_generators import to_camel
+
+from authbridge import errors
+from authbridge.connectors.models import RequestSpec
+
+if TYPE_CHECKING:
+    from authbridge.http import OutboundClient
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """A connector's configuration in one environment: OAuth client, consumer, settings.
+
+    Secret values are kept out of ``repr``.
+    """
+
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    consumer_key: str | None = None
+    consumer_secret: str | None = field(default=None, repr=False)
+    redirect_uri: str | None = None
+    scopes: tuple[str, ...] | None = None
+    settings: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+class Context:
+    """The argument of every callable property.
+
+    Entered field values, tokens and client credentials are readable as attributes in either
+    spelling (``context.domain``, ``context.api_key`` / ``context.apiKey``,
+    ``context.access_token`` / ``context.accessToken``, ``context.client_id`` …), by item
+    (``context["domain"]``), and in ``{{name}}`` templates. ``context.http`` is the outbound
+    client; ``await context.request(spec)`` runs a request spec (a mapping, a
+    :class:`RequestSpec` or a URL) with the context's values filled in and returns the parsed
+    response body. Raise ``context.InvalidTokenError`` when a token is no longer valid and
+    ``context.CredentialsRejected`` when entered credentials are wrong.
+    """
+
+    InvalidTokenError = errors.InvalidToken
+    CredentialsRejected = errors.CredentialsRejected
+
+    def __init__(
+        self,
+        *,
+        http: OutboundClient,
+        now: datetime,
+        fields: Mapping[str, Any] | None = None,
+        config: ClientConfig | None = None,
+        callback_url: str | None = None,
+        tokens: Mapping[str, Any] | None = None,
+        profile: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.http = http
+        self.now = now
+        self.fields: Mapping[str, Any] = dict(fields or {})
+        self.config = config or ClientConfig()
+        self.callback_url = callback_url
+        self.tokens: Mapping[str, Any] = dict(tokens or {})
+        self.profile = profile
+
+    @property
+    def profile_info(self) -> Mapping[str, Any] | None:
+        """The profile, under the reference's name (``context.profileInfo`` works too)."""
+        return self.profile
+
+    def replace(self, **changes: Any) -> Context:
+        """A copy with some of the constructor's arguments changed."""
+        current: dict[str, Any] = {
+            "http": self.http,
+            "now": self.now,
+            "fields": self.fields,
+            "config": self.config,
+            "callback_url": self.callback_url,
+            "tokens": self.tokens,
+            "profile": self.profile,
+        }
+        current.update(changes)
+        return Context(**current)
+
+    def values(self) -> dict[str, Any]:
+        """The names a ``{{name}}`` template may use, in snake_case and camelCase."""
+        plain: dict[str, Any] = {}
+        plain.update(self.config.settings)
+        client = {
+            "client_id": self.config.client_id,
+            "client_secret": self.config.client_secret,
+            "consumer_key": self.config.consumer_key,
+            "consumer_secret": self.config.consumer_secret,
+            "callback_url": self.callback_url,
+        }
+        plain.update({key: value for key, value in client.items() if value is not None})
+        plain.update(self.tokens)
+        plain.update(self.fields)
+        if self.profile is not None:
+            plain["profile_info"] = self.profile
+        named = dict(plain)
+        for key, value in plain.items():
+            named.setdefault(to_camel(key), value)
+        return named
+
+    def secrets(self) -> list[str]:
+        """Every value that must never be echoed back (for redaction of messages)."""
+        found = [str(value) for value in self.fields.values() if value not in (None, "")]
+        found += [str(value) for value in self.tokens.values() if isinstance(value, str) and value]
+        for value in (self.config.client_secret, self.config.consumer_secret):
+            if value:
+                found.append(value)
+        found += [value for value in self.config.settings.values() if value]
+        return found
+
+    async def request(
+        self, spec: RequestSpec | Mapping[str, Any] | str, *, method: str = "GET"
+    ) -> Any:
+        """Run a request spec with this context's values; return the parsed response body."""
+        if isinstance(spec, str):
+            spec = RequestSpec(url=spec)
+        elif not isinstance(spec, RequestSpec):
+            spec = RequestSpec.model_validate(spec)
+        response = await self.http.execute(
+            spec, self.values(), default_method=method, secrets=self.secrets()
+        )
+        return response.body
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        values = self.values()
+        if name in values:
+            return values[name]
+        raise AttributeError(f"the context has no value named {name!r}")
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values()[name]
+
+    def __repr__(self) -> str:
+        return (
+            f"Context(fields={sorted(self.fields)}, tokens={sorted(self.tokens)}, "
+            f"callback_url={self.callback_url!r})"
+        )

@@ -1,0 +1,69 @@
+"""The registry: bundled catalog, host folders overriding it, versions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from authbridge.connectors.registry import CATALOG, Registry, scan_folder, version_key
+from authbridge.errors import ConnectorNotFound, DefinitionError
+
+
+def write(root: Path, relative: str, text: str) -> None:
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def test_bundled_catalog_is_valid_and_loads() -> None:
+    report = scan_folder(CATALOG, origin="catalog")
+    assert report.problems == []
+    registry = Registry.load()
+    assert {"freshdesk", "github", "trello"} <= {c.key for c in registry}
+    assert registry.get("trello").auth_type == "oauth1"
+
+
+def test_catalog_urls_are_https() -> None:
+    for connector in Registry.load():
+        definition = connector.definition()
+        for name, value in definition:
+            url = getattr(value, "url", value)
+            if isinstance(url, str) and "://" in url:
+                assert url.startswith("https://"), (connector.key, name, url)
+
+
+def test_versions_newest_first_by_number(tmp_path: Path) -> None:
+    for version in ("1", "2", "10"):
+        write(tmp_path, f"acme/v{version}/auth.yaml", "type: none\n")
+        write(tmp_path, f"acme/v{version}/manifest.yaml", f"key: thing\nversion: '{version}'\n")
+    registry = Registry.load([tmp_path], include_catalog=False)
+    assert registry.get("thing").version == "10"
+    assert registry.get("thing", "2").version == "2"
+    assert [c.version for c in registry.versions("thing")] == ["1", "2", "10"]
+    assert version_key("1.10") > version_key("1.9")
+
+
+def test_folder_overrides_catalog_connector(tmp_path: Path) -> None:
+    write(tmp_path, "mine/freshdesk/auth.yaml", "type: none\n")
+    registry = Registry.load([tmp_path])
+    connector = registry.get("freshdesk")
+    assert connector.auth_type == "none"
+    assert connector.origin == str(tmp_path)
+
+
+def test_unknown_key_and_version_errors() -> None:
+    registry = Registry.load()
+    with pytest.raises(ConnectorNotFound, match="did you mean freshdesk"):
+        registry.get("fresh")
+    with pytest.raises(ConnectorNotFound, match=r"has no version 9 \(versions: 1\)"):
+        registry.get("freshdesk", "9")
+
+
+def test_load_raises_with_every_problem(tmp_path: Path) -> None:
+    write(tmp_path, "a/one/auth.yaml", "type: pwd\ndefinition: {}\n")
+    write(tmp_path, "a/two/auth.yaml", "type: nope\n")
+    with pytest.raises(DefinitionError) as caught:
+        Registry.load([tmp_path])
+    found = sorted((Path(p.file).parent.name, p.path) for p in caught.value.problems)
+    assert found == [("one", "definition.validate"), ("two", "definition"), ("two", "type")]
