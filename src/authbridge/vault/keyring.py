@@ -1,0 +1,234 @@
+"""A keyring of AES-256-GCM keys that encrypts secrets bound to where they are stored.
+
+A token (the stored form of one secret) describes itself, so a keyring holding several keys can
+read tokens written by any of them while new writes use the primary key::
+
+    version   1 byte     TOKEN_VERSION
+    key id    1 byte     length n, then n ASCII bytes
+    nonce     12 bytes   random for every encryption
+    sealed    rest       AES-256-GCM ciphertext followed by its 16-byte tag
+
+The GCM associated data is the token header (version and key id) followed by the canonical
+encoding of :class:`AssociatedData`, so a token copied to another table, column or row, or
+relabelled with another key id, fails authentication instead of decrypting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from authbridge.errors import DecryptionFailed, KeyNotFound, VaultError
+
+TOKEN_VERSION = 1
+KEY_BYTES = 32
+NONCE_BYTES = 12
+TAG_BYTES = 16
+KEY_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+_AAD_LABEL = b"authbridge.vault.v1"
+_GENERATED_KEY_ID = re.compile(r"k([0-9]+)")
+
+
+@dataclass(frozen=True)
+class AssociatedData:
+    """Where a secret is stored; a token decrypts only under the same table, column and row."""
+
+    table: str
+    column: str
+    row_id: str
+
+    def __post_init__(self) -> None:
+        for name in ("table", "column", "row_id"):
+            if not getattr(self, name):
+                raise ValueError(f"AssociatedData.{name} must not be empty")
+
+    def encode(self) -> bytes:
+        """Return the canonical bytes: a label, then each part prefixed by its 4-byte length."""
+        parts = [_AAD_LABEL]
+        for text in (self.table, self.column, self.row_id):
+            encoded = text.encode("utf-8")
+            parts.append(struct.pack(">I", len(encoded)))
+            parts.append(encoded)
+        return b"".join(parts)
+
+    def describe(self) -> str:
+        """Name the location for messages: ``table.column of row 'id'``."""
+        return f"{self.table}.{self.column} of row '{self.row_id}'"
+
+
+@dataclass(frozen=True)
+class _ParsedToken:
+    header: bytes
+    key_id: str
+    nonce: bytes
+    sealed: bytes
+
+
+class Keyring:
+    """An ordered set of 256-bit keys by key id, one of which (the primary) encrypts new values.
+
+    A keyring is immutable: :meth:`with_new_primary` returns a new one. Its ``repr`` shows key ids
+    only, never key material.
+    """
+
+    __slots__ = ("_ciphers", "_keys", "_primary")
+
+    def __init__(self, keys: Mapping[str, bytes], primary: str) -> None:
+        """Hold ``keys`` (key id to 32 raw bytes, in order) with ``primary`` encrypting new values.
+
+        Raises :class:`VaultError` when there is no key, a key id is not 1 to 32 characters of
+        ``A-Z a-z 0-9 _ -``, a key is not 32 bytes, or ``primary`` is not one of the key ids.
+        """
+        if not keys:
+            raise VaultError("a keyring needs at least one key")
+        for key_id, key in keys.items():
+            if not isinstance(key_id, str) or not KEY_ID_PATTERN.fullmatch(key_id):
+                raise VaultError(
+                    f"key id {key_id!r} is invalid: use 1 to 32 characters of A-Z, a-z, 0-9, _ or -"
+                )
+            if not isinstance(key, bytes) or len(key) != KEY_BYTES:
+                size = len(key) if isinstance(key, bytes) else type(key).__name__
+                raise VaultError(f"key '{key_id}' must be {KEY_BYTES} bytes (256 bits), got {size}")
+        if primary not in keys:
+            raise VaultError(f"the primary key id '{primary}' is not one of the keys")
+        self._keys: dict[str, bytes] = dict(keys)
+        self._ciphers: dict[str, AESGCM] = {key_id: AESGCM(key) for key_id, key in keys.items()}
+        self._primary = primary
+
+    @classmethod
+    def generate(cls, key_id: str = "k1") -> Keyring:
+        """Return a keyring holding one freshly generated primary key named ``key_id``."""
+        return cls({key_id: AESGCM.generate_key(bit_length=KEY_BYTES * 8)}, key_id)
+
+    @property
+    def primary(self) -> str:
+        """The key id that encrypts new values."""
+        return self._primary
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        """Every key id, in order (oldest first for keyrings grown by :meth:`with_new_primary`)."""
+        return tuple(self._keys)
+
+    def export_keys(self) -> dict[str, bytes]:
+        """Return the raw key material by key id. Only for writing the key file; never log it."""
+        return dict(self._keys)
+
+    def __repr__(self) -> str:
+        return f"Keyring(primary={self._primary!r}, key_ids={self.key_ids!r})"
+
+    def encrypt(self, plaintext: bytes, *, aad: AssociatedData) -> bytes:
+        """Encrypt ``plaintext`` with the primary key, bound to ``aad``; return the token.
+
+        Every call draws a new random 96-bit nonce, so equal plaintexts give different tokens.
+        Rotate the primary key well before it has encrypted 2**32 values.
+        """
+        header = _header(self._primary)
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = self._ciphers[self._primary].encrypt(nonce, plaintext, header + aad.encode())
+        return header + nonce + sealed
+
+    def decrypt(self, token: bytes, *, aad: AssociatedData) -> bytes:
+        """Return the plaintext of ``token``, which must have been encrypted under ``aad``.
+
+        Raises :class:`KeyNotFound` when the token names a key id this keyring lacks, and
+        :class:`DecryptionFailed` when the token is malformed, altered or bound to another
+        location.
+        """
+        parsed = _parse(token, aad)
+        cipher = self._ciphers.get(parsed.key_id)
+        if cipher is None:
+            raise KeyNotFound(parsed.key_id)
+        try:
+            return cipher.decrypt(parsed.nonce, parsed.sealed, parsed.header + aad.encode())
+        except InvalidTag:
+            raise DecryptionFailed(
+                f"cannot decrypt {aad.describe()}: the stored value was altered, belongs to "
+                f"another table, column or row, or key '{parsed.key_id}' is not the key that "
+                "wrote it"
+            ) from None
+
+    def encrypt_json(self, value: Any, *, aad: AssociatedData) -> bytes:
+        """Encrypt ``value`` as compact JSON with sorted keys (see :meth:`encrypt`)."""
+        document = json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+        return self.encrypt(document.encode("utf-8"), aad=aad)
+
+    def decrypt_json(self, token: bytes, *, aad: AssociatedData) -> Any:
+        """Decrypt a token written by :meth:`encrypt_json` and return the JSON value."""
+        plaintext = self.decrypt(token, aad=aad)
+        try:
+            return json.loads(plaintext.decode("utf-8"))
+        except ValueError:
+            raise DecryptionFailed(
+                f"the value of {aad.describe()} decrypts, but is not JSON"
+            ) from None
+
+    def key_id_of(self, token: bytes) -> str:
+        """Return the id of the key that encrypted ``token``, without decrypting it.
+
+        Raises :class:`DecryptionFailed` when ``token`` is not a vault token.
+        """
+        return _parse(token, None).key_id
+
+    def needs_reencrypt(self, token: bytes) -> bool:
+        """Tell whether ``token`` was encrypted with a key other than the primary."""
+        return self.key_id_of(token) != self._primary
+
+    def with_new_primary(self) -> tuple[Keyring, str]:
+        """Return a keyring with a freshly generated key added as primary, and its key id.
+
+        Every existing key is kept so that older tokens still decrypt. The new id is ``k<n>``
+        with ``n`` one above the highest such number in use.
+        """
+        numbers = [
+            int(match.group(1))
+            for key_id in self._keys
+            if (match := _GENERATED_KEY_ID.fullmatch(key_id))
+        ]
+        new_id = f"k{max(numbers, default=0) + 1}"
+        keys = {**self._keys, new_id: AESGCM.generate_key(bit_length=KEY_BYTES * 8)}
+        return Keyring(keys, new_id), new_id
+
+
+def _header(key_id: str) -> bytes:
+    encoded = key_id.encode("ascii")
+    return bytes([TOKEN_VERSION, len(encoded)]) + encoded
+
+
+def _parse(token: bytes, aad: AssociatedData | None) -> _ParsedToken:
+    def malformed(reason: str) -> DecryptionFailed:
+        where = f"the value of {aad.describe()}" if aad is not None else "the value"
+        return DecryptionFailed(f"cannot decrypt {where}: {reason}")
+
+    if len(token) < 2:
+        raise malformed("it is too short to be a vault token")
+    if token[0] != TOKEN_VERSION:
+        raise malformed(f"token version {token[0]} is not supported")
+    key_id_end = 2 + token[1]
+    raw_key_id = token[2:key_id_end]
+    try:
+        key_id = raw_key_id.decode("ascii")
+    except UnicodeDecodeError:
+        raise malformed("its key id is not valid") from None
+    if not KEY_ID_PATTERN.fullmatch(key_id):
+        raise malformed("its key id is not valid")
+    nonce_end = key_id_end + NONCE_BYTES
+    if len(token) < nonce_end + TAG_BYTES:
+        raise malformed("it is too short to be a vault token")
+    return _ParsedToken(
+        header=token[:key_id_end],
+        key_id=key_id,
+        nonce=token[key_id_end:nonce_end],
+        sealed=token[nonce_end:],
+    )
