@@ -57,7 +57,8 @@ def test_request_spec_aliases_uri_qs_user_and_json_switch() -> None:
     assert spec.method == "GET"
     assert spec.url == "https://api.example.com/users/{{id}}"
     assert spec.params == {"token": "{{token}}"}
-    assert spec.auth is not None and spec.auth.model_dump() == {
+    assert spec.auth is not None
+    assert spec.auth.model_dump() == {
         "username": "{{key}}",
         "password": "",
     }

@@ -22,7 +22,7 @@ NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 NOW_TS = int(NOW.timestamp())
 SECRET = b"environment-secret-0123456789-abcdefghij"
 KEYS = [JwtKey.hmac(SECRET, kid="env")]
-AUTH_DATA = {"api_key": "  key-123  ", "workspace": "acme"}
+AUTH_DATA = {"api_key": "key-123", "workspace": "  acme  "}
 
 pytestmark = pytest.mark.anyio
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -114,9 +114,12 @@ def _print_header(connector: Connector, versions: list[str]) -> None:
 
 @app.command("validate")
 def validate(
-    paths: list[Path] = typer.Argument(
-        None, help="Connector folders to check. Without one, the bundled catalog is checked."
-    ),
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Connector folders to check. Without one, the bundled catalog is checked."
+        ),
+    ] = None,
 ) -> None:
     """Check connector folders; list every problem with file and key path, exit 1 on any."""
     targets = paths or [CATALOG]

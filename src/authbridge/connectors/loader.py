@@ -12,6 +12,7 @@ collects them all instead of stopping at the first.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import re
@@ -146,22 +147,22 @@ def load_connector(auth_file: Path, *, origin: str, key: str | None = None) -> C
         auth_type, raw = _read_python(auth_file)
     else:
         auth_type, raw = _read_yaml(auth_file)
-    common = {
-        "key": key,
-        "version": manifest.version,
-        "auth_type": auth_type,
-        "manifest": manifest,
-        "source": auth_file,
-        "origin": origin,
-    }
+    connector = Connector(
+        key=key,
+        version=manifest.version,
+        auth_type=auth_type,
+        manifest=manifest,
+        source=auth_file,
+        origin=origin,
+    )
     if callable(raw):
-        connector = Connector(**common, factory=raw)
+        connector = dataclasses.replace(connector, factory=raw)
         connector.definition()  # validate now with placeholder client values
         return connector
     problems = _definition_problems(name, auth_type, raw, from_yaml=auth_file.suffix != ".py")
     if problems:
         raise DefinitionError(problems)
-    return Connector(**common, static_definition=parse_definition(auth_type, raw))
+    return dataclasses.replace(connector, static_definition=parse_definition(auth_type, raw))
 
 
 def _load_manifest(folder: Path) -> Manifest:
@@ -214,9 +215,8 @@ def _read_yaml(path: Path) -> tuple[AuthType, Any]:
         if key not in ("type", "definition")
     ]
     auth_type = _auth_type(str(path), data.get("type"), problems)
-    if "definition" not in data:
-        if auth_type != "none":
-            problems.append(Problem(str(path), "definition", "is required"))
+    if "definition" not in data and auth_type != "none":
+        problems.append(Problem(str(path), "definition", "is required"))
     if problems or auth_type is None:
         raise DefinitionError(problems)
     return auth_type, data.get("definition") or {}
@@ -236,13 +236,10 @@ def _read_python(path: Path) -> tuple[AuthType, Any]:
         ) from exc
     problems: list[Problem] = []
     auth_type = _auth_type(str(path), getattr(module, "type", None), problems)
-    if not hasattr(module, "definition"):
-        if auth_type != "none":
-            problems.append(
-                Problem(
-                    str(path), "definition", "is required (a mapping or a callable returning one)"
-                )
-            )
+    if not hasattr(module, "definition") and auth_type != "none":
+        problems.append(
+            Problem(str(path), "definition", "is required (a mapping or a callable returning one)")
+        )
     if problems or auth_type is None:
         raise DefinitionError(problems)
     return auth_type, getattr(module, "definition", {})
@@ -262,7 +259,7 @@ def _auth_type(name: str, value: Any, problems: list[Problem]) -> AuthType | Non
             )
         )
     else:
-        return canonical  # type: ignore[return-value]
+        return canonical
     return None
 
 

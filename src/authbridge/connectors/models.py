@@ -198,9 +198,9 @@ class FieldSpec(Model):
             raise ValueError("a 'select' field needs at least one entry in 'options'")
         if self.type != "select" and self.options:
             raise ValueError("'options' is only allowed on a 'select' field")
-        if self.default is not None and self.options:
-            if self.default not in {option.value for option in self.options}:
-                raise ValueError(f"default {self.default!r} is not one of the options")
+        values = {option.value for option in self.options}
+        if self.default is not None and self.options and self.default not in values:
+            raise ValueError(f"default {self.default!r} is not one of the options")
         return self
 
     @property

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_snake
 
 from authbridge import errors
 from authbridge.connectors.models import RequestSpec
@@ -105,6 +105,7 @@ class Context:
         named = dict(plain)
         for key, value in plain.items():
             named.setdefault(to_camel(key), value)
+            named.setdefault(to_snake(key), value)
         return named
 
     def secrets(self) -> list[str]:

@@ -23,7 +23,10 @@ MAX_TEXTAREA_LENGTH = 100_000
 
 
 def check_fields(spec: Fields, entered: Mapping[str, Any]) -> dict[str, str]:
-    """Check entered values against the form's fields; return them cleaned (trimmed, defaults).
+    """Check entered values against the form's fields; return them cleaned.
+
+    Values are trimmed, except passwords, which are kept exactly as typed; an absent or empty
+    value takes the field's default.
 
     Raises :class:`InvalidInput` naming the first field at fault (by its label).
     """
@@ -33,23 +36,28 @@ def check_fields(spec: Fields, entered: Mapping[str, Any]) -> dict[str, str]:
     cleaned: dict[str, str] = {}
     for name, field_spec in spec.items():
         label = field_spec.name or name
-        raw = entered.get(name, field_spec.default)
+        raw = entered.get(name)
+        if raw is None or raw == "":
+            raw = field_spec.default
         if raw is None or raw == "":
             if field_spec.required:
                 raise errors.InvalidInput(f"'{label}' is required", field=name)
             continue
         if isinstance(raw, bool) or not isinstance(raw, str | int | float):
             raise errors.InvalidInput(f"'{label}' must be text", field=name)
-        value = str(raw).strip()
+        value = str(raw) if field_spec.is_secret else str(raw).strip()
         limit = MAX_TEXTAREA_LENGTH if field_spec.type == "textarea" else MAX_FIELD_LENGTH
         if len(value) > limit:
             raise errors.InvalidInput(f"'{label}' is longer than {limit} characters", field=name)
         if field_spec.type == "select" and value not in {o.value for o in field_spec.options}:
             raise errors.InvalidInput(f"'{label}' must be one of the offered options", field=name)
-        if field_spec.type != "textarea" and any(ord(c) < 32 for c in value):
+        allowed = "\t\n\r" if field_spec.type == "textarea" else ""
+        if any((ord(c) < 32 or 0x7F <= ord(c) <= 0x9F) and c not in allowed for c in value):
             raise errors.InvalidInput(f"'{label}' contains control characters", field=name)
-        if value == "" and field_spec.required:
-            raise errors.InvalidInput(f"'{label}' is required", field=name)
+        if not value.strip():
+            if field_spec.required:
+                raise errors.InvalidInput(f"'{label}' is required", field=name)
+            continue
         cleaned[name] = value
     return cleaned
 
@@ -75,7 +83,9 @@ class FormMechanism(Mechanism):
         validation = Validation()
         if definition.validate_ is not None:
             outcome = await self._run_validate(definition, context)
-            validation = self.interpret_validation(outcome, context)
+            validation = self.interpret_validation(
+                outcome, context, from_code=callable(definition.validate_)
+            )
         context = context.replace(tokens=validation.tokens)
         profile: Mapping[str, Any] | None = None
         if definition.request_profile_info is not None:
@@ -90,8 +100,14 @@ class FormMechanism(Mechanism):
             expires_at=validation.expires_at,
         )
 
-    def interpret_validation(self, outcome: Any, context: Context) -> Validation:
-        """Turn ``validate``'s result into tokens to store; form auths store none."""
+    def interpret_validation(
+        self, outcome: Any, context: Context, *, from_code: bool
+    ) -> Validation:
+        """Turn ``validate``'s result into tokens to store; form auths store none.
+
+        ``from_code`` says whether the result came from a callable (a contract) or is the body
+        of a provider response (whatever the provider answers).
+        """
         return Validation()
 
     @staticmethod

@@ -2,8 +2,10 @@
 
 ``validate`` returns nothing (the username and password are the credentials, e.g. for HTTP
 Basic) or ``{"token": ..., "expires": ...}``: ``expires`` is a date, or the token's lifetime in
-seconds as a number or numeric string. A token that expires is renewed by logging in again with
-the stored username and password (:meth:`PwdMechanism.refresh`).
+seconds as a number or numeric string. A request-spec ``validate`` whose response body has a
+``token`` is read the same way; a body without one means HTTP Basic use. A token that expires
+is renewed by logging in again with the stored username and password
+(:meth:`PwdMechanism.refresh`).
 """
 
 from __future__ import annotations
@@ -22,9 +24,13 @@ from authbridge.spec.expiry import expires_at_from
 class PwdMechanism(FormMechanism):
     type = "pwd"
 
-    def interpret_validation(self, outcome: Any, context: Context) -> Validation:
+    def interpret_validation(
+        self, outcome: Any, context: Context, *, from_code: bool
+    ) -> Validation:
         if outcome is None or outcome is True:
             return Validation()
+        if not from_code and (not isinstance(outcome, Mapping) or "token" not in outcome):
+            return Validation()  # a provider's answer without a token: HTTP Basic use
         if not isinstance(outcome, Mapping) or "token" not in outcome:
             raise errors.ProviderError(
                 "'validate' of a pwd connector must return nothing, or an object with 'token'"

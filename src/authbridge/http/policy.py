@@ -1,0 +1,226 @@
+"""Which addresses outbound requests may reach, and the network backend that enforces it.
+
+:class:`EgressGuardBackend` resolves each host itself, checks every address with
+:meth:`EgressPolicy.check_address`, and connects only to an address it checked, so a name that
+resolves to an internal address (or is re-bound to one between two lookups) is refused.
+:class:`GuardedTransport` is httpx's transport on that backend; :class:`HostCheckingTransport`
+applies the same check in front of an injected transport (tests).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import anyio
+import httpcore
+import httpx
+
+from authbridge.errors import EgressDenied
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_net = ipaddress.ip_network
+
+UNSPECIFIED = (_net("0.0.0.0/8"), _net("::/128"))
+LOOPBACK = (_net("127.0.0.0/8"), _net("::1/128"))
+LINK_LOCAL = (_net("169.254.0.0/16"), _net("fe80::/10"))
+PRIVATE = (
+    _net("10.0.0.0/8"),
+    _net("172.16.0.0/12"),
+    _net("192.168.0.0/16"),
+    _net("fc00::/7"),
+)
+CARRIER_GRADE_NAT = (_net("100.64.0.0/10"),)
+MULTICAST = (_net("224.0.0.0/4"), _net("ff00::/8"))
+
+
+def _within(address: IPAddress, networks: tuple[IPNetwork, ...]) -> bool:
+    return any(address.version == net.version and address in net for net in networks)
+
+
+NAT64 = _net("64:ff9b::/96")
+
+
+def _plain(address: IPAddress) -> IPAddress:
+    """The IPv4 address an IPv6 address carries (IPv4-mapped, NAT64, 6to4), else the address.
+
+    ``::ffff:127.0.0.1`` reaches 127.0.0.1, so it is judged as 127.0.0.1.
+    """
+    if isinstance(address, ipaddress.IPv4Address):
+        return address
+    if address.scope_id is not None:
+        address = ipaddress.IPv6Address(address.compressed.split("%", 1)[0])
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address in NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.sixtofour is not None:
+        return address.sixtofour
+    return address
+
+
+@dataclass(frozen=True)
+class EgressPolicy:
+    """The addresses outbound requests may reach; public addresses only by default.
+
+    ``allowed_networks`` are always reachable (they override every rule). ``resolve`` maps a host
+    name, or a wildcard ``*.example.test`` matching its subdomains, to a fixed IP address, like
+    curl's ``--resolve``; the address is still checked.
+    """
+
+    allow_loopback: bool = False
+    allow_private: bool = False
+    allowed_networks: tuple[IPNetwork, ...] = ()
+    resolve: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+
+    def __post_init__(self) -> None:
+        table = {}
+        for host, address in self.resolve.items():
+            ipaddress.ip_address(address)  # a ValueError names the bad address
+            table[host.lower().rstrip(".")] = address
+        object.__setattr__(self, "resolve", MappingProxyType(table))
+        object.__setattr__(self, "allowed_networks", tuple(self.allowed_networks))
+
+    def override_for(self, host: str) -> str | None:
+        """The fixed address ``resolve`` gives ``host``, if any (exact names before wildcards)."""
+        name = host.lower().rstrip(".")
+        if name in self.resolve:
+            return self.resolve[name]
+        for pattern, address in self.resolve.items():
+            if pattern.startswith("*.") and name.endswith(pattern[1:]) and name != pattern[2:]:
+                return address
+        return None
+
+    def denial_reason(self, address: IPAddress) -> str | None:
+        """Why ``address`` may not be contacted, or None when it may."""
+        plain = _plain(address)
+        if _within(plain, self.allowed_networks) or _within(address, self.allowed_networks):
+            return None
+        if _within(plain, UNSPECIFIED):
+            return "an unspecified address"
+        if _within(plain, LOOPBACK):
+            return None if self.allow_loopback else "a loopback address"
+        if _within(plain, LINK_LOCAL):
+            return "a link-local address (this includes cloud metadata services)"
+        if _within(plain, MULTICAST):
+            return "a multicast address"
+        if _within(plain, PRIVATE):
+            return None if self.allow_private else "a private address"
+        if _within(plain, CARRIER_GRADE_NAT):
+            return None if self.allow_private else "a carrier-grade NAT address"
+        if not plain.is_global:
+            return "a reserved or special-purpose address"
+        return None
+
+    def check_address(self, address: IPAddress | str, host: str | None = None) -> None:
+        """Raise :class:`EgressDenied` unless ``address`` (resolved from ``host``) is allowed."""
+        ip = ipaddress.ip_address(address) if isinstance(address, str) else address
+        reason = self.denial_reason(ip)
+        if reason is not None:
+            target = f" to '{host}'" if host is not None and host != str(ip) else ""
+            raise EgressDenied(
+                f"outbound request{target} refused: {ip} is {reason}, which the egress policy"
+                " does not allow"
+            )
+
+    async def resolve_checked(self, host: str, port: int) -> list[str]:
+        """Resolve ``host`` and check every address; return the addresses to connect to.
+
+        Raises :class:`EgressDenied` when any address is refused, and :class:`OSError`
+        (``socket.gaierror``) when the name does not resolve.
+        """
+        override = self.override_for(host)
+        if override is not None:
+            addresses = [override]
+        else:
+            infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        for address in addresses:
+            self.check_address(address, host)
+        return addresses
+
+
+class EgressGuardBackend(httpcore.AsyncNetworkBackend):
+    """An httpcore network backend that resolves, checks, then connects to the checked address."""
+
+    def __init__(
+        self, policy: EgressPolicy, inner: httpcore.AsyncNetworkBackend | None = None
+    ) -> None:
+        self._policy = policy
+        self._inner = inner if inner is not None else httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            with anyio.fail_after(timeout):
+                addresses = await self._policy.resolve_checked(host, port)
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(f"resolving '{host}' timed out") from exc
+        except OSError as exc:
+            raise httpcore.ConnectError(f"could not resolve '{host}'") from exc
+        failure: httpcore.ConnectError | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address, port, timeout, local_address, socket_options
+                )
+            except httpcore.ConnectError as exc:
+                failure = exc
+        assert failure is not None  # resolve_checked never returns an empty list
+        raise failure
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise EgressDenied("outbound requests over a unix socket are not allowed")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport with its connection pool on an :class:`EgressGuardBackend`."""
+
+    def __init__(self, policy: EgressPolicy, *, limits: httpx.Limits | None = None) -> None:
+        limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        super().__init__(trust_env=False, limits=limits)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=EgressGuardBackend(policy),
+        )
+
+
+class HostCheckingTransport(httpx.AsyncBaseTransport):
+    """Wraps an injected transport (tests): each request's host is resolved and checked first."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, policy: EgressPolicy) -> None:
+        self._inner = inner
+        self._policy = policy
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        port = request.url.port or (443 if request.url.scheme == "https" else 80)
+        try:
+            await self._policy.resolve_checked(request.url.host, port)
+        except OSError as exc:
+            raise httpx.ConnectError(f"could not resolve '{request.url.host}'") from exc
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
