@@ -1,2 +1,3 @@
 """authbridge: the self-hosted auth layer for integrations."""
+
 __version__ = "0.1.0"
