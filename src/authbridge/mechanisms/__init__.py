@@ -12,6 +12,8 @@ from authbridge.mechanisms.base import ConnectResult, Mechanism
 from authbridge.mechanisms.context import ClientConfig, Context
 from authbridge.mechanisms.jwt import JwtMechanism
 from authbridge.mechanisms.none import NoneMechanism
+from authbridge.mechanisms.oauth1 import OAuth1Mechanism
+from authbridge.mechanisms.oauth2 import OAuth2Mechanism
 from authbridge.mechanisms.pwd import PwdMechanism
 
 __all__ = [
@@ -24,7 +26,14 @@ __all__ = [
 
 _MECHANISMS: dict[str, Mechanism] = {
     mechanism.type: mechanism
-    for mechanism in (NoneMechanism(), ApiKeyMechanism(), PwdMechanism(), JwtMechanism())
+    for mechanism in (
+        NoneMechanism(),
+        ApiKeyMechanism(),
+        PwdMechanism(),
+        JwtMechanism(),
+        OAuth1Mechanism(),
+        OAuth2Mechanism(),
+    )
 }
 
 

@@ -27,6 +27,7 @@ class ConnectResult:
     profile: Mapping[str, Any] | None = field(default=None, repr=False)
     email: str | None = None
     expires_at: datetime | None = None
+    scopes: tuple[str, ...] | None = None
 
 
 class Mechanism(ABC):
