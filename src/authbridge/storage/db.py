@@ -1,0 +1,167 @@
+"""Where the database is and how to open it: the data folder, the URL, engine and sessions.
+
+The embedded default is a SQLite file in the data folder (``AUTHBRIDGE_HOME``, else
+``./.authbridge``), opened in WAL mode with foreign keys enforced. ``AUTHBRIDGE_DATABASE_URL``
+selects PostgreSQL instead (driven by psycopg 3) for deployments that run several processes.
+
+The request, command or task that does the work owns the transaction: it opens one with
+:meth:`Database.session`, hands the :class:`~sqlalchemy.orm.Session` to repositories, and the
+block commits when it ends normally or rolls back when it raises.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import Session, sessionmaker
+
+from authbridge.errors import InvalidInput
+
+HOME_ENV_VAR = "AUTHBRIDGE_HOME"
+DATABASE_URL_ENV_VAR = "AUTHBRIDGE_DATABASE_URL"
+DEFAULT_HOME = Path(".authbridge")
+DATABASE_FILE = "authbridge.db"
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+_POSTGRES_SCHEMES = {"postgres", "postgresql", "postgresql+psycopg"}
+_BEGIN_OPTION = "authbridge_sqlite_begin"
+
+
+def resolve_home(environ: Mapping[str, str] | None = None) -> Path:
+    """Return the data folder (``AUTHBRIDGE_HOME`` or ``./.authbridge``), creating it if needed.
+
+    A new folder is made readable by its owner only: it holds the database and the key file.
+    """
+    environ = os.environ if environ is None else environ
+    home = Path(environ.get(HOME_ENV_VAR) or DEFAULT_HOME).expanduser()
+    if not home.is_dir():
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return home
+
+
+def default_url(home: Path) -> str:
+    """Return the URL of the embedded SQLite database inside the data folder ``home``."""
+    return f"sqlite:///{(home / DATABASE_FILE).absolute()}"
+
+
+def configured_url(environ: Mapping[str, str] | None = None) -> str:
+    """Return ``AUTHBRIDGE_DATABASE_URL`` when set, else the SQLite file in the data folder."""
+    environ = os.environ if environ is None else environ
+    url = environ.get(DATABASE_URL_ENV_VAR, "").strip()
+    return normalize_url(url) if url else default_url(resolve_home(environ))
+
+
+def normalize_url(url: str) -> str:
+    """Check that ``url`` names SQLite or PostgreSQL and point PostgreSQL at psycopg 3.
+
+    ``postgres://`` and ``postgresql://`` (as hosting platforms print them) become
+    ``postgresql+psycopg://``. Raises :class:`InvalidInput` for any other kind of URL; the
+    message never repeats the URL, which may hold a password.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise InvalidInput(
+            "the database URL is not valid; expected sqlite:///PATH or postgresql://...",
+            field=DATABASE_URL_ENV_VAR,
+        ) from None
+    if parsed.drivername in _POSTGRES_SCHEMES:
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif parsed.drivername not in {"sqlite", "sqlite+pysqlite"}:
+        raise InvalidInput(
+            f"database '{parsed.drivername}' is not supported; use SQLite or PostgreSQL",
+            field=DATABASE_URL_ENV_VAR,
+        )
+    return parsed.render_as_string(hide_password=False)
+
+
+def make_engine(url: str, *, sqlite_foreign_keys: bool = True, **options: Any) -> Engine:
+    """Create an engine for ``url`` tuned for authbridge (see :class:`Database`).
+
+    ``sqlite_foreign_keys=False`` is for migrations only: SQLite's batch mode recreates tables,
+    and with enforcement on, dropping a parent table would cascade into its children.
+    """
+    parsed = make_url(normalize_url(url))
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, **options)
+        _tune_sqlite(engine, foreign_keys=sqlite_foreign_keys)
+        return engine
+    defaults: dict[str, Any] = {"pool_pre_ping": True}
+    if "poolclass" not in options:
+        defaults |= {"pool_size": 10, "max_overflow": 20, "pool_recycle": 1800}
+    return create_engine(parsed, **{**defaults, **options})
+
+
+def _tune_sqlite(engine: Engine, *, foreign_keys: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take BEGIN away from the sqlite3 module (see _on_begin) and set per-connection pragmas.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # A transaction that reads and then writes would fail at once with "database is locked"
+        # when another connection wrote in between; BEGIN IMMEDIATE takes the write lock up
+        # front, so concurrent writers wait (up to busy_timeout) instead.
+        mode = connection.get_execution_options().get(_BEGIN_OPTION, "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Database:
+    """An engine and the sessions made from it; one per process and database.
+
+    Sessions keep loaded objects usable after commit (``expire_on_commit=False``), so a request
+    can render what it wrote without another query.
+    """
+
+    def __init__(self, url: str, **engine_options: Any) -> None:
+        self.engine = make_engine(url, **engine_options)
+        self.url: URL = self.engine.url
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        if self.is_sqlite:
+            reading = self.engine.execution_options(**{_BEGIN_OPTION: "DEFERRED"})
+        else:
+            reading = self.engine.execution_options(postgresql_readonly=True)
+        self._read_sessions = sessionmaker(reading, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.get_backend_name() == "sqlite"
+
+    def __repr__(self) -> str:
+        return f"Database({self.url.render_as_string(hide_password=True)!r})"
+
+    @contextmanager
+    def session(self, *, readonly: bool = False) -> Iterator[Session]:
+        """Open a session whose transaction commits when the block ends, or rolls back on error.
+
+        ``readonly=True`` is for work that only reads: on SQLite it does not take the write lock
+        (so it runs beside a writer), on PostgreSQL the transaction refuses writes.
+        """
+        factory = self._read_sessions if readonly else self._sessions
+        with factory() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def dispose(self) -> None:
+        """Close every pooled connection (at shutdown, or after a fork)."""
+        self.engine.dispose()

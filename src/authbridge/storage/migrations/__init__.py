@@ -1,0 +1,1 @@
+"""Alembic migrations of the schema; run them with ``authbridge.storage.migrate.upgrade``."""

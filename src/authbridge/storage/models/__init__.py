@@ -1,0 +1,30 @@
+"""The ORM models, one module per table; importing this package registers every table."""
+
+from authbridge.storage.models.audit_event import AuditEvent
+from authbridge.storage.models.authentication import Authentication, AuthStatus
+from authbridge.storage.models.base import Base, UtcDateTime, new_id, utcnow
+from authbridge.storage.models.connect_session import ConnectSession
+from authbridge.storage.models.connector_config import ConnectorConfig
+from authbridge.storage.models.end_user import EndUser
+from authbridge.storage.models.environment import Environment
+from authbridge.storage.models.jwt_public_key import JwtPublicKey
+from authbridge.storage.models.master_token import MasterToken
+
+metadata = Base.metadata
+
+__all__ = [
+    "AuditEvent",
+    "AuthStatus",
+    "Authentication",
+    "Base",
+    "ConnectSession",
+    "ConnectorConfig",
+    "EndUser",
+    "Environment",
+    "JwtPublicKey",
+    "MasterToken",
+    "UtcDateTime",
+    "metadata",
+    "new_id",
+    "utcnow",
+]

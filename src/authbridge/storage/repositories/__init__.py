@@ -1,0 +1,63 @@
+"""Repositories: every SQL query of authbridge, one module per aggregate.
+
+Each repository takes the caller's :class:`~sqlalchemy.orm.Session` (and the keyring where
+secrets are involved), flushes what it writes, and never commits: the request, command or task
+that opened the session owns the transaction.
+"""
+
+from authbridge.storage.repositories.audit import AuditRepository
+from authbridge.storage.repositories.authentications import (
+    UNSET,
+    AuthenticationRepository,
+    StaleAuthentication,
+    served_at,
+)
+from authbridge.storage.repositories.connect_sessions import (
+    ConnectSessionRepository,
+    IssuedConnectSession,
+)
+from authbridge.storage.repositories.connector_configs import (
+    ConnectorConfigRepository,
+    ConnectorSettings,
+)
+from authbridge.storage.repositories.end_users import EndUserRepository
+from authbridge.storage.repositories.environments import (
+    DEFAULT_ENVIRONMENT,
+    EnvironmentRepository,
+)
+from authbridge.storage.repositories.jwt_keys import JwtKeyRepository
+from authbridge.storage.repositories.master_tokens import (
+    IssuedMasterToken,
+    MasterTokenRepository,
+)
+from authbridge.storage.repositories.pagination import MAX_PAGE_SIZE, Page
+from authbridge.storage.repositories.reencrypt import (
+    ReencryptBatch,
+    count_rows,
+    pending_count,
+    reencrypt_batch,
+)
+
+__all__ = [
+    "DEFAULT_ENVIRONMENT",
+    "MAX_PAGE_SIZE",
+    "UNSET",
+    "AuditRepository",
+    "AuthenticationRepository",
+    "ConnectSessionRepository",
+    "ConnectorConfigRepository",
+    "ConnectorSettings",
+    "EndUserRepository",
+    "EnvironmentRepository",
+    "IssuedConnectSession",
+    "IssuedMasterToken",
+    "JwtKeyRepository",
+    "MasterTokenRepository",
+    "Page",
+    "ReencryptBatch",
+    "StaleAuthentication",
+    "count_rows",
+    "pending_count",
+    "reencrypt_batch",
+    "served_at",
+]

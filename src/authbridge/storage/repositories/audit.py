@@ -1,0 +1,97 @@
+"""The audit log: who created, read the credentials of, changed or deleted what."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from authbridge.storage.models import AuditEvent, new_id, utcnow
+from authbridge.storage.repositories.pagination import DEFAULT_PAGE_SIZE, Page, fetch_page
+
+_SECRET_NAME = re.compile(
+    r"(secret|password|passwd|token|credentials?|api_?key|authorization|cookie|private_?key)$",
+    re.IGNORECASE,
+)
+
+
+def _check_detail(value: Any, path: str = "detail") -> None:
+    """Refuse detail entries whose names suggest a secret value: the log must hold none."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if _SECRET_NAME.search(str(key)):
+                raise ValueError(f"{path}.{key} looks like a secret; audit details hold none")
+            _check_detail(item, f"{path}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_detail(item, f"{path}[{index}]")
+
+
+class AuditRepository:
+    """Queries and changes of the ``audit_events`` table."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def record(
+        self,
+        *,
+        environment_id: str,
+        actor: str,
+        action: str,
+        target_type: str,
+        target_id: str | None,
+        detail: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> AuditEvent:
+        """Append an event. ``detail`` names what changed (field names, connector, status).
+
+        Raises :class:`ValueError` when a ``detail`` key is named like a secret (``token``,
+        ``password``, ``credentials`` …): pass the names of changed fields, never values.
+        """
+        detail = dict(detail or {})
+        _check_detail(detail)
+        event = AuditEvent(
+            id=new_id(),
+            environment_id=environment_id,
+            actor=actor,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            detail=detail,
+            created_at=now or utcnow(),
+        )
+        self.session.add(event)
+        self.session.flush()
+        return event
+
+    def list(
+        self,
+        environment_id: str,
+        *,
+        target_type: str | None = None,
+        target_id: str | None = None,
+        action: str | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+        cursor: str | None = None,
+    ) -> Page[AuditEvent]:
+        """Return one page of the environment's events, oldest first."""
+        statement = select(AuditEvent).where(AuditEvent.environment_id == environment_id)
+        if target_type is not None:
+            statement = statement.where(AuditEvent.target_type == target_type)
+        if target_id is not None:
+            statement = statement.where(AuditEvent.target_id == target_id)
+        if action is not None:
+            statement = statement.where(AuditEvent.action == action)
+        return fetch_page(
+            self.session,
+            statement,
+            AuditEvent.created_at,
+            AuditEvent.id,
+            limit=limit,
+            cursor=cursor,
+        )
