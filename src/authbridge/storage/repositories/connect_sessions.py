@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,15 +12,10 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from authbridge.storage.models import ConnectSession, new_id, utcnow
-from authbridge.storage.repositories._dml import affected_rows
+from authbridge.storage.repositories._dml import affected_rows, hash_secret
 
 CODE_BYTES = 32
 DEFAULT_TTL = timedelta(minutes=10)
-
-
-def hash_code(code: str) -> str:
-    """Return the stored form of a connect code: the hex SHA-256 of its UTF-8 bytes."""
-    return hashlib.sha256(code.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -57,7 +51,7 @@ class ConnectSessionRepository:
         record = ConnectSession(
             id=new_id(),
             environment_id=environment_id,
-            code_hash=hash_code(code),
+            code_hash=hash_secret(code),
             end_user_id=end_user_id,
             connector_key=connector_key,
             connector_version=connector_version,
@@ -74,7 +68,7 @@ class ConnectSessionRepository:
     def get_valid(self, code: str, *, now: datetime) -> ConnectSession | None:
         """Return the unused, unexpired session of ``code`` without using it up."""
         statement = select(ConnectSession).where(
-            ConnectSession.code_hash == hash_code(code),
+            ConnectSession.code_hash == hash_secret(code),
             ConnectSession.used_at.is_(None),
             ConnectSession.expires_at > now,
         )
@@ -88,7 +82,7 @@ class ConnectSessionRepository:
         statement = (
             update(ConnectSession)
             .where(
-                ConnectSession.code_hash == hash_code(code),
+                ConnectSession.code_hash == hash_secret(code),
                 ConnectSession.used_at.is_(None),
                 ConnectSession.expires_at > now,
             )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from collections.abc import Sequence
@@ -14,17 +13,12 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from authbridge.storage.models import MasterToken, new_id, utcnow
-from authbridge.storage.repositories._dml import affected_rows
+from authbridge.storage.repositories._dml import affected_rows, hash_secret
 
 TOKEN_PREFIX = "abk_"
 TOKEN_BYTES = 32
 SHOWN_PREFIX_LENGTH = 8
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-
-
-def hash_token(token: str) -> str:
-    """Return the stored form of a token: the hex SHA-256 of its UTF-8 bytes."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -48,7 +42,7 @@ class MasterTokenRepository:
             id=new_id(),
             environment_id=environment_id,
             name=name,
-            token_hash=hash_token(token),
+            token_hash=hash_secret(token),
             prefix=token[:SHOWN_PREFIX_LENGTH],
             created_at=utcnow(),
         )
@@ -60,7 +54,7 @@ class MasterTokenRepository:
         """Return the unrevoked master token whose value is ``token``, else ``None``."""
         if not token.startswith(TOKEN_PREFIX):
             return None
-        digest = hash_token(token)
+        digest = hash_secret(token)
         statement = select(MasterToken).where(
             MasterToken.token_hash == digest, MasterToken.revoked_at.is_(None)
         )
