@@ -6,6 +6,7 @@ import typer
 
 from authbridge import __version__
 from authbridge.cli.connectors import app as connectors_app
+from authbridge.cli.sandbox import sandbox_command
 
 app = typer.Typer(
     name="authbridge",
@@ -14,6 +15,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(connectors_app, name="connectors")
+app.command("sandbox")(sandbox_command)
 
 
 def _version(value: bool) -> None:
