@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from authbridge import __version__
+from authbridge.cli.admin import db_app, keys_app, tokens_app, users_app
 from authbridge.cli.connectors import app as connectors_app
 from authbridge.cli.sandbox import sandbox_command
 
@@ -15,6 +16,10 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(connectors_app, name="connectors")
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(users_app, name="users")
 app.command("sandbox")(sandbox_command)
 
 

@@ -1,0 +1,383 @@
+"""Administration commands: ``db upgrade``, ``keys rotate``, ``tokens`` and ``users``.
+
+Each command reads :class:`~authbridge.runtime.Settings` from the environment, opens what it
+needs, and turns every expected failure (a bad URL, an unreadable key file, an unknown id) into
+a one-line message and exit status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+import typer
+from alembic.util.exc import CommandError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from authbridge.errors import AuthBridgeError
+from authbridge.runtime import (
+    Settings,
+    keyring_json,
+    migrate_database,
+    open_database,
+    open_keyring,
+)
+from authbridge.storage import Database
+from authbridge.storage.crypto import ENCRYPTED_COLUMNS
+from authbridge.storage.models import EndUser, Environment
+from authbridge.storage.repositories import (
+    DEFAULT_ENVIRONMENT,
+    EndUserRepository,
+    EnvironmentRepository,
+    MasterTokenRepository,
+    count_rows,
+    pending_count,
+    reencrypt_batch,
+)
+from authbridge.vault import ENV_VAR as KEYS_ENV_VAR
+from authbridge.vault import Keyring, save
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Tables hold ids to copy; when printing to a pipe or file, do not squeeze them into 80 columns.
+wide = Console(highlight=False, width=None if out.is_terminal else 200)
+
+db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage the encryption keys.", no_args_is_help=True)
+tokens_app = typer.Typer(help="Create, list and revoke master tokens.", no_args_is_help=True)
+users_app = typer.Typer(help="List and add end users.", no_args_is_help=True)
+
+EnvOption = typer.Option(DEFAULT_ENVIRONMENT, "--env", "-e", help="The environment's name.")
+
+
+class CliError(AuthBridgeError):
+    """A failure the command reports with its message and exit status 1."""
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``message`` as an error and return the exit to raise."""
+    err.print(f"[red]Error:[/red] {message}", markup=True)
+    return typer.Exit(1)
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Turn expected failures into a clear message and exit status 1."""
+    try:
+        yield
+    except AuthBridgeError as error:
+        raise fail(_escape(error.message)) from None
+    except SQLAlchemyError as error:
+        cause = getattr(error, "orig", None) or error
+        first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else "unknown"
+        raise fail(_escape(f"database error: {first_line}")) from None
+    except CommandError as error:
+        raise fail(_escape(f"migration failed: {error}")) from None
+    except OSError as error:
+        where = f" ({error.filename})" if error.filename else ""
+        raise fail(_escape(f"{error.strerror or error}{where}")) from None
+
+
+def _escape(text: str) -> str:
+    return text.replace("[", r"\[")
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _keyring(settings: Settings) -> Keyring:
+    keyring, created = open_keyring(settings)
+    if created:
+        err.print(
+            f"[yellow]Created a new key file at {settings.key_file}.[/yellow] "
+            "It encrypts every stored secret: back it up now and keep it safe. "
+            "Without it the stored credentials cannot be read.",
+            markup=True,
+        )
+    return keyring
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[Database]:
+    database = open_database(settings)
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+def _environment(session: Session, keyring: Keyring, name: str) -> Environment:
+    """Return environment ``name``; ``default`` is created on first use, others must exist."""
+    environments = EnvironmentRepository(session, keyring)
+    if name == DEFAULT_ENVIRONMENT:
+        return environments.get_or_create(name)
+    environment = environments.get_by_name(name)
+    if environment is None:
+        raise CliError(f"there is no environment named '{name}'")
+    return environment
+
+
+def _table(*headers: str, title: str | None = None) -> Table:
+    """A table whose ids and dates are never cut, so that they can be copied."""
+    table = Table(title=title)
+    for header in headers:
+        if header == "id":
+            table.add_column(header, no_wrap=True, min_width=36)
+        elif header in {"created", "last used", "revoked"}:
+            table.add_column(header, no_wrap=True)
+        else:
+            table.add_column(header)
+    return table
+
+
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M")
+
+
+# -- db ----------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the database to the newest schema (safe to run at any time)."""
+    with reported_errors():
+        settings = _settings()
+        revision = migrate_database(settings)
+    out.print(f"Database is at revision {revision}.")
+
+
+# -- keys --------------------------------------------------------------------------------------
+
+
+@dataclass
+class TableSummary:
+    table: str
+    rows: int
+    pending_before: int
+    pending_after: int
+
+
+def _reencrypt_all(database: Database, keyring: Keyring, batch_size: int) -> list[TableSummary]:
+    summaries = []
+    progress = Progress(
+        TextColumn("{task.description:<18}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+    )
+    with progress:
+        for table in ENCRYPTED_COLUMNS:
+            with database.session(readonly=True) as session:
+                rows = count_rows(session, table)
+                pending_before = pending_count(session, keyring, table)
+            task = progress.add_task(table, total=rows)
+            after_id: str | None = None
+            while True:
+                # One transaction per batch: the server keeps writing in between.
+                with database.session() as session:
+                    batch = reencrypt_batch(session, keyring, table, batch_size, after_id)
+                progress.advance(task, batch.examined)
+                if batch.last_id is None or batch.examined < batch_size:
+                    break
+                after_id = batch.last_id
+            progress.update(task, completed=max(rows, progress.tasks[task].completed))
+            with database.session(readonly=True) as session:
+                pending_after = pending_count(session, keyring, table)
+            summaries.append(TableSummary(table, rows, pending_before, pending_after))
+    return summaries
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    batch_size: int = typer.Option(
+        500, "--batch-size", min=1, max=10_000, help="Rows re-encrypted per transaction."
+    ),
+    reencrypt_only: bool = typer.Option(
+        False,
+        "--reencrypt-only",
+        help="Do not add a key: only re-encrypt what is not under the current primary key "
+        "(to finish an interrupted rotation, or after updating AUTHBRIDGE_KEYS).",
+    ),
+) -> None:
+    """Add a new primary key and re-encrypt every stored secret with it, online, in batches.
+
+    Safe to run again: values already under the primary key are left alone.
+    """
+    with reported_errors():
+        settings = _settings()
+        keyring = _keyring(settings)
+        if not reencrypt_only:
+            rotated, new_id = keyring.with_new_primary()
+            if settings.keys_from_env:
+                err.print(
+                    f"The keys come from {KEYS_ENV_VAR}, which this command cannot change. "
+                    f"Set {KEYS_ENV_VAR} to the value below (it adds key '{new_id}' as primary "
+                    "and keeps the old keys), restart every authbridge process, then run "
+                    "[bold]authbridge keys rotate --reencrypt-only[/bold].",
+                    markup=True,
+                )
+                out.print(keyring_json(rotated), markup=False)
+                raise typer.Exit(1)
+            save(settings.key_file, rotated)
+            keyring = rotated
+            err.print(
+                f"Added key '{new_id}' as primary in {settings.key_file}; back the file up "
+                "again. Restart running servers so that they read the new key.",
+                markup=False,
+            )
+        with _database(settings) as database:
+            summaries = _reencrypt_all(database, keyring, batch_size)
+    table = Table("table", "rows", "re-encrypted", "left", title=f"Primary key: {keyring.primary}")
+    for summary in summaries:
+        table.add_row(
+            summary.table,
+            str(summary.rows),
+            str(max(summary.pending_before - summary.pending_after, 0)),
+            str(summary.pending_after),
+        )
+    out.print(table)
+    left = sum(summary.pending_after for summary in summaries)
+    if left:
+        out.print(
+            f"[yellow]{left} row(s) changed during the run and still use an older key; "
+            "run [bold]authbridge keys rotate --reencrypt-only[/bold] again.[/yellow]"
+        )
+        raise typer.Exit(1)
+    out.print(f"Every secret is encrypted with key '{keyring.primary}'.")
+
+
+# -- tokens ------------------------------------------------------------------------------------
+
+
+@tokens_app.command("create")
+def tokens_create(
+    name: str = typer.Argument(..., help="What the token is for, e.g. 'backend'."),
+    env: str = EnvOption,
+) -> None:
+    """Create a master token and print it once: store it, it cannot be shown again."""
+    with reported_errors():
+        if not name.strip():
+            raise CliError("the token name must not be empty")
+        settings = _settings()
+        keyring = _keyring(settings)
+        with _database(settings) as database, database.session() as session:
+            environment = _environment(session, keyring, env)
+            issued = MasterTokenRepository(session).create(environment.id, name.strip())
+            token_id = issued.record.id
+    out.print(f"Created master token '{name.strip()}' ({token_id}) in environment '{env}':")
+    out.print(issued.token, markup=False)
+    err.print(
+        "[yellow]This is the only time the token is shown; store it in a secret manager now.[/]"
+    )
+
+
+@tokens_app.command("list")
+def tokens_list(env: str = EnvOption) -> None:
+    """List the environment's master tokens, revoked ones included."""
+    with reported_errors():
+        settings = _settings()
+        keyring = _keyring(settings)
+        with _database(settings) as database, database.session() as session:
+            environment = _environment(session, keyring, env)
+            records = MasterTokenRepository(session).list(environment.id, include_revoked=True)
+    table = _table("id", "name", "prefix", "created", "last used", "revoked")
+    for record in records:
+        table.add_row(
+            record.id,
+            record.name,
+            record.prefix + "…",
+            _when(record.created_at),
+            _when(record.last_used_at),
+            _when(record.revoked_at),
+        )
+    wide.print(table)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    token_id: str = typer.Argument(..., metavar="ID", help="The token id (see tokens list)."),
+    env: str = EnvOption,
+) -> None:
+    """Revoke a master token: requests made with it are refused from now on."""
+    with reported_errors():
+        settings = _settings()
+        keyring = _keyring(settings)
+        with _database(settings) as database, database.session() as session:
+            environment = _environment(session, keyring, env)
+            tokens = MasterTokenRepository(session)
+            if not tokens.revoke(environment.id, token_id):
+                if tokens.get(environment.id, token_id) is None:
+                    raise CliError(
+                        f"there is no master token with id '{token_id}' in environment '{env}'"
+                    )
+                raise CliError(f"master token '{token_id}' is already revoked")
+    out.print(f"Revoked master token {token_id}.", markup=False)
+
+
+# -- users -------------------------------------------------------------------------------------
+
+
+@users_app.command("list")
+def users_list(env: str = EnvOption) -> None:
+    """List the environment's end users, oldest first."""
+    with reported_errors():
+        settings = _settings()
+        keyring = _keyring(settings)
+        with _database(settings) as database, database.session() as session:
+            environment = _environment(session, keyring, env)
+            repository = EndUserRepository(session)
+            users: list[EndUser] = []
+            cursor: str | None = None
+            while True:
+                page = repository.list(environment.id, limit=200, cursor=cursor)
+                users.extend(page.items)
+                if page.next_cursor is None:
+                    break
+                cursor = page.next_cursor
+    table = _table("id", "external id", "name", "email", "created", title=f"{len(users)} end users")
+    for user in users:
+        table.add_row(
+            user.id,
+            user.external_user_id,
+            user.name or "",
+            user.email or "",
+            _when(user.created_at),
+        )
+    wide.print(table)
+
+
+@users_app.command("add")
+def users_add(
+    external_id: str = typer.Argument(..., help="Your application's id for the user."),
+    name: str | None = typer.Option(None, "--name", help="Display name."),
+    email: str | None = typer.Option(None, "--email", help="Email address."),
+    env: str = EnvOption,
+) -> None:
+    """Add an end user; the external id must be new in the environment."""
+    with reported_errors():
+        if not external_id.strip():
+            raise CliError("the external id must not be empty")
+        settings = _settings()
+        keyring = _keyring(settings)
+        duplicate = CliError(
+            f"an end user with external id '{external_id}' already exists in environment '{env}'"
+        )
+        with _database(settings) as database:
+            try:
+                with database.session() as session:
+                    environment = _environment(session, keyring, env)
+                    users = EndUserRepository(session)
+                    if users.get_by_external_id(environment.id, external_id) is not None:
+                        raise duplicate
+                    user = users.create(environment.id, external_id, name=name, email=email)
+            except IntegrityError:
+                raise duplicate from None
+    out.print(f"Added end user {user.id} ('{external_id}').", markup=False)

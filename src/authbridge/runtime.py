@@ -1,0 +1,140 @@
+"""What a running authbridge needs from its environment: settings, the keyring and the database.
+
+:class:`Settings` is read once from the environment (``AUTHBRIDGE_HOME``,
+``AUTHBRIDGE_DATABASE_URL``, ``AUTHBRIDGE_KEYS``, ``AUTHBRIDGE_PUBLIC_URL``). The server and the
+command line open the keyring with :func:`open_keyring` (the key file in the data folder is
+created on first run, and the caller must then say that it has to be backed up) and the database
+with :func:`open_database`, which migrates it to the current schema when it is behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from authbridge.errors import InvalidInput
+from authbridge.storage import Database
+from authbridge.storage.db import (
+    DATABASE_URL_ENV_VAR,
+    DEFAULT_HOME,
+    HOME_ENV_VAR,
+    default_url,
+    normalize_url,
+)
+from authbridge.storage.migrate import current_revision, head_revision, upgrade
+from authbridge.vault import ENV_VAR as KEYS_ENV_VAR
+from authbridge.vault import Keyring, from_env, load_or_create
+
+PUBLIC_URL_ENV_VAR = "AUTHBRIDGE_PUBLIC_URL"
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+KEY_FILE = "keys.json"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The process's configuration, as read from the environment by :meth:`from_env`.
+
+    ``database_url`` and ``keys_json`` are ``None`` when the embedded defaults apply: the SQLite
+    file and the key file in ``home``.
+    """
+
+    home: Path
+    database_url: str | None = None
+    keys_json: str | None = None
+    public_url: str = DEFAULT_PUBLIC_URL
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from ``environ`` (the process environment by default).
+
+        Raises :class:`InvalidInput` for a database URL or public URL that cannot work.
+        """
+        environ = os.environ if environ is None else environ
+        home = Path(environ.get(HOME_ENV_VAR) or DEFAULT_HOME).expanduser()
+        database_url = environ.get(DATABASE_URL_ENV_VAR, "").strip() or None
+        if database_url is not None:
+            database_url = normalize_url(database_url)
+        keys_json = environ.get(KEYS_ENV_VAR, "").strip() or None
+        public_url = _check_public_url(environ.get(PUBLIC_URL_ENV_VAR, "").strip())
+        return cls(home=home, database_url=database_url, keys_json=keys_json, public_url=public_url)
+
+    @property
+    def key_file(self) -> Path:
+        """The key file used when ``AUTHBRIDGE_KEYS`` is not set."""
+        return self.home / KEY_FILE
+
+    @property
+    def keys_from_env(self) -> bool:
+        """Whether the keyring comes from ``AUTHBRIDGE_KEYS`` rather than the key file."""
+        return self.keys_json is not None
+
+    def resolved_database_url(self) -> str:
+        """The database URL: ``AUTHBRIDGE_DATABASE_URL``, else the SQLite file in ``home``."""
+        if self.database_url is not None:
+            return self.database_url
+        return default_url(self.ensure_home())
+
+    def ensure_home(self) -> Path:
+        """Create the data folder (owner-only) if it does not exist yet, and return it."""
+        if not self.home.is_dir():
+            self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return self.home
+
+
+def _check_public_url(value: str) -> str:
+    if not value:
+        return DEFAULT_PUBLIC_URL
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise InvalidInput(
+            f"{PUBLIC_URL_ENV_VAR} must be an http:// or https:// URL such as "
+            f"{DEFAULT_PUBLIC_URL}, got {value!r}",
+            field=PUBLIC_URL_ENV_VAR,
+        )
+    return value.rstrip("/")
+
+
+def open_keyring(settings: Settings) -> tuple[Keyring, bool]:
+    """Return the keyring and whether it was just created.
+
+    With ``AUTHBRIDGE_KEYS`` set, the keyring is read from it and never created. Otherwise the
+    key file ``<home>/keys.json`` is loaded, or created (mode 0600) on first run; when
+    ``created`` is true the caller must tell the operator to back the file up. Raises
+    :class:`~authbridge.errors.VaultError` for a keyring that cannot be read.
+    """
+    if settings.keys_json is not None:
+        return from_env(settings.keys_json), False
+    settings.ensure_home()
+    return load_or_create(settings.key_file)
+
+
+def keyring_json(keyring: Keyring) -> str:
+    """Return ``keyring`` as the one-line JSON document ``AUTHBRIDGE_KEYS`` takes."""
+    keys = {
+        key_id: base64.urlsafe_b64encode(key).decode("ascii")
+        for key_id, key in keyring.export_keys().items()
+    }
+    return json.dumps({"primary": keyring.primary, "keys": keys}, separators=(",", ":"))
+
+
+def migrate_database(settings: Settings) -> str:
+    """Bring the database to the newest schema if it is behind; return its revision."""
+    url = settings.resolved_database_url()
+    head = head_revision()
+    if current_revision(url) != head:
+        upgrade(url)
+    return head
+
+
+def open_database(settings: Settings) -> Database:
+    """Open the configured database, migrating it first when it is not at the newest schema.
+
+    The caller owns the returned :class:`Database` and should :meth:`~Database.dispose` it.
+    """
+    migrate_database(settings)
+    return Database(settings.resolved_database_url())
