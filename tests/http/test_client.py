@@ -266,6 +266,32 @@ async def test_https_to_http_redirect_is_refused() -> None:
     assert seen == ["https://api.test/start"]
 
 
+class _StampAuth(httpx.Auth):
+    """A stand-in signer: adds a header computed from the request it signs."""
+
+    def auth_flow(self, request: httpx.Request) -> Any:
+        request.headers["Authorization"] = f"Stamp {request.method} {request.url.path}"
+        yield request
+
+
+async def test_execute_signs_with_the_given_auth(client: OutboundClient, loopback: Start) -> None:
+    app = RecordingApp()
+    base = loopback(app)
+    await client.execute(spec(url=f"{base}/me"), {}, auth=_StampAuth())
+    (received,) = app.requests
+    assert received.headers["authorization"] == "Stamp GET /me"
+
+
+async def test_execute_refuses_a_signer_beside_a_declared_auth(
+    client: OutboundClient, loopback: Start
+) -> None:
+    app = RecordingApp()
+    base = loopback(app)
+    with pytest.raises(TemplateError, match="may not also declare 'auth'"):
+        await client.execute(spec(url=f"{base}/me", auth={"bearer": "t"}), {}, auth=_StampAuth())
+    assert app.requests == []
+
+
 async def test_template_errors_are_raised_before_sending(
     client: OutboundClient, loopback: Start
 ) -> None:

@@ -21,6 +21,11 @@ from authbridge.redaction import redact
         ({"detail": "Invalid token."}, "Invalid token."),
         ({"detail": [{"msg": "field required"}, {"msg": "bad type"}]}, "field required; bad type"),
         ({"fault": {"faultstring": "Invalid ApiKey"}}, "Invalid ApiKey"),
+        ({"oauth_problem": "token_rejected"}, "token_rejected"),
+        (
+            {"oauth_problem": "verifier_invalid", "oauth_problem_advice": "Wrong verifier"},
+            "Wrong verifier (verifier_invalid)",
+        ),
         ({"title": "Unauthorized", "status": 401}, "Unauthorized"),
         ([{"message": "in a list"}], "in a list"),
         ("Invalid credentials", "Invalid credentials"),

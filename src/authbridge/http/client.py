@@ -185,8 +185,12 @@ class OutboundClient:
         *,
         default_method: str = "GET",
         secrets: Iterable[str] = (),
+        auth: httpx.Auth | None = None,
     ) -> ProviderResponse:
         """Render ``spec`` with ``values``, send it and return the parsed answer.
+
+        ``auth`` signs the request (OAuth 1.0a); a spec that declares its own ``auth`` cannot
+        be signed as well.
 
         Raises a :class:`TemplateError` before sending when a value does not fit its slot, and
         for a non-2xx answer :class:`CredentialsRejected` (401, 403),
@@ -201,13 +205,12 @@ class OutboundClient:
             if "{{" in name:
                 raise TemplateError(f"the header name {name!r} may not hold a placeholder")
             headers[name] = render_header(template, values)
-        auth: tuple[str, str] | None = None
+        if auth is not None and spec.auth is not None:
+            raise TemplateError("a signed request may not also declare 'auth'")
         if isinstance(spec.auth, BasicAuth):
-            auth = (
-                render_text(spec.auth.username, values),
-                render_text(spec.auth.password, values),
-            )
-            hidden.append(auth[1])
+            password = render_text(spec.auth.password, values)
+            auth = httpx.BasicAuth(render_text(spec.auth.username, values), password)
+            hidden.append(password)
         elif isinstance(spec.auth, BearerAuth):
             token = render_header(spec.auth.bearer, values)
             headers["Authorization"] = f"Bearer {token}"
@@ -226,7 +229,7 @@ class OutboundClient:
                 method,
                 url,
                 headers=headers,
-                auth=auth,
+                auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
                 timeout=spec.timeout if spec.timeout is not None else httpx.USE_CLIENT_DEFAULT,
                 **body,
             )

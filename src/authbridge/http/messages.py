@@ -45,10 +45,20 @@ def _from_detail(detail: object) -> str | None:
     return _text(detail)
 
 
+def _from_oauth_problem(body: Mapping[str, object]) -> str | None:
+    """OAuth 1.0a's problem reporting: ``oauth_problem`` with optional ``oauth_problem_advice``."""
+    problem = _text(body.get("oauth_problem"))
+    if problem is None:
+        return None
+    advice = _text(body.get("oauth_problem_advice"))
+    return f"{advice} ({problem})" if advice else problem
+
+
 def _from_mapping(body: Mapping[str, object]) -> str | None:
     error = body.get("error")
     fault = body.get("fault")
     candidates = (
+        _from_oauth_problem(body),
         _text(body.get("error_description")),
         _text(body.get("message")),
         _text(error),
@@ -85,10 +95,11 @@ def provider_message(
 ) -> str:
     """The provider's own explanation of a failed response, safe to show.
 
-    Looks for ``error_description`` (preferred over a bare ``error`` code), ``message``,
-    ``error`` (a string, or an object with ``message``), ``errors[0].message`` or
-    ``errors[0]``, ``detail`` (a string or a list of ``{msg}``), ``fault.faultstring`` and
-    ``title``; then a short plain-text body; else the status text. Secrets are redacted, control
+    Looks for OAuth 1.0a's ``oauth_problem`` (with ``oauth_problem_advice``),
+    ``error_description`` (preferred over a bare ``error`` code), ``message``, ``error`` (a
+    string, or an object with ``message``), ``errors[0].message`` or ``errors[0]``, ``detail``
+    (a string or a list of ``{msg}``), ``fault.faultstring`` and ``title``; then a short
+    plain-text body; else the status text. Secrets are redacted, control
     characters removed and the result cut to 300 characters.
     """
     found: str | None = None

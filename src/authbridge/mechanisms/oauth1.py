@@ -22,13 +22,11 @@ from authlib.oauth1.rfc5849.errors import OAuth1Error  # type: ignore[import-unt
 
 from authbridge import errors
 from authbridge.connectors.models import AuthDefinition, OAuth1Definition, RequestSpec
-from authbridge.http import error_for_status, parse_body
-from authbridge.http.client import render_fields, translate_errors, with_params
+from authbridge.http.client import with_params
 from authbridge.mechanisms.base import ConnectResult, Mechanism
 from authbridge.mechanisms.context import ClientConfig, Context
 from authbridge.mechanisms.properties import account_name, call, resolve
-from authbridge.redaction import redact
-from authbridge.spec.templates import render_header, render_text, render_url
+from authbridge.spec.templates import render_url
 
 __all__ = ["OAuth1Mechanism", "OAuth1Signer", "OAuth1Start"]
 
@@ -263,38 +261,11 @@ class OAuth1Mechanism(Mechanism):
     ) -> Any:
         """Send a URL or request spec signed by ``signer``; the parsed body of a 2xx answer."""
         spec = RequestSpec(url=prop) if isinstance(prop, str) else prop
-        values = context.values()
-        verb = (spec.method or method).upper()
-        url = with_params(render_url(spec.url, values), render_fields(spec.params, values))
-        headers = {name: render_header(value, values) for name, value in spec.headers.items()}
-        body: dict[str, Any] = {}
-        if isinstance(spec.data, str):
-            body["content"] = render_text(spec.data, values).encode()
-        elif spec.data is not None:
-            body["data"] = render_fields(spec.data, values)
-        secrets = [*context.secrets(), *_config_secrets(context.config)]
-        parsed_url = httpx.URL(url)
-        with translate_errors(f"{verb} {parsed_url.scheme}://{parsed_url.host}"):
-            response = await context.http.request(verb, url, headers=headers, auth=signer, **body)
-            answer = parse_body(response)
-        if not response.is_success:
-            raise _provider_error(response, answer, secrets)
-        return answer if answer is not None else {}
-
-
-def _provider_error(
-    response: httpx.Response, body: Any, secrets: list[str]
-) -> errors.ProviderError:
-    """The error for a failed answer; OAuth 1's ``oauth_problem`` bodies are understood."""
-    if isinstance(body, Mapping) and isinstance(body.get("oauth_problem"), str):
-        problem = body["oauth_problem"]
-        advice = body.get("oauth_problem_advice")
-        text = f"{advice} ({problem})" if isinstance(advice, str) and advice else problem
-        body = {**body, "message": redact(text, secrets)}
-    return error_for_status(
-        response.status_code,
-        body,
-        reason_phrase=response.reason_phrase,
-        retry_after=response.headers.get("retry-after"),
-        secrets=secrets,
-    )
+        response = await context.http.execute(
+            spec,
+            context.values(),
+            default_method=method,
+            secrets=[*context.secrets(), *_config_secrets(context.config)],
+            auth=signer,
+        )
+        return response.body if response.body is not None else {}
