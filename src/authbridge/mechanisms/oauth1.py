@@ -25,7 +25,7 @@ from authbridge.connectors.models import AuthDefinition, OAuth1Definition, Reque
 from authbridge.http.client import with_params
 from authbridge.mechanisms.base import ConnectResult, Mechanism
 from authbridge.mechanisms.context import ClientConfig, Context
-from authbridge.mechanisms.properties import account_name, call, resolve
+from authbridge.mechanisms.properties import account_name, call, check_token, resolve
 from authbridge.spec.templates import render_url
 
 __all__ = ["OAuth1Mechanism", "OAuth1Signer", "OAuth1Start"]
@@ -211,12 +211,7 @@ class OAuth1Mechanism(Mechanism):
         prop = definition.validate_access_token
         if prop is None:
             return
-        try:
-            outcome = await self._protected(definition, prop, context)
-        except errors.CredentialsRejected as exc:
-            raise errors.InvalidToken(exc.message, status_code=exc.status_code) from exc
-        if outcome is False:
-            raise errors.InvalidToken("The access token is no longer valid.")
+        await check_token(self._protected(definition, prop, context))
 
     def _signer(
         self,

@@ -27,7 +27,7 @@ from authbridge.connectors.models import AuthDefinition, BearerAuth, OAuth2Defin
 from authbridge.mechanisms.base import ConnectResult, Mechanism
 from authbridge.mechanisms.context import Context
 from authbridge.mechanisms.oauth2_tokens import Tokens, request_tokens, requested_scopes
-from authbridge.mechanisms.properties import account_name, call, pick_path, resolve
+from authbridge.mechanisms.properties import account_name, call, check_token, pick_path, resolve
 from authbridge.spec import expiry, rfc6749, rfc7636, rfc9207
 from authbridge.spec.templates import render_url
 
@@ -268,16 +268,7 @@ class OAuth2Mechanism(Mechanism):
     async def _validate(self, definition: OAuth2Definition, context: Context) -> None:
         if definition.validate_access_token is None:
             return
-        try:
-            outcome = await resolve(_with_bearer(definition.validate_access_token), context)
-        except errors.ProviderUnavailable:
-            raise
-        except errors.CredentialsRejected as exc:
-            raise errors.InvalidToken(
-                exc.message, status_code=exc.status_code, body=exc.body
-            ) from exc
-        if outcome is False:
-            raise errors.InvalidToken("the provider did not accept the access token")
+        await check_token(resolve(_with_bearer(definition.validate_access_token), context))
 
     def _result(
         self,

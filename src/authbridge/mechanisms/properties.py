@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from authbridge import errors
@@ -46,6 +46,21 @@ async def resolve(
     except Exception as exc:  # definition code may raise anything; its message is shown
         message = redact(str(exc), context.secrets()) or type(exc).__name__
         raise failure(message) from exc
+
+
+async def check_token(outcome: Awaitable[Any]) -> None:
+    """Await a ``validate_access_token`` outcome; a refusal raises :class:`InvalidToken`.
+
+    A rejection by the provider (401/403) or an outcome of ``False`` means the stored token is
+    no longer accepted, which marks the authentication ``invalid``; transient failures pass
+    through unchanged.
+    """
+    try:
+        result = await outcome
+    except errors.CredentialsRejected as exc:
+        raise errors.InvalidToken(exc.message, status_code=exc.status_code, body=exc.body) from exc
+    if result is False:
+        raise errors.InvalidToken("the provider did not accept the access token")
 
 
 def pick_path(data: Any, path: str) -> Any:
