@@ -187,14 +187,21 @@ class _OAuth2Sandbox:
         response.status_code = 400
         return response
 
-    async def _authorize_page(self, request: Request) -> Response:
-        params = dict(request.query_params)
+    def _refusal(self, params: dict[str, str]) -> Response | None:
+        """The answer to an authorization request that cannot go ahead, else None."""
         problem = self._check_client(params)
         if problem:
             return self._bad_request(problem)
         error = self._check_request(params)
         if error:
             return self._redirect(params, error=error[0], error_description=error[1])
+        return None
+
+    async def _authorize_page(self, request: Request) -> Response:
+        params = dict(request.query_params)
+        refusal = self._refusal(params)
+        if refusal is not None:
+            return refusal
         scopes = (params.get("scope") or DEFAULT_SCOPE).split()
         items = "".join(f"<li><code>{html.escape(s)}</code></li>" for s in scopes)
         hidden = "".join(
@@ -224,12 +231,9 @@ class _OAuth2Sandbox:
     async def _authorize(self, request: Request) -> Response:
         form = await request.form()
         params = {k: v for k, v in form.items() if isinstance(v, str)}
-        problem = self._check_client(params)
-        if problem:
-            return self._bad_request(problem)
-        error = self._check_request(params)
-        if error:
-            return self._redirect(params, error=error[0], error_description=error[1])
+        refusal = self._refusal(params)
+        if refusal is not None:
+            return refusal
         if params.get("decision") != "approve":
             return self._redirect(
                 params, error="access_denied", error_description="The user denied access"
