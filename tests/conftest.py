@@ -26,6 +26,8 @@ from authbridge.storage import Database, default_url
 from authbridge.storage.migrate import upgrade
 from authbridge.storage.models import metadata
 
+pytest_plugins = ["tests.support.browser"]
+
 POSTGRES_URL_ENV_VAR = "AUTHBRIDGE_TEST_POSTGRES_URL"
 
 
