@@ -13,6 +13,10 @@ they occur.
     │   ├── MissingTemplateValue   a name used by a template has no value
     │   └── UnsafeTemplateValue    a value would change a request's shape (host, scheme, header)
     ├── InvalidInput               end-user or host input does not satisfy the definition
+    ├── NotFound                   no such object (or not visible to the caller)
+    ├── Conflict                   the object changed meanwhile, or the request clashes with it
+    ├── Unauthenticated            no usable API token
+    ├── Forbidden                  the token may not do this
     ├── EgressDenied               an outbound request targets a forbidden address
     ├── ProviderError              a provider answered with an error or could not be reached
     │   ├── ProviderUnavailable    transient: timeout, connection failure, 5xx, 429
@@ -108,6 +112,34 @@ class InvalidInput(AuthBridgeError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         self.field = field
         super().__init__(message)
+
+
+class NotFound(AuthBridgeError):
+    """The object does not exist, or the caller may not see it (the answer is the same)."""
+
+    code = "not_found"
+    status = 404
+
+
+class Conflict(AuthBridgeError):
+    """The request clashes with the stored state: it changed meanwhile, or already exists."""
+
+    code = "conflict"
+    status = 409
+
+
+class Unauthenticated(AuthBridgeError):
+    """No usable API token: missing, malformed, unknown, revoked or expired."""
+
+    code = "unauthenticated"
+    status = 401
+
+
+class Forbidden(AuthBridgeError):
+    """The caller is known but may not do this (a user token asking for a master's work)."""
+
+    code = "forbidden"
+    status = 403
 
 
 class EgressDenied(AuthBridgeError):

@@ -3,7 +3,6 @@ folders rendered from ``connectors/`` with its port, and an outbound client that
 
 from __future__ import annotations
 
-import string
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from authbridge.connectors.registry import Registry
 from authbridge.http import EgressPolicy, OutboundClient
 from authbridge.mechanisms import Context
+from tests.support.connectors import render_connectors
 from tests.support.loopback import serve
 from tests.support.providers import ProviderSuite
 
@@ -53,18 +53,6 @@ def port(base_url: str) -> int:
     found = urlsplit(base_url).port
     assert found is not None
     return found
-
-
-def render_connectors(source: Path, target: Path, **values: Any) -> Path:
-    """Copy the connector tree ``source`` to ``target``, filling ``$NAME`` placeholders."""
-    for path in sorted(source.rglob("*")):
-        if "__pycache__" in path.parts or not path.is_file():
-            continue
-        destination = target / path.relative_to(source)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        text = string.Template(path.read_text(encoding="utf-8")).substitute(values)
-        destination.write_text(text, encoding="utf-8")
-    return target
 
 
 @pytest.fixture

@@ -377,10 +377,10 @@ async def test_a_revoked_token_is_invalid(
         oauth_verifier=verifier,
     )
     stored = context.replace(tokens=result.credentials)
-    await mechanism.validate(definition, stored)
+    await mechanism.check_tokens(definition, stored)
     provider.revoke(str(result.credentials["access_token"]))
     with pytest.raises(errors.InvalidToken) as caught:
-        await mechanism.validate(definition, stored)
+        await mechanism.check_tokens(definition, stored)
     assert caught.value.status_code == 401
     assert str(result.credentials["access_token_secret"]) not in caught.value.message
 
@@ -465,7 +465,7 @@ async def test_callable_properties_use_the_context(client: OutboundClient) -> No
     assert result.account_name == "member-of-acc-1"
     assert result.credentials == {"access_token": "acc-1", "access_token_secret": "acc-secret-1"}
     with pytest.raises(errors.InvalidToken, match="Invalid token"):
-        await mechanism.validate(definition, context.replace(tokens={"access_token": "old"}))
+        await mechanism.check_tokens(definition, context.replace(tokens={"access_token": "old"}))
 
 
 def test_secrets_stay_out_of_reprs() -> None:

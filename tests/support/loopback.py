@@ -24,13 +24,16 @@ STARTUP_TIMEOUT = 10.0
 
 
 @contextmanager
-def serve(app: ASGIApp, host: str = "127.0.0.1") -> Iterator[str]:
-    """Serve ``app`` on ``host`` and an ephemeral port; yield ``http://host:port``."""
+def serve(app: ASGIApp, host: str = "127.0.0.1", *, lifespan: str = "off") -> Iterator[str]:
+    """Serve ``app`` on ``host`` and an ephemeral port; yield ``http://host:port``.
+
+    ``lifespan="on"`` runs the app's startup and shutdown (which may close its clients).
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

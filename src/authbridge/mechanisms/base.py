@@ -43,6 +43,14 @@ class Mechanism(ABC):
     async def connect(self, definition: AuthDefinition, context: Context) -> ConnectResult:
         """Turn what the end user (or host) supplied in ``context`` into a connected account."""
 
+    async def check_tokens(self, definition: AuthDefinition, context: Context) -> None:
+        """Check tokens obtained elsewhere (an import) with ``validate_access_token``.
+
+        Raises :class:`errors.InvalidToken` when the provider refuses them; mechanisms without
+        tokens accept anything.
+        """
+        return None
+
     async def refresh(self, definition: AuthDefinition, context: Context) -> ConnectResult:
         """Renew expiring credentials; ``context`` holds the stored fields and tokens."""
         raise errors.AuthBridgeError(f"'{self.type}' credentials cannot be refreshed")

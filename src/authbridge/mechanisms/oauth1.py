@@ -202,10 +202,10 @@ class OAuth1Mechanism(Mechanism):
                 raise errors.ProviderError("the profile request did not return a JSON object")
         context = context.replace(profile=profile)
         name = await account_name(definition.account_name_from_profile_info, context, profile)
-        await self.validate(definition, context)
+        await self.check_tokens(definition, context)
         return ConnectResult(account_name=name, credentials=credentials, profile=profile)
 
-    async def validate(self, definition: AuthDefinition, context: Context) -> None:
+    async def check_tokens(self, definition: AuthDefinition, context: Context) -> None:
         """Run ``validate_access_token``; a refused token raises :class:`errors.InvalidToken`."""
         assert isinstance(definition, OAuth1Definition)
         prop = definition.validate_access_token

@@ -227,6 +227,9 @@ class OAuth2Mechanism(Mechanism):
         )
         return self._result(definition, context, tokens, previous, profile=None, name=None)
 
+    async def check_tokens(self, definition: AuthDefinition, context: Context) -> None:
+        await self._validate(_oauth2(definition), context)
+
     def refresh_margin(self, definition: AuthDefinition) -> timedelta:
         """How long before expiry to refresh (``refresh_before_exp`` with its units)."""
         definition = _oauth2(definition)

@@ -18,7 +18,7 @@ from typing import Any, Final
 from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from authbridge.errors import AuthBridgeError
+from authbridge.errors import Conflict
 from authbridge.storage.crypto import seal_json, unseal_json
 from authbridge.storage.models import Authentication, AuthStatus, new_id, utcnow
 from authbridge.storage.repositories._dml import affected_rows
@@ -37,11 +37,8 @@ UNSET: Final = _Unset.UNSET
 """Passed for a field that an update leaves as it is."""
 
 
-class StaleAuthentication(AuthBridgeError):
+class StaleAuthentication(Conflict):
     """The authentication changed or disappeared since it was read; read it again and retry."""
-
-    code = "conflict"
-    status = 409
 
 
 def served_at(now: datetime) -> ColumnElement[bool]:

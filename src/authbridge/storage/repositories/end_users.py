@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -93,3 +95,11 @@ class EndUserRepository:
         return fetch_page(
             self.session, statement, EndUser.created_at, EndUser.id, limit=limit, cursor=cursor
         )
+
+    def external_ids(self, end_user_ids: Iterable[str | None]) -> dict[str, str]:
+        """Map end user ids to their external ids, in one query."""
+        wanted = {end_user_id for end_user_id in end_user_ids if end_user_id is not None}
+        if not wanted:
+            return {}
+        statement = select(EndUser.id, EndUser.external_user_id).where(EndUser.id.in_(wanted))
+        return {row.id: row.external_user_id for row in self.session.execute(statement)}

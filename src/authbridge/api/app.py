@@ -1,0 +1,52 @@
+"""The authbridge web application: REST API under ``/v1``, connect pages, ``/healthz``.
+
+``create_app(bridge)`` builds it around a :class:`~authbridge.services.bridge.Bridge`; the
+OpenAPI document is at ``/openapi.json`` and the interactive reference at ``/docs``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from authbridge import __version__
+from authbridge.api import problems
+from authbridge.api.routes import authentications, connect_sessions, connectors, tenancy
+from authbridge.api.schemas import Health
+from authbridge.services.bridge import Bridge
+
+DESCRIPTION = """\
+The auth layer for integrations. Authenticate with `Authorization: Bearer <token>`: a master
+token (`abk_…`, created with `authbridge tokens create`) sees the whole environment; a user
+token (minted at `POST /v1/user-tokens`, or a JWT the host signs with the environment's key)
+sees only its end user's data. Errors are RFC 9457 problem documents; lists are paginated with
+an opaque `cursor`.
+"""
+
+
+def create_app(bridge: Bridge) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await bridge.http.aclose()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="authbridge",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.bridge = bridge
+    problems.install(app)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness")
+    async def healthz() -> Health:
+        return Health(status="ok")
+
+    for module in (authentications, connect_sessions, connectors, tenancy):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,54 @@
+"""Request dependencies: the process's :class:`Bridge` and the caller's bearer token.
+
+Endpoints open their transaction themselves with :func:`transaction`, so it is committed
+(or rolled back, and the error answered as a problem) before the response is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from authbridge import errors
+from authbridge.services.bridge import Bridge
+from authbridge.services.principals import Principal, authenticate
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="token",
+    description="A master token (abk_…) or a user token (a JWT whose sub is the end user)",
+)
+
+
+def get_bridge(request: Request) -> Bridge:
+    bridge: Bridge = request.app.state.bridge
+    return bridge
+
+
+def get_token(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> str:
+    if credentials is None:
+        raise errors.Unauthenticated("send a token in the header 'Authorization: Bearer <token>'")
+    return credentials.credentials
+
+
+BridgeDep = Annotated[Bridge, Depends(get_bridge)]
+TokenDep = Annotated[str, Depends(get_token)]
+
+
+@contextmanager
+def transaction(
+    bridge: Bridge, token: str, *, master: bool = False
+) -> Iterator[tuple[Session, Principal]]:
+    """A transaction and the authenticated caller (a master token when ``master``)."""
+    with bridge.session() as session:
+        principal = authenticate(session, bridge.keyring, token, now=bridge.now())
+        if master:
+            principal.require_master()
+        yield session, principal

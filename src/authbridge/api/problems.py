@@ -1,0 +1,109 @@
+"""RFC 9457 problem details: the one place where errors become HTTP answers.
+
+Every :class:`~authbridge.errors.AuthBridgeError` is answered with its ``status`` and a JSON
+body ``{type, title, status, detail, code}`` (plus ``field`` for invalid input and
+``retry_after`` for a provider that asked us to wait). ``detail`` is the error's ``message``,
+which never holds a secret; a provider's raw body (``ProviderError.body``) is never rendered.
+Request validation errors name the fields at fault but never echo the values sent. Anything
+unexpected is logged with its traceback and answered with a bare 500 problem.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from authbridge import errors
+
+MEDIA_TYPE = "application/problem+json"
+TYPE_BASE = "https://authbridge.dev/problems/"
+log = logging.getLogger("authbridge.api")
+
+
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    extra: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """A problem response (RFC 9457 §3) with our stable ``code`` as an extension member."""
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + code,
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    body.update(extra or {})
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def from_error(error: errors.AuthBridgeError) -> JSONResponse:
+    extra: dict[str, Any] = {}
+    headers: dict[str, str] = {}
+    if isinstance(error, errors.InvalidInput) and error.field:
+        extra["field"] = error.field
+    if isinstance(error, errors.ProviderUnavailable) and error.retry_after is not None:
+        extra["retry_after"] = error.retry_after
+    if isinstance(error, errors.DefinitionError):
+        extra["problems"] = [str(item) for item in error.problems]
+    if error.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if error.status >= 500 and not isinstance(error, errors.ProviderError):
+        log.error("request failed: %s (%s)", error.message, error.code)
+    return problem(error.status, error.code, error.message, extra=extra, headers=headers)
+
+
+def _location(loc: Sequence[Any]) -> str:
+    parts = [str(part) for part in loc if part not in ("body",)]
+    return ".".join(parts) or "body"
+
+
+def validation_problem(exc: RequestValidationError) -> JSONResponse:
+    """Name each invalid field and why, without echoing the value (it may be a secret)."""
+    invalid = [
+        {"field": _location(item.get("loc", ())), "reason": str(item.get("msg", "invalid"))}
+        for item in exc.errors()
+    ]
+    first = invalid[0] if invalid else {"field": "body", "reason": "invalid"}
+    detail = f"{first['field']}: {first['reason']}"
+    if len(invalid) > 1:
+        detail += f" (and {len(invalid) - 1} more)"
+    return problem(422, "invalid_request", detail, extra={"invalid_params": invalid})
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+
+    async def on_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, errors.AuthBridgeError)
+        return from_error(exc)
+
+    async def on_validation(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return validation_problem(exc)
+
+    async def on_http(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        status = exc.status_code
+        code = HTTPStatus(status).phrase.lower().replace(" ", "_")
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).description
+        return problem(status, code, detail, headers=exc.headers)
+
+    async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=exc)
+        return problem(500, "internal_error", "An unexpected error occurred; it has been logged.")
+
+    app.add_exception_handler(errors.AuthBridgeError, on_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,166 @@
+"""``/v1/authentications``: list, import, read, rename, delete, credentials, host JWTs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from authbridge.api.deps import BridgeDep, TokenDep, transaction
+from authbridge.api.schemas import (
+    AuthenticationImport,
+    AuthenticationOut,
+    AuthenticationUpdate,
+    CredentialsOut,
+    JwtConnect,
+    JwtConnected,
+    PageOut,
+)
+from authbridge.services import authentications, imports
+from authbridge.services.bridge import Bridge
+from authbridge.storage.models import Authentication, AuthStatus
+from authbridge.storage.repositories import MAX_PAGE_SIZE, EndUserRepository
+
+router = APIRouter(prefix="/v1/authentications", tags=["authentications"])
+
+
+def views(session: Session, auths: Sequence[Authentication]) -> list[AuthenticationOut]:
+    external = EndUserRepository(session).external_ids(auth.end_user_id for auth in auths)
+    return [AuthenticationOut.of(auth, external.get(auth.end_user_id or "")) for auth in auths]
+
+
+@router.get("", summary="List authentications")
+def list_authentications(
+    bridge: BridgeDep,
+    token: TokenDep,
+    external_user_id: Annotated[str | None, Query(max_length=255)] = None,
+    connector: Annotated[str | None, Query(max_length=128)] = None,
+    status: AuthStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> PageOut[AuthenticationOut]:
+    """Oldest first; a user token sees only its own end user's authentications."""
+    with transaction(bridge, token) as (session, principal):
+        page = authentications.list_page(
+            bridge,
+            session,
+            principal,
+            external_user_id=external_user_id,
+            connector=connector,
+            status=status,
+            limit=limit,
+            cursor=cursor,
+        )
+        return PageOut(items=views(session, page.items), next_cursor=page.next_cursor)
+
+
+@router.post("", status_code=201, summary="Import an authentication")
+async def import_authentication(
+    body: AuthenticationImport, bridge: BridgeDep, token: TokenDep
+) -> AuthenticationOut:
+    """Store credentials obtained elsewhere, checked against the connector's definition.
+
+    Form connectors take `fields`; OAuth connectors take `tokens` (and `expires_at`,
+    `scopes`). `validate` (default true) runs the definition's check first.
+    """
+    request = imports.ImportRequest(
+        connector=body.connector,
+        external_user_id=body.external_user_id,
+        version=body.version,
+        name=body.name,
+        fields=body.fields,
+        tokens=body.tokens.model_dump(exclude_none=True) if body.tokens else {},
+        scopes=tuple(body.scopes) if body.scopes is not None else None,
+        expires_at=body.expires_at,
+        hard_expires_at=body.hard_expires_at,
+        delete_at=body.delete_at,
+        delete_after_seconds=body.delete_after_seconds,
+        validate=body.validate_credentials,
+    )
+
+    def prepare() -> imports.Prepared:
+        with transaction(bridge, token) as (session, principal):
+            return imports.prepare(bridge, session, principal, request)
+
+    prepared = await run_in_threadpool(prepare)
+    result = await imports.connect(bridge, prepared, request)
+
+    def commit() -> AuthenticationOut:
+        with transaction(bridge, token) as (session, principal):
+            auth = imports.commit(bridge, session, principal, prepared, request, result)
+            return views(session, [auth])[0]
+
+    return await run_in_threadpool(commit)
+
+
+@router.post("/jwt", summary="Connect from a host-signed JWT")
+async def connect_with_jwt(body: JwtConnect, bridge: BridgeDep, token: TokenDep) -> JwtConnected:
+    """Create (or update) the `sub` end user's authentication from the JWT's `authData`."""
+
+    def prepare() -> imports.JwtPrepared:
+        with transaction(bridge, token) as (session, principal):
+            return imports.prepare_jwt(bridge, session, principal, body.connector)
+
+    prepared = await run_in_threadpool(prepare)
+    subject, result = await imports.connect_jwt(bridge, prepared, body.token)
+
+    def commit() -> JwtConnected:
+        with transaction(bridge, token) as (session, principal):
+            auth, created = imports.commit_jwt(
+                bridge, session, principal, prepared, subject, result
+            )
+            return JwtConnected(authentication=views(session, [auth])[0], created=created)
+
+    return await run_in_threadpool(commit)
+
+
+@router.get("/{auth_id}", summary="Get an authentication")
+def get_authentication(auth_id: str, bridge: BridgeDep, token: TokenDep) -> AuthenticationOut:
+    with transaction(bridge, token) as (session, principal):
+        auth = authentications.get(bridge, session, principal, auth_id)
+        return views(session, [auth])[0]
+
+
+@router.patch("/{auth_id}", summary="Rename or schedule the deletion of an authentication")
+def update_authentication(
+    auth_id: str, body: AuthenticationUpdate, bridge: BridgeDep, token: TokenDep
+) -> AuthenticationOut:
+    with transaction(bridge, token) as (session, principal):
+        auth = authentications.update(
+            bridge,
+            session,
+            principal,
+            auth_id,
+            name=body.name,
+            delete_at=body.delete_at,
+            clear_delete_at=body.clear_delete_at,
+        )
+        return views(session, [auth])[0]
+
+
+@router.delete("/{auth_id}", status_code=204, summary="Delete an authentication")
+def delete_authentication(auth_id: str, bridge: BridgeDep, token: TokenDep) -> Response:
+    with transaction(bridge, token) as (session, principal):
+        authentications.delete(bridge, session, principal, auth_id)
+    return Response(status_code=204)
+
+
+@router.get("/{auth_id}/credentials", summary="Read an authentication's credentials")
+def read_credentials(auth_id: str, bridge: BridgeDep, token: TokenDep) -> CredentialsOut:
+    """The stored fields and tokens, never the refresh token; every read is audited."""
+    return _read_credentials(bridge, token, auth_id)
+
+
+def _read_credentials(bridge: Bridge, token: str, auth_id: str) -> CredentialsOut:
+    with transaction(bridge, token) as (session, principal):
+        auth, credentials = authentications.read_credentials(bridge, session, principal, auth_id)
+        return CredentialsOut(
+            authentication_id=auth.id,
+            connector=auth.connector_key,
+            auth_type=auth.auth_type,
+            credentials=credentials,
+            expires_at=auth.expires_at,
+        )

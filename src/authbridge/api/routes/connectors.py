@@ -1,0 +1,111 @@
+"""``/v1/connectors`` and ``/v1/connector-configs``: what can be connected, and its setup."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from authbridge import errors
+from authbridge.api.deps import BridgeDep, TokenDep, transaction
+from authbridge.api.schemas import ConnectorConfigIn, ConnectorConfigOut, ConnectorOut, FieldOut
+from authbridge.connectors.loader import Connector
+from authbridge.mechanisms import get_mechanism
+from authbridge.services import connectors
+from authbridge.storage.repositories import ConnectorConfigRepository
+
+router = APIRouter(prefix="/v1", tags=["connectors"])
+
+
+def connector_view(connector: Connector) -> ConnectorOut:
+    definition = connector.definition()
+    fields = get_mechanism(definition.type).form_fields(definition)
+    return ConnectorOut(
+        key=connector.key,
+        version=connector.version,
+        label=connector.label,
+        auth_type=connector.auth_type,
+        description=connector.manifest.description,
+        docs_url=connector.manifest.docs_url,
+        fields=[
+            FieldOut(
+                name=name,
+                label=spec.name or name,
+                type=spec.type,
+                required=spec.required,
+                tooltip=spec.tooltip,
+                options=[option.value for option in spec.options],
+            )
+            for name, spec in fields.items()
+        ],
+    )
+
+
+@router.get("/connectors", summary="List connectors")
+def list_connectors(bridge: BridgeDep, token: TokenDep) -> list[ConnectorOut]:
+    with transaction(bridge, token):
+        return [connector_view(connector) for connector in bridge.registry]
+
+
+@router.get("/connectors/{key}", summary="Get a connector")
+def get_connector(
+    key: str, bridge: BridgeDep, token: TokenDep, version: str | None = None
+) -> ConnectorOut:
+    with transaction(bridge, token):
+        return connector_view(bridge.registry.get(key, version))
+
+
+@router.get("/connector-configs", summary="List connector configurations")
+def list_connector_configs(bridge: BridgeDep, token: TokenDep) -> list[ConnectorConfigOut]:
+    with transaction(bridge, token, master=True) as (session, principal):
+        repo = ConnectorConfigRepository(session, bridge.keyring)
+        found = []
+        for record in repo.list(principal.environment_id):
+            settings = repo.get(principal.environment_id, record.connector_key)
+            assert settings is not None
+            url = connectors.callback_url(bridge, record.connector_key, settings)
+            found.append(ConnectorConfigOut.of(settings, url))
+        return found
+
+
+@router.get("/connector-configs/{key}", summary="Get a connector configuration")
+def get_connector_config(key: str, bridge: BridgeDep, token: TokenDep) -> ConnectorConfigOut:
+    """Secrets are never returned: only whether they are set."""
+    with transaction(bridge, token, master=True) as (session, principal):
+        settings = ConnectorConfigRepository(session, bridge.keyring).get(
+            principal.environment_id, key
+        )
+        if settings is None:
+            raise errors.NotFound(f"connector '{key}' has no configuration")
+        return ConnectorConfigOut.of(settings, connectors.callback_url(bridge, key, settings))
+
+
+@router.put("/connector-configs/{key}", summary="Set a connector configuration")
+def put_connector_config(
+    key: str, body: ConnectorConfigIn, bridge: BridgeDep, token: TokenDep
+) -> ConnectorConfigOut:
+    """Replaces the whole configuration (OAuth client, consumer, redirect URI, scopes, settings)."""
+    with transaction(bridge, token, master=True) as (session, principal):
+        settings = connectors.configure(
+            bridge,
+            session,
+            principal.environment_id,
+            key,
+            client_id=body.client_id,
+            client_secret=body.client_secret,
+            consumer_key=body.consumer_key,
+            consumer_secret=body.consumer_secret,
+            redirect_uri=body.redirect_uri,
+            scopes=body.scopes,
+            settings=body.settings,
+        )
+        url = connectors.callback_url(bridge, settings.connector_key, settings)
+        return ConnectorConfigOut.of(settings, url)
+
+
+@router.delete("/connector-configs/{key}", status_code=204, summary="Remove a configuration")
+def delete_connector_config(key: str, bridge: BridgeDep, token: TokenDep) -> Response:
+    with transaction(bridge, token, master=True) as (session, principal):
+        if not ConnectorConfigRepository(session, bridge.keyring).delete(
+            principal.environment_id, key
+        ):
+            raise errors.NotFound(f"connector '{key}' has no configuration")
+    return Response(status_code=204)

@@ -1,0 +1,144 @@
+"""End users, user tokens, master tokens and the audit log (master token only)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from authbridge import errors
+from authbridge.api.deps import BridgeDep, TokenDep, transaction
+from authbridge.api.schemas import (
+    AuditEventOut,
+    EndUserIn,
+    EndUserOut,
+    IssuedMasterTokenOut,
+    MasterTokenIn,
+    MasterTokenOut,
+    PageOut,
+    UserTokenIn,
+    UserTokenOut,
+)
+from authbridge.services.principals import mint_user_token
+from authbridge.storage.repositories import (
+    MAX_PAGE_SIZE,
+    AuditRepository,
+    EndUserRepository,
+    EnvironmentRepository,
+    MasterTokenRepository,
+)
+
+router = APIRouter(prefix="/v1", tags=["tenancy"])
+
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+Cursor = Annotated[str | None, Query(max_length=512)]
+
+
+@router.put("/end-users/{external_user_id}", summary="Create or update an end user")
+def put_end_user(
+    external_user_id: str, body: EndUserIn, bridge: BridgeDep, token: TokenDep
+) -> EndUserOut:
+    if body.external_user_id != external_user_id:
+        raise errors.InvalidInput(
+            "external_user_id in the body must match the path", field="external_user_id"
+        )
+    with transaction(bridge, token, master=True) as (session, principal):
+        users = EndUserRepository(session)
+        end_user = users.get_or_create(principal.environment_id, external_user_id)
+        end_user = users.update(end_user, name=body.name, email=body.email)
+        return EndUserOut.of(end_user)
+
+
+@router.get("/end-users", summary="List end users")
+def list_end_users(
+    bridge: BridgeDep, token: TokenDep, limit: Limit = 50, cursor: Cursor = None
+) -> PageOut[EndUserOut]:
+    with transaction(bridge, token, master=True) as (session, principal):
+        page = EndUserRepository(session).list(principal.environment_id, limit=limit, cursor=cursor)
+        return PageOut(items=[EndUserOut.of(u) for u in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/end-users/{external_user_id}", summary="Get an end user")
+def get_end_user(external_user_id: str, bridge: BridgeDep, token: TokenDep) -> EndUserOut:
+    with transaction(bridge, token) as (session, principal):
+        end_user = EndUserRepository(session).get_by_external_id(
+            principal.environment_id, external_user_id
+        )
+        if end_user is None:
+            raise errors.NotFound(f"end user '{external_user_id}' not found")
+        principal.check_owner(end_user.id, what=f"end user '{external_user_id}'")
+        return EndUserOut.of(end_user)
+
+
+@router.post("/user-tokens", status_code=201, summary="Mint a user token")
+def create_user_token(body: UserTokenIn, bridge: BridgeDep, token: TokenDep) -> UserTokenOut:
+    """A short-lived token that sees and changes only this end user's data (created if new)."""
+    with transaction(bridge, token, master=True) as (session, principal):
+        environment = EnvironmentRepository(session, bridge.keyring).get(principal.environment_id)
+        assert environment is not None
+        end_user = EndUserRepository(session).get_or_create(
+            principal.environment_id, body.external_user_id
+        )
+        minted, expires_at = mint_user_token(
+            session,
+            bridge.keyring,
+            environment,
+            end_user,
+            now=bridge.now(),
+            ttl=timedelta(seconds=body.ttl_seconds),
+        )
+        return UserTokenOut(token=minted, expires_at=expires_at)
+
+
+@router.post("/master-tokens", status_code=201, summary="Create a master token")
+def create_master_token(
+    body: MasterTokenIn, bridge: BridgeDep, token: TokenDep
+) -> IssuedMasterTokenOut:
+    """The token is in this answer only; store it safely."""
+    with transaction(bridge, token, master=True) as (session, principal):
+        issued = MasterTokenRepository(session).create(principal.environment_id, body.name)
+        shown = MasterTokenOut.of(issued.record).model_dump()
+        return IssuedMasterTokenOut(**shown, token=issued.token)
+
+
+@router.get("/master-tokens", summary="List master tokens")
+def list_master_tokens(
+    bridge: BridgeDep, token: TokenDep, include_revoked: bool = False
+) -> list[MasterTokenOut]:
+    with transaction(bridge, token, master=True) as (session, principal):
+        records = MasterTokenRepository(session).list(
+            principal.environment_id, include_revoked=include_revoked
+        )
+        return [MasterTokenOut.of(record) for record in records]
+
+
+@router.delete("/master-tokens/{token_id}", status_code=204, summary="Revoke a master token")
+def revoke_master_token(token_id: str, bridge: BridgeDep, token: TokenDep) -> Response:
+    with transaction(bridge, token, master=True) as (session, principal):
+        if not MasterTokenRepository(session).revoke(principal.environment_id, token_id):
+            raise errors.NotFound(f"master token '{token_id}' not found")
+    return Response(status_code=204)
+
+
+@router.get("/audit-events", summary="List audit events")
+def list_audit_events(
+    bridge: BridgeDep,
+    token: TokenDep,
+    target_id: Annotated[str | None, Query(max_length=255)] = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> PageOut[AuditEventOut]:
+    """Who created, read the credentials of, changed or deleted what, oldest first."""
+    with transaction(bridge, token, master=True) as (session, principal):
+        page = AuditRepository(session).list(
+            principal.environment_id,
+            target_id=target_id,
+            action=action,
+            limit=limit,
+            cursor=cursor,
+        )
+        return PageOut(
+            items=[AuditEventOut.of(event) for event in page.items], next_cursor=page.next_cursor
+        )

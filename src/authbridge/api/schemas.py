@@ -1,0 +1,301 @@
+"""The REST API's request and response bodies (snake_case JSON).
+
+Request models forbid unknown keys, so a typo is an error rather than silently ignored.
+Response models are built from storage rows with ``of``; none holds a secret except
+:class:`CredentialsOut` and the one-time values (master token, user token, connect URL).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from authbridge.storage.models import AuditEvent, Authentication, EndUser, MasterToken
+from authbridge.storage.repositories import ConnectorSettings
+
+ItemT = TypeVar("ItemT")
+
+MAX_TEXT = 255
+ExternalId = Field(min_length=1, max_length=MAX_TEXT, description="The host's id for its user")
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PageOut(BaseModel, Generic[ItemT]):
+    items: list[ItemT]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page"
+    )
+
+
+class Health(BaseModel):
+    status: str
+
+
+class AuthenticationOut(BaseModel):
+    id: str
+    connector: str
+    connector_version: str
+    auth_type: str
+    name: str
+    external_user_id: str | None
+    email: str | None
+    scopes: list[str]
+    status: str
+    last_error: str | None
+    expires_at: datetime | None
+    hard_expires_at: datetime | None
+    delete_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, auth: Authentication, external_user_id: str | None) -> AuthenticationOut:
+        return cls(
+            id=auth.id,
+            connector=auth.connector_key,
+            connector_version=auth.connector_version,
+            auth_type=auth.auth_type,
+            name=auth.name,
+            external_user_id=external_user_id,
+            email=auth.email,
+            scopes=list(auth.scopes or []),
+            status=auth.status.value,
+            last_error=auth.last_error,
+            expires_at=auth.expires_at,
+            hard_expires_at=auth.hard_expires_at,
+            delete_at=auth.delete_at,
+            created_at=auth.created_at,
+            updated_at=auth.updated_at,
+        )
+
+
+class CredentialsOut(BaseModel):
+    authentication_id: str
+    connector: str
+    auth_type: str
+    credentials: dict[str, Any] = Field(
+        description="Entered fields and tokens; never the refresh token"
+    )
+    expires_at: datetime | None
+
+
+class AuthenticationUpdate(Request):
+    name: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT)
+    delete_at: datetime | None = Field(
+        default=None, description="When to stop serving and delete the authentication"
+    )
+    clear_delete_at: bool = False
+
+
+class TokensIn(Request):
+    access_token: str | None = Field(default=None, max_length=8192)
+    refresh_token: str | None = Field(default=None, max_length=8192)
+    token_type: str | None = Field(default=None, max_length=64)
+    scope: str | None = Field(default=None, max_length=4096)
+    oauth_token: str | None = Field(default=None, max_length=8192)
+    oauth_token_secret: str | None = Field(default=None, max_length=8192)
+
+
+class AuthenticationImport(Request):
+    connector: str = Field(min_length=1, max_length=128)
+    version: str | None = Field(default=None, max_length=32)
+    external_user_id: str | None = Field(
+        default=None, min_length=1, max_length=MAX_TEXT, description="Required with a master token"
+    )
+    name: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT)
+    fields: dict[str, str] = Field(
+        default_factory=dict, description="Form fields (api_key, pwd, jwt connectors)"
+    )
+    tokens: TokensIn | None = Field(default=None, description="OAuth tokens (oauth1, oauth2)")
+    scopes: list[str] | None = Field(default=None, max_length=100)
+    expires_at: datetime | None = None
+    hard_expires_at: datetime | None = None
+    delete_at: datetime | None = None
+    delete_after_seconds: int | None = Field(default=None, gt=0, le=10 * 365 * 86400)
+    validate_credentials: bool = Field(
+        default=True,
+        alias="validate",
+        description="Run the definition's validate (or validate_access_token) first",
+    )
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class JwtConnect(Request):
+    connector: str = Field(min_length=1, max_length=128)
+    token: str = Field(min_length=1, max_length=64 * 1024, description="The host-signed JWT")
+
+
+class JwtConnected(BaseModel):
+    authentication: AuthenticationOut
+    created: bool
+
+
+class ConnectSessionIn(Request):
+    external_user_id: str = ExternalId
+    connector: str = Field(min_length=1, max_length=128)
+    version: str | None = Field(default=None, max_length=32)
+    authentication_id: str | None = Field(
+        default=None, max_length=64, description="Edit or reconnect this authentication in place"
+    )
+    origin: str | None = Field(
+        default=None,
+        max_length=512,
+        description="The host page's origin; the result is posted to it alone",
+    )
+    skip_title_field: bool = False
+    skip_auth_settings: bool = False
+    user_name: str | None = Field(default=None, max_length=MAX_TEXT)
+    user_email: str | None = Field(default=None, max_length=320)
+
+
+class ConnectSessionOut(BaseModel):
+    id: str
+    url: str = Field(description="Open in a popup or send to the end user; valid once")
+    expires_at: datetime
+
+
+class EndUserIn(Request):
+    external_user_id: str = ExternalId
+    name: str | None = Field(default=None, max_length=MAX_TEXT)
+    email: str | None = Field(default=None, max_length=320)
+
+
+class EndUserOut(BaseModel):
+    id: str
+    external_user_id: str
+    name: str | None
+    email: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, end_user: EndUser) -> EndUserOut:
+        return cls(
+            id=end_user.id,
+            external_user_id=end_user.external_user_id,
+            name=end_user.name,
+            email=end_user.email,
+            created_at=end_user.created_at,
+        )
+
+
+class UserTokenIn(Request):
+    external_user_id: str = ExternalId
+    ttl_seconds: int = Field(default=900, ge=1, le=86400)
+
+
+class UserTokenOut(BaseModel):
+    token: str
+    expires_at: datetime
+
+
+class MasterTokenIn(Request):
+    name: str = Field(min_length=1, max_length=MAX_TEXT)
+
+
+class MasterTokenOut(BaseModel):
+    id: str
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, record: MasterToken) -> MasterTokenOut:
+        return cls(
+            id=record.id,
+            name=record.name,
+            prefix=record.prefix,
+            created_at=record.created_at,
+            last_used_at=record.last_used_at,
+            revoked_at=record.revoked_at,
+        )
+
+
+class IssuedMasterTokenOut(MasterTokenOut):
+    token: str = Field(description="Shown once; only its hash is stored")
+
+
+class ConnectorConfigIn(Request):
+    client_id: str | None = Field(default=None, max_length=1024)
+    client_secret: str | None = Field(default=None, max_length=4096)
+    consumer_key: str | None = Field(default=None, max_length=1024)
+    consumer_secret: str | None = Field(default=None, max_length=8192)
+    redirect_uri: str | None = Field(default=None, max_length=2048)
+    scopes: list[str] | None = Field(default=None, max_length=100)
+    settings: dict[str, str] = Field(default_factory=dict)
+
+
+class ConnectorConfigOut(BaseModel):
+    connector: str
+    client_id: str | None
+    consumer_key: str | None
+    redirect_uri: str | None
+    redirect_uri_used: str = Field(description="The exact redirect URI sent to the provider")
+    scopes: list[str] | None
+    has_client_secret: bool
+    has_consumer_secret: bool
+    settings: list[str] = Field(description="Names of the settings set (values are secret)")
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, settings: ConnectorSettings, redirect_uri_used: str) -> ConnectorConfigOut:
+        return cls(
+            connector=settings.connector_key,
+            client_id=settings.client_id,
+            consumer_key=settings.consumer_key,
+            redirect_uri=settings.redirect_uri,
+            redirect_uri_used=redirect_uri_used,
+            scopes=None if settings.scopes is None else list(settings.scopes),
+            has_client_secret=bool(settings.client_secret),
+            has_consumer_secret=bool(settings.consumer_secret),
+            settings=sorted(settings.settings),
+            updated_at=settings.updated_at,
+        )
+
+
+class FieldOut(BaseModel):
+    name: str
+    label: str
+    type: str
+    required: bool
+    tooltip: str | None
+    options: list[str]
+
+
+class ConnectorOut(BaseModel):
+    key: str
+    version: str
+    label: str
+    auth_type: str
+    description: str | None
+    docs_url: str | None
+    fields: list[FieldOut]
+
+
+class AuditEventOut(BaseModel):
+    id: str
+    actor: str
+    action: str
+    target_type: str
+    target_id: str | None
+    detail: dict[str, Any]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, event: AuditEvent) -> AuditEventOut:
+        return cls(
+            id=event.id,
+            actor=event.actor,
+            action=event.action,
+            target_type=event.target_type,
+            target_id=event.target_id,
+            detail=dict(event.detail or {}),
+            created_at=event.created_at,
+        )

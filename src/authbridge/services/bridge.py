@@ -1,0 +1,92 @@
+"""What every use case needs: the database, the keyring, the connectors, the outbound client.
+
+A :class:`Bridge` is built once per process (by ``authbridge serve``, a CLI command or a test)
+and handed to the services. Services never commit: the caller opens the transaction with
+:meth:`Bridge.session` and the services work inside it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from threading import Lock
+
+from sqlalchemy.orm import Session
+
+from authbridge.connectors.registry import Registry
+from authbridge.http import OutboundClient
+from authbridge.storage import Database
+from authbridge.storage.models import utcnow
+from authbridge.vault import Keyring, load
+
+
+class KeySource:
+    """The current keyring; a key file is read again when it changes on disk.
+
+    ``authbridge keys rotate`` rewrites the key file while servers run; a server that kept the
+    keyring it loaded at start could not read values sealed under the new primary key. Checking
+    the file's modification time costs one ``stat`` per use.
+    """
+
+    def __init__(self, keyring: Keyring, path: Path | None = None) -> None:
+        self._keyring = keyring
+        self._path = path
+        self._stamp = self._read_stamp()
+        self._lock = Lock()
+
+    def _read_stamp(self) -> int | None:
+        if self._path is None:
+            return None
+        try:
+            return os.stat(self._path).st_mtime_ns
+        except OSError:
+            return None
+
+    @property
+    def current(self) -> Keyring:
+        if self._path is None:
+            return self._keyring
+        stamp = self._read_stamp()
+        if stamp is not None and stamp != self._stamp:
+            with self._lock:
+                if stamp != self._stamp:
+                    self._keyring = load(self._path)
+                    self._stamp = stamp
+        return self._keyring
+
+
+@dataclass
+class Bridge:
+    """The dependencies of the services, shared by every request of one process.
+
+    ``public_url`` is where browsers reach this server (connect pages, OAuth callbacks);
+    ``clock`` returns the current UTC time (tests pass a fixed one).
+    """
+
+    database: Database
+    keys: KeySource
+    registry: Registry
+    http: OutboundClient
+    public_url: str
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+    @property
+    def keyring(self) -> Keyring:
+        return self.keys.current
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    @contextmanager
+    def session(self, *, readonly: bool = False) -> Iterator[Session]:
+        """A transaction, committed when the block ends without an exception."""
+        with self.database.session(readonly=readonly) as session:
+            yield session
+
+    def url(self, path: str) -> str:
+        """An absolute URL on this server for ``path`` (which starts with ``/``)."""
+        return self.public_url + path

@@ -1,0 +1,271 @@
+"""Connect sessions: the one-time links that open the connect pages, and what the pages do.
+
+The host (with a master token) opens a session for an end user and a connector; the link
+``/connect/{code}`` is valid for 10 minutes and creates (or, when editing, updates) one
+authentication: the code is used up by the success that stores it, so a wrong key can be
+corrected and submitted again, while a link prefetched by a mail scanner still works.
+
+The page's work is split so no database transaction stays open while a provider is called:
+:func:`load_page` reads (one transaction), :func:`run_form` calls the mechanism (no database),
+:func:`finish` uses up the code and stores the result (another transaction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy.orm import Session
+
+from authbridge import errors
+from authbridge.connectors.models import Fields
+from authbridge.mechanisms import ConnectResult, Context, get_mechanism
+from authbridge.mechanisms.form import check_fields
+from authbridge.services import authentications
+from authbridge.services.bridge import Bridge
+from authbridge.services.connectors import ConnectorSetup, setup
+from authbridge.services.principals import Principal
+from authbridge.storage.models import Authentication, ConnectSession, EndUser
+from authbridge.storage.repositories import (
+    AuthenticationRepository,
+    ConnectSessionRepository,
+    EndUserRepository,
+)
+
+#: Auth types whose connect page is a form (or a single button, for ``none``).
+FORM_TYPES = frozenset({"none", "api_key", "pwd", "jwt"})
+EXPIRED_LINK = "This link has expired or was already used. Ask for a new one."
+MAX_PICKABLE = 50
+
+
+@dataclass(frozen=True)
+class ConnectOptions:
+    """The host's choices for the page (the reference's query parameters)."""
+
+    skip_title_field: bool = False
+    skip_auth_settings: bool = False
+
+    def as_dict(self) -> dict[str, bool]:
+        return {
+            "skip_title_field": self.skip_title_field,
+            "skip_auth_settings": self.skip_auth_settings,
+        }
+
+
+@dataclass(frozen=True)
+class OpenedSession:
+    record: ConnectSession
+    end_user: EndUser
+    url: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ConnectPage:
+    """Everything the connect page shows for one code."""
+
+    record: ConnectSession
+    setup: ConnectorSetup
+    end_user: EndUser
+    editing: Authentication | None
+    existing: Sequence[Authentication]
+    fields: Fields
+    prefill: Mapping[str, str] = field(repr=False)
+    options: ConnectOptions
+
+    @property
+    def principal(self) -> Principal:
+        """Who acts in the audit log: the connect session, on behalf of its end user."""
+        return Principal(
+            environment_id=self.record.environment_id,
+            actor=f"connect:{self.record.id}",
+            end_user_id=self.record.end_user_id,
+            external_user_id=self.end_user.external_user_id,
+        )
+
+
+def check_origin(origin: str) -> str:
+    """An exact web origin (``https://app.example.com``): scheme, host and optional port only."""
+    parts = urlsplit(origin.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if (
+        parts.scheme not in {"http", "https"}
+        or not parts.hostname
+        or port == -1
+        or parts.path not in {"", "/"}
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+    ):
+        raise errors.InvalidInput(
+            "origin must be a web origin such as https://app.example.com (scheme, host and "
+            "port only)",
+            field="origin",
+        )
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def open_session(
+    bridge: Bridge,
+    session: Session,
+    principal: Principal,
+    *,
+    external_user_id: str,
+    connector: str,
+    version: str | None = None,
+    authentication_id: str | None = None,
+    origin: str | None = None,
+    options: ConnectOptions = ConnectOptions(),
+    user_name: str | None = None,
+    user_email: str | None = None,
+) -> OpenedSession:
+    """Open a connect link for an end user (created on first sight) and a connector."""
+    principal.require_master()
+    found = bridge.registry.get(connector, version)
+    checked_origin = check_origin(origin) if origin else None
+    end_user = EndUserRepository(session).get_or_create(
+        principal.environment_id, external_user_id, name=user_name, email=user_email
+    )
+    if authentication_id is not None:
+        auth = authentications.get(bridge, session, principal, authentication_id)
+        if auth.end_user_id != end_user.id or auth.connector_key != found.key:
+            raise errors.InvalidInput(
+                f"authentication '{authentication_id}' is not a '{found.key}' authentication "
+                f"of end user '{external_user_id}'",
+                field="authentication_id",
+            )
+    issued = ConnectSessionRepository(session).create(
+        environment_id=principal.environment_id,
+        end_user_id=end_user.id,
+        connector_key=found.key,
+        connector_version=found.version,
+        authentication_id=authentication_id,
+        origin=checked_origin,
+        options=options.as_dict(),
+        now=bridge.now(),
+    )
+    return OpenedSession(
+        record=issued.record, end_user=end_user, url=bridge.url(f"/connect/{issued.code}")
+    )
+
+
+def load_page(bridge: Bridge, session: Session, code: str) -> ConnectPage:
+    """What the page of ``code`` shows; :class:`errors.NotFound` when the link is not valid."""
+    now = bridge.now()
+    record = ConnectSessionRepository(session).get_valid(code, now=now)
+    if record is None:
+        raise errors.NotFound(EXPIRED_LINK)
+    end_user = EndUserRepository(session).get(record.environment_id, record.end_user_id)
+    if end_user is None:
+        raise errors.NotFound(EXPIRED_LINK)
+    connector_setup = setup(
+        bridge, session, record.environment_id, record.connector_key, record.connector_version
+    )
+    auths = AuthenticationRepository(session, bridge.keyring)
+    editing = None
+    prefill: dict[str, str] = {}
+    mechanism = get_mechanism(connector_setup.definition.type)
+    fields = mechanism.form_fields(connector_setup.definition)
+    if record.authentication_id is not None:
+        editing = auths.get(record.environment_id, record.authentication_id, now=now)
+        if editing is None:
+            raise errors.NotFound("The account to edit no longer exists.")
+        stored = auths.credentials(editing)
+        prefill = {
+            name: str(stored[name])
+            for name, spec in fields.items()
+            if not spec.is_secret and isinstance(stored.get(name), str | int | float)
+        }
+    existing: Sequence[Authentication] = ()
+    if editing is None:
+        existing = auths.list(
+            record.environment_id,
+            now=now,
+            end_user_id=record.end_user_id,
+            connector_key=record.connector_key,
+            limit=MAX_PICKABLE,
+        ).items
+    return ConnectPage(
+        record=record,
+        setup=connector_setup,
+        end_user=end_user,
+        editing=editing,
+        existing=existing,
+        fields=fields,
+        prefill=prefill,
+        options=ConnectOptions(**{k: bool(v) for k, v in record.options.items()}),
+    )
+
+
+def form_context(bridge: Bridge, page: ConnectPage, entered: Mapping[str, Any]) -> Context:
+    return Context(
+        http=bridge.http,
+        now=bridge.now(),
+        fields=entered,
+        config=page.setup.config,
+        callback_url=page.setup.callback_url,
+    )
+
+
+async def run_form(bridge: Bridge, page: ConnectPage, entered: Mapping[str, str]) -> ConnectResult:
+    """Check the entered fields and run the connector's mechanism (no database work)."""
+    definition = page.setup.definition
+    if definition.type not in FORM_TYPES:
+        raise errors.InvalidInput(
+            f"'{page.setup.connector.label}' connects through its provider's sign-in page, "
+            "not a form"
+        )
+    check_fields(page.fields, entered)
+    mechanism = get_mechanism(definition.type)
+    return await mechanism.connect(definition, form_context(bridge, page, entered))
+
+
+def finish(
+    bridge: Bridge,
+    session: Session,
+    code: str,
+    page: ConnectPage,
+    result: ConnectResult,
+    *,
+    name: str | None = None,
+) -> Authentication:
+    """Use up ``code`` and store the connected account (in place when editing)."""
+    record = ConnectSessionRepository(session).consume(code, now=bridge.now())
+    if record is None:
+        raise errors.Conflict(EXPIRED_LINK)
+    if page.options.skip_title_field:
+        name = None
+    existing = None
+    if page.editing is not None:
+        existing = authentications.get(bridge, session, page.principal, page.editing.id)
+    return authentications.store(
+        bridge,
+        session,
+        page.principal,
+        end_user_id=record.end_user_id,
+        setup=page.setup,
+        result=result,
+        name=name,
+        existing=existing,
+        via="connect_page",
+    )
+
+
+def pick(
+    bridge: Bridge, session: Session, code: str, page: ConnectPage, auth_id: str
+) -> Authentication:
+    """Choose one of the end user's existing authentications instead of adding one."""
+    if auth_id not in {auth.id for auth in page.existing}:
+        raise errors.InvalidInput("choose one of the accounts listed", field="authentication_id")
+    if ConnectSessionRepository(session).consume(code, now=bridge.now()) is None:
+        raise errors.Conflict(EXPIRED_LINK)
+    return authentications.get(bridge, session, page.principal, auth_id)
+
+
+def expires_in(record: ConnectSession, now: datetime) -> int:
+    return max(0, int((record.expires_at - now).total_seconds()))

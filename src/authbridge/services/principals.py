@@ -1,0 +1,165 @@
+"""Who is calling: a master token of an environment, or a user token scoped to one end user.
+
+A bearer token is either a master token (``abk_…``, stored as a hash) or a user token: a JWT
+whose ``sub`` is the end user's external id, signed with the environment's HMAC secret
+(minted by :func:`mint_user_token`, or by the host itself with the same secret) or with a
+public key registered for the environment. The optional ``env`` claim names the environment
+(``default`` when absent); a token naming an audience must name ``authbridge``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import jwt
+from sqlalchemy.orm import Session
+
+from authbridge import errors
+from authbridge.hostjwt import JwtKey, verify
+from authbridge.storage.models import EndUser, Environment
+from authbridge.storage.repositories import (
+    DEFAULT_ENVIRONMENT,
+    EndUserRepository,
+    EnvironmentRepository,
+    JwtKeyRepository,
+    MasterTokenRepository,
+)
+from authbridge.vault import Keyring
+
+AUDIENCE = "authbridge"
+ENVIRONMENT_CLAIM = "env"
+DEFAULT_USER_TOKEN_TTL = timedelta(minutes=15)
+MAX_USER_TOKEN_TTL = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller of a request.
+
+    ``end_user_id`` is set for a user token, which sees and changes only that end user's data;
+    ``actor`` is what the audit log records (``master:<token id>`` or ``user:<end user id>``).
+    """
+
+    environment_id: str
+    actor: str
+    end_user_id: str | None = None
+    external_user_id: str | None = None
+
+    @property
+    def is_master(self) -> bool:
+        return self.end_user_id is None
+
+    def require_master(self) -> None:
+        if not self.is_master:
+            raise errors.Forbidden("this needs a master token; a user token cannot do it")
+
+    def check_owner(self, end_user_id: str | None, *, what: str) -> None:
+        """Refuse a user token access to something another end user (or nobody) owns.
+
+        The refusal reads like "not found" so a user token cannot probe other users' ids.
+        """
+        if self.end_user_id is not None and end_user_id != self.end_user_id:
+            raise errors.NotFound(f"{what} not found")
+
+
+def authenticate(session: Session, keyring: Keyring, token: str, *, now: datetime) -> Principal:
+    """Return the principal of bearer ``token``; raise :class:`Unauthenticated` otherwise."""
+    token = token.strip()
+    if not token:
+        raise errors.Unauthenticated("send a token in the header 'Authorization: Bearer <token>'")
+    if token.startswith("abk_"):
+        tokens = MasterTokenRepository(session)
+        record = tokens.verify(token)
+        if record is None:
+            raise errors.Unauthenticated("the master token is unknown or revoked")
+        tokens.record_use(record, now)
+        return Principal(environment_id=record.environment_id, actor=f"master:{record.id}")
+    if token.count(".") == 2:
+        return _user_principal(session, keyring, token, now=now)
+    raise errors.Unauthenticated(
+        "the bearer token is neither a master token nor a user token (JWT)"
+    )
+
+
+def _user_principal(session: Session, keyring: Keyring, token: str, *, now: datetime) -> Principal:
+    claims = _unverified_claims(token)
+    name = claims.get(ENVIRONMENT_CLAIM, DEFAULT_ENVIRONMENT)
+    environments = EnvironmentRepository(session, keyring)
+    environment = environments.get_by_name(name) if isinstance(name, str) else None
+    if environment is None:
+        raise errors.Unauthenticated("the user token names an unknown environment")
+    keys = environment_keys(session, keyring, environment)
+    try:
+        verified = verify(
+            token,
+            keys,
+            now=now,
+            audience=AUDIENCE if "aud" in claims else None,
+            required=("exp", "sub"),
+            max_lifetime=MAX_USER_TOKEN_TTL,
+        )
+    except errors.JwtError as error:
+        raise errors.Unauthenticated(f"the user token was refused: {error.message}") from None
+    subject = verified["sub"]
+    if not isinstance(subject, str) or not subject:
+        raise errors.Unauthenticated("the user token's 'sub' must be the end user's external id")
+    end_user = EndUserRepository(session).get_or_create(environment.id, subject)
+    return Principal(
+        environment_id=environment.id,
+        actor=f"user:{end_user.id}",
+        end_user_id=end_user.id,
+        external_user_id=end_user.external_user_id,
+    )
+
+
+def _unverified_claims(token: str) -> dict[str, Any]:
+    """The payload, read only to choose the environment whose keys then verify the token."""
+    payload = token.split(".")[1]
+    try:
+        raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        claims = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise errors.Unauthenticated("the user token is not a well-formed JWT") from None
+    if not isinstance(claims, dict):
+        raise errors.Unauthenticated("the user token is not a well-formed JWT")
+    return claims
+
+
+def environment_keys(session: Session, keyring: Keyring, environment: Environment) -> list[JwtKey]:
+    """The keys that verify JWTs the host signs for ``environment``: its secret and public keys."""
+    secret = EnvironmentRepository(session, keyring).jwt_secret(environment)
+    keys = [JwtKey.hmac(secret)]
+    for record in JwtKeyRepository(session).list(environment.id):
+        keys.append(JwtKey.public(record.public_key_pem, kid=record.kid))
+    return keys
+
+
+def mint_user_token(
+    session: Session,
+    keyring: Keyring,
+    environment: Environment,
+    end_user: EndUser,
+    *,
+    now: datetime,
+    ttl: timedelta = DEFAULT_USER_TOKEN_TTL,
+) -> tuple[str, datetime]:
+    """Sign a user token for ``end_user``; return it and when it expires."""
+    if not timedelta(seconds=1) <= ttl <= MAX_USER_TOKEN_TTL:
+        raise errors.InvalidInput(
+            f"a user token lives between 1 second and {int(MAX_USER_TOKEN_TTL.total_seconds())} "
+            "seconds",
+            field="ttl_seconds",
+        )
+    expires_at = now + ttl
+    claims = {
+        "sub": end_user.external_user_id,
+        ENVIRONMENT_CLAIM: environment.name,
+        "iat": int(now.timestamp()),
+        "exp": int(expires_at.timestamp()),
+    }
+    secret = EnvironmentRepository(session, keyring).jwt_secret(environment)
+    return jwt.encode(claims, secret, algorithm="HS256"), expires_at

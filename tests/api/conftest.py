@@ -1,0 +1,90 @@
+"""A running authbridge for API tests: the app on a loopback port, on SQLite and PostgreSQL.
+
+The ``api`` fixture serves :func:`authbridge.api.create_app` with a :class:`Bridge` over the
+test's ``database``; the connectors are those of ``tests/api/connectors`` (no catalog),
+pointing at a sandbox provider on another loopback port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from authbridge.api import create_app
+from authbridge.connectors.registry import Registry
+from authbridge.http import EgressPolicy, OutboundClient
+from authbridge.sandbox import SandboxSettings
+from authbridge.sandbox import create_app as create_sandbox
+from authbridge.services.bridge import Bridge, KeySource
+from authbridge.storage import Database
+from authbridge.storage.repositories import (
+    EnvironmentRepository,
+    IssuedMasterToken,
+    MasterTokenRepository,
+)
+from authbridge.vault import Keyring
+from tests.support.connectors import render_connectors
+from tests.support.loopback import port_of, serve
+
+CONNECTORS = Path(__file__).resolve().parent / "connectors"
+SANDBOX_KEY = "sk_sandbox_0123456789"
+
+
+@pytest.fixture(scope="session")
+def sandbox_url() -> Iterator[str]:
+    """The sandbox provider on loopback (session-wide: it keeps no state the tests read)."""
+    with serve(create_sandbox(SandboxSettings())) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def api_connectors(tmp_path_factory: pytest.TempPathFactory, sandbox_url: str) -> Path:
+    target = tmp_path_factory.mktemp("api-connectors")
+    return render_connectors(CONNECTORS, target, PORT=port_of(sandbox_url))
+
+
+@dataclass
+class Api:
+    """The running server: its URL, bridge and a master token, plus request helpers."""
+
+    url: str
+    bridge: Bridge
+    master_token: str
+    environment_id: str
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token or self.master_token}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=10)
+
+    def call(
+        self, method: str, path: str, *, token: str | None = None, **kw: Any
+    ) -> httpx.Response:
+        with self.client(token) as client:
+            return client.request(method, path, **kw)
+
+
+def make_bridge(database: Database, keyring: Keyring, folder: Path) -> Bridge:
+    return Bridge(
+        database=database,
+        keys=KeySource(keyring),
+        registry=Registry.load([folder], include_catalog=False),
+        http=OutboundClient(EgressPolicy(allow_loopback=True), timeout=5),
+        public_url="http://placeholder.invalid",
+    )
+
+
+@pytest.fixture
+def api(database: Database, api_connectors: Path) -> Iterator[Api]:
+    keyring = Keyring.generate()
+    bridge = make_bridge(database, keyring, api_connectors)
+    with database.session() as session:
+        environment = EnvironmentRepository(session, keyring).get_or_create()
+        issued: IssuedMasterToken = MasterTokenRepository(session).create(environment.id, "tests")
+    with serve(create_app(bridge), lifespan="on") as url:
+        bridge.public_url = url
+        yield Api(url=url, bridge=bridge, master_token=issued.token, environment_id=environment.id)
