@@ -7,34 +7,36 @@ a one-line message and exit status 1, never a traceback.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 
 import typer
-from alembic.util.exc import CommandError
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import IntegrityError
 
-from authbridge.errors import AuthBridgeError
+from authbridge.cli.common import (
+    CliError,
+    EnvOption,
+    err,
+    find_environment,
+    new_table,
+    open_keys,
+    opened_database,
+    out,
+    reported_errors,
+    settings_from_env,
+    when,
+    wide,
+)
 from authbridge.runtime import (
-    Settings,
     keyring_json,
     migrate_database,
-    open_database,
-    open_keyring,
 )
 from authbridge.storage import Database
 from authbridge.storage.crypto import ENCRYPTED_COLUMNS
-from authbridge.storage.models import EndUser, Environment
+from authbridge.storage.models import EndUser
 from authbridge.storage.repositories import (
-    DEFAULT_ENVIRONMENT,
     EndUserRepository,
-    EnvironmentRepository,
     MasterTokenRepository,
     count_rows,
     pending_count,
@@ -43,103 +45,10 @@ from authbridge.storage.repositories import (
 from authbridge.vault import ENV_VAR as KEYS_ENV_VAR
 from authbridge.vault import Keyring, save
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-# Tables hold ids to copy; when printing to a pipe or file, do not squeeze them into 80 columns.
-wide = Console(highlight=False, width=None if out.is_terminal else 200)
-
 db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage the encryption keys.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Create, list and revoke master tokens.", no_args_is_help=True)
 users_app = typer.Typer(help="List and add end users.", no_args_is_help=True)
-
-EnvOption = typer.Option(DEFAULT_ENVIRONMENT, "--env", "-e", help="The environment's name.")
-
-
-class CliError(AuthBridgeError):
-    """A failure the command reports with its message and exit status 1."""
-
-
-def fail(message: str) -> typer.Exit:
-    """Print ``message`` as an error and return the exit to raise."""
-    err.print(f"[red]Error:[/red] {message}", markup=True)
-    return typer.Exit(1)
-
-
-@contextmanager
-def reported_errors() -> Iterator[None]:
-    """Turn expected failures into a clear message and exit status 1."""
-    try:
-        yield
-    except AuthBridgeError as error:
-        raise fail(_escape(error.message)) from None
-    except SQLAlchemyError as error:
-        cause = getattr(error, "orig", None) or error
-        first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else "unknown"
-        raise fail(_escape(f"database error: {first_line}")) from None
-    except CommandError as error:
-        raise fail(_escape(f"migration failed: {error}")) from None
-    except OSError as error:
-        where = f" ({error.filename})" if error.filename else ""
-        raise fail(_escape(f"{error.strerror or error}{where}")) from None
-
-
-def _escape(text: str) -> str:
-    return text.replace("[", r"\[")
-
-
-def _settings() -> Settings:
-    return Settings.from_env()
-
-
-def _keyring(settings: Settings) -> Keyring:
-    keyring, created = open_keyring(settings)
-    if created:
-        err.print(
-            f"[yellow]Created a new key file at {settings.key_file}.[/yellow] "
-            "It encrypts every stored secret: back it up now and keep it safe. "
-            "Without it the stored credentials cannot be read.",
-            markup=True,
-        )
-    return keyring
-
-
-@contextmanager
-def _database(settings: Settings) -> Iterator[Database]:
-    database = open_database(settings)
-    try:
-        yield database
-    finally:
-        database.dispose()
-
-
-def _environment(session: Session, keyring: Keyring, name: str) -> Environment:
-    """Return environment ``name``; ``default`` is created on first use, others must exist."""
-    environments = EnvironmentRepository(session, keyring)
-    if name == DEFAULT_ENVIRONMENT:
-        return environments.get_or_create(name)
-    environment = environments.get_by_name(name)
-    if environment is None:
-        raise CliError(f"there is no environment named '{name}'")
-    return environment
-
-
-def _table(*headers: str, title: str | None = None) -> Table:
-    """A table whose ids and dates are never cut, so that they can be copied."""
-    table = Table(title=title)
-    for header in headers:
-        if header == "id":
-            table.add_column(header, no_wrap=True, min_width=36)
-        elif header in {"created", "last used", "revoked"}:
-            table.add_column(header, no_wrap=True)
-        else:
-            table.add_column(header)
-    return table
-
-
-def _when(moment: datetime | None) -> str:
-    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M")
-
 
 # -- db ----------------------------------------------------------------------------------------
 
@@ -148,7 +57,7 @@ def _when(moment: datetime | None) -> str:
 def db_upgrade() -> None:
     """Migrate the database to the newest schema (safe to run at any time)."""
     with reported_errors():
-        settings = _settings()
+        settings = settings_from_env()
         revision = migrate_database(settings)
     out.print(f"Database is at revision {revision}.")
 
@@ -212,8 +121,8 @@ def keys_rotate(
     Safe to run again: values already under the primary key are left alone.
     """
     with reported_errors():
-        settings = _settings()
-        keyring = _keyring(settings)
+        settings = settings_from_env()
+        keyring = open_keys(settings)
         if not reencrypt_only:
             rotated, new_id = keyring.with_new_primary()
             if settings.keys_from_env:
@@ -233,7 +142,7 @@ def keys_rotate(
                 "again. Restart running servers so that they read the new key.",
                 markup=False,
             )
-        with _database(settings) as database:
+        with opened_database(settings) as database:
             summaries = _reencrypt_all(database, keyring, batch_size)
     table = Table("table", "rows", "re-encrypted", "left", title=f"Primary key: {keyring.primary}")
     for summary in summaries:
@@ -266,10 +175,10 @@ def tokens_create(
     with reported_errors():
         if not name.strip():
             raise CliError("the token name must not be empty")
-        settings = _settings()
-        keyring = _keyring(settings)
-        with _database(settings) as database, database.session() as session:
-            environment = _environment(session, keyring, env)
+        settings = settings_from_env()
+        keyring = open_keys(settings)
+        with opened_database(settings) as database, database.session() as session:
+            environment = find_environment(session, keyring, env)
             issued = MasterTokenRepository(session).create(environment.id, name.strip())
             token_id = issued.record.id
     out.print(f"Created master token '{name.strip()}' ({token_id}) in environment '{env}':")
@@ -283,20 +192,20 @@ def tokens_create(
 def tokens_list(env: str = EnvOption) -> None:
     """List the environment's master tokens, revoked ones included."""
     with reported_errors():
-        settings = _settings()
-        keyring = _keyring(settings)
-        with _database(settings) as database, database.session() as session:
-            environment = _environment(session, keyring, env)
+        settings = settings_from_env()
+        keyring = open_keys(settings)
+        with opened_database(settings) as database, database.session() as session:
+            environment = find_environment(session, keyring, env)
             records = MasterTokenRepository(session).list(environment.id, include_revoked=True)
-    table = _table("id", "name", "prefix", "created", "last used", "revoked")
+    table = new_table("id", "name", "prefix", "created", "last used", "revoked")
     for record in records:
         table.add_row(
             record.id,
             record.name,
             record.prefix + "…",
-            _when(record.created_at),
-            _when(record.last_used_at),
-            _when(record.revoked_at),
+            when(record.created_at),
+            when(record.last_used_at),
+            when(record.revoked_at),
         )
     wide.print(table)
 
@@ -308,10 +217,10 @@ def tokens_revoke(
 ) -> None:
     """Revoke a master token: requests made with it are refused from now on."""
     with reported_errors():
-        settings = _settings()
-        keyring = _keyring(settings)
-        with _database(settings) as database, database.session() as session:
-            environment = _environment(session, keyring, env)
+        settings = settings_from_env()
+        keyring = open_keys(settings)
+        with opened_database(settings) as database, database.session() as session:
+            environment = find_environment(session, keyring, env)
             tokens = MasterTokenRepository(session)
             if not tokens.revoke(environment.id, token_id):
                 if tokens.get(environment.id, token_id) is None:
@@ -329,10 +238,10 @@ def tokens_revoke(
 def users_list(env: str = EnvOption) -> None:
     """List the environment's end users, oldest first."""
     with reported_errors():
-        settings = _settings()
-        keyring = _keyring(settings)
-        with _database(settings) as database, database.session() as session:
-            environment = _environment(session, keyring, env)
+        settings = settings_from_env()
+        keyring = open_keys(settings)
+        with opened_database(settings) as database, database.session() as session:
+            environment = find_environment(session, keyring, env)
             repository = EndUserRepository(session)
             users: list[EndUser] = []
             cursor: str | None = None
@@ -342,14 +251,16 @@ def users_list(env: str = EnvOption) -> None:
                 if page.next_cursor is None:
                     break
                 cursor = page.next_cursor
-    table = _table("id", "external id", "name", "email", "created", title=f"{len(users)} end users")
+    table = new_table(
+        "id", "external id", "name", "email", "created", title=f"{len(users)} end users"
+    )
     for user in users:
         table.add_row(
             user.id,
             user.external_user_id,
             user.name or "",
             user.email or "",
-            _when(user.created_at),
+            when(user.created_at),
         )
     wide.print(table)
 
@@ -365,15 +276,15 @@ def users_add(
     with reported_errors():
         if not external_id.strip():
             raise CliError("the external id must not be empty")
-        settings = _settings()
-        keyring = _keyring(settings)
+        settings = settings_from_env()
+        keyring = open_keys(settings)
         duplicate = CliError(
             f"an end user with external id '{external_id}' already exists in environment '{env}'"
         )
-        with _database(settings) as database:
+        with opened_database(settings) as database:
             try:
                 with database.session() as session:
-                    environment = _environment(session, keyring, env)
+                    environment = find_environment(session, keyring, env)
                     users = EndUserRepository(session)
                     if users.get_by_external_id(environment.id, external_id) is not None:
                         raise duplicate
