@@ -14,8 +14,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/authbridge connectors validate
-	$(BIN)/authbridge connectors list
+	$(BIN)/authbridge serve --host 127.0.0.1 --port 8000
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -12,12 +12,15 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from authbridge.connectors.registry import Registry, folders_from_env
 from authbridge.errors import InvalidInput
+from authbridge.http import EgressPolicy, OutboundClient
+from authbridge.services.bridge import Bridge, KeySource
 from authbridge.storage import Database
 from authbridge.storage.db import (
     DATABASE_URL_ENV_VAR,
@@ -46,7 +49,7 @@ class Settings:
     home: Path
     database_url: str | None = None
     keys_json: str | None = None
-    public_url: str = DEFAULT_PUBLIC_URL
+    public_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -62,6 +65,15 @@ class Settings:
         keys_json = environ.get(KEYS_ENV_VAR, "").strip() or None
         public_url = _check_public_url(environ.get(PUBLIC_URL_ENV_VAR, "").strip())
         return cls(home=home, database_url=database_url, keys_json=keys_json, public_url=public_url)
+
+    def base_url(self, host: str = "127.0.0.1", port: int = 8000) -> str:
+        """Where browsers reach us: ``AUTHBRIDGE_PUBLIC_URL``, else the listening address."""
+        if self.public_url is not None:
+            return self.public_url
+        if host in {"0.0.0.0", "::", ""}:  # noqa: S104 (a wildcard is not reachable as such)
+            host = "127.0.0.1"
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{port}"
 
     @property
     def key_file(self) -> Path:
@@ -86,9 +98,9 @@ class Settings:
         return self.home
 
 
-def _check_public_url(value: str) -> str:
+def _check_public_url(value: str) -> str | None:
     if not value:
-        return DEFAULT_PUBLIC_URL
+        return None
     parts = urlsplit(value)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise InvalidInput(
@@ -138,3 +150,27 @@ def open_database(settings: Settings) -> Database:
     """
     migrate_database(settings)
     return Database(settings.resolved_database_url())
+
+
+def open_bridge(
+    settings: Settings,
+    keyring: Keyring,
+    database: Database,
+    *,
+    public_url: str,
+    connector_folders: Sequence[Path] = (),
+    allow_loopback: bool = False,
+) -> Bridge:
+    """Assemble the services' dependencies for a server (or a command that runs mechanisms).
+
+    The connectors are the catalog plus ``AUTHBRIDGE_CONNECTORS`` and ``connector_folders``;
+    ``allow_loopback`` lets connectors call providers on this machine (the sandbox).
+    """
+    folders = [*folders_from_env(), *connector_folders]
+    return Bridge(
+        database=database,
+        keys=KeySource(keyring, None if settings.keys_from_env else settings.key_file),
+        registry=Registry.load(folders),
+        http=OutboundClient(EgressPolicy(allow_loopback=allow_loopback)),
+        public_url=public_url,
+    )

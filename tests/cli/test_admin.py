@@ -97,7 +97,8 @@ def test_settings_defaults_and_overrides() -> None:
     defaults = Settings.from_env({})
     assert defaults.home == Path(".authbridge")
     assert defaults.key_file == Path(".authbridge/keys.json")
-    assert defaults.public_url == "http://127.0.0.1:8000"
+    assert defaults.public_url is None
+    assert defaults.base_url("0.0.0.0", 9000) == "http://127.0.0.1:9000"
     assert defaults.database_url is None
     assert not defaults.keys_from_env
     custom = Settings.from_env(
@@ -112,6 +113,7 @@ def test_settings_defaults_and_overrides() -> None:
     assert custom.database_url == "postgresql+psycopg://u@db/ab"
     assert custom.keys_from_env
     assert custom.public_url == "https://auth.example.com"
+    assert custom.base_url("127.0.0.1", 9000) == "https://auth.example.com"
 
 
 def test_settings_reject_bad_public_url() -> None:

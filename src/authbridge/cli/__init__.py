@@ -8,6 +8,7 @@ from authbridge import __version__
 from authbridge.cli.admin import db_app, keys_app, tokens_app, users_app
 from authbridge.cli.connectors import app as connectors_app
 from authbridge.cli.sandbox import sandbox_command
+from authbridge.cli.serve import serve_command
 
 app = typer.Typer(
     name="authbridge",
@@ -20,6 +21,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(users_app, name="users")
+app.command("serve")(serve_command)
 app.command("sandbox")(sandbox_command)
 
 

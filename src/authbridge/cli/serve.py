@@ -1,0 +1,93 @@
+"""``authbridge serve``: the API, the connect pages and ``authbridge.js`` on one port."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from authbridge.api import create_app
+from authbridge.cli.common import (
+    err,
+    open_keys,
+    out,
+    reported_errors,
+    settings_from_env,
+)
+from authbridge.runtime import open_bridge, open_database
+from authbridge.storage.repositories import (
+    DEFAULT_ENVIRONMENT,
+    EnvironmentRepository,
+    MasterTokenRepository,
+)
+
+FIRST_TOKEN_NAME = "first run"
+
+
+def serve_command(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 for every one)."),
+    port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
+    connectors: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--connectors",
+            "-c",
+            exists=True,
+            file_okay=False,
+            help="A folder of connector definitions to serve beside the catalog (repeatable).",
+        ),
+    ] = None,
+    allow_loopback: bool = typer.Option(
+        False,
+        "--allow-loopback",
+        help="Let connectors call providers on this machine (the sandbox); off in production.",
+    ),
+    log_level: str = typer.Option("info", help="uvicorn's log level."),
+) -> None:
+    """Serve the REST API (/v1, reference at /docs), the connect pages and /healthz.
+
+    The data folder (./.authbridge, or AUTHBRIDGE_HOME) and its key file are created on the
+    first run, and a master token for the 'default' environment is printed once. Set
+    AUTHBRIDGE_PUBLIC_URL when browsers reach the server at another address.
+    """
+    with reported_errors():
+        settings = settings_from_env()
+        keyring = open_keys(settings)
+        public_url = settings.base_url(host, port)
+        database = open_database(settings)
+        with database.session() as session:
+            environment = EnvironmentRepository(session, keyring).get_or_create()
+            tokens = MasterTokenRepository(session)
+            first = None
+            if not tokens.list(environment.id, include_revoked=True):
+                first = tokens.create(environment.id, FIRST_TOKEN_NAME)
+        bridge = open_bridge(
+            settings,
+            keyring,
+            database,
+            public_url=public_url,
+            connector_folders=connectors or [],
+            allow_loopback=allow_loopback,
+        )
+    if first is not None:
+        err.print(
+            f"[bold]Master token for the '{DEFAULT_ENVIRONMENT}' environment[/bold] "
+            "(shown once; create more with `authbridge tokens create`):",
+            markup=True,
+        )
+        out.print(first.token)
+    out.print(
+        f"authbridge is serving on http://{host}:{port} "
+        f"(public URL {public_url}; API reference at {public_url}/docs)"
+    )
+    uvicorn.run(
+        create_app(bridge),
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        server_header=False,
+    )
+    database.dispose()
