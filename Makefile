@@ -13,8 +13,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# The server on 127.0.0.1:8000 (SQLite in ./.authbridge), with the sandbox provider beside it on
+# 127.0.0.1:8400; --allow-loopback lets the bundled sandbox connectors reach it.
 run: $(STAMP)
-	$(BIN)/authbridge serve --host 127.0.0.1 --port 8000
+	@$(BIN)/authbridge sandbox --port 8400 & sandbox=$$!; \
+	trap 'kill $$sandbox 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/authbridge serve --host 127.0.0.1 --port 8000 --allow-loopback
 
 test: $(STAMP)
 	$(BIN)/ruff check .
