@@ -17,6 +17,7 @@ ENCRYPTED_COLUMNS: dict[str, tuple[str, ...]] = {
     "environments": ("jwt_secret_ct",),
     "connector_configs": ("secrets_ct",),
     "authentications": ("credentials_ct", "profile_ct"),
+    "oauth_states": ("secrets_ct",),
 }
 
 

@@ -9,6 +9,7 @@ from authbridge.storage.models.end_user import EndUser
 from authbridge.storage.models.environment import Environment
 from authbridge.storage.models.jwt_public_key import JwtPublicKey
 from authbridge.storage.models.master_token import MasterToken
+from authbridge.storage.models.oauth_state import OAuthState
 
 metadata = Base.metadata
 
@@ -23,6 +24,7 @@ __all__ = [
     "Environment",
     "JwtPublicKey",
     "MasterToken",
+    "OAuthState",
     "UtcDateTime",
     "metadata",
     "new_id",

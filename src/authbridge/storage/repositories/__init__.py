@@ -30,6 +30,11 @@ from authbridge.storage.repositories.master_tokens import (
     IssuedMasterToken,
     MasterTokenRepository,
 )
+from authbridge.storage.repositories.oauth_states import (
+    ClaimedOAuthState,
+    IssuedOAuthState,
+    OAuthStateRepository,
+)
 from authbridge.storage.repositories.pagination import MAX_PAGE_SIZE, Page
 from authbridge.storage.repositories.reencrypt import (
     ReencryptBatch,
@@ -44,6 +49,7 @@ __all__ = [
     "UNSET",
     "AuditRepository",
     "AuthenticationRepository",
+    "ClaimedOAuthState",
     "ConnectSessionRepository",
     "ConnectorConfigRepository",
     "ConnectorSettings",
@@ -51,8 +57,10 @@ __all__ = [
     "EnvironmentRepository",
     "IssuedConnectSession",
     "IssuedMasterToken",
+    "IssuedOAuthState",
     "JwtKeyRepository",
     "MasterTokenRepository",
+    "OAuthStateRepository",
     "Page",
     "ReencryptBatch",
     "StaleAuthentication",
