@@ -97,8 +97,9 @@ class TokensIn(Request):
     refresh_token: str | None = Field(default=None, max_length=8192)
     token_type: str | None = Field(default=None, max_length=64)
     scope: str | None = Field(default=None, max_length=4096)
-    oauth_token: str | None = Field(default=None, max_length=8192)
-    oauth_token_secret: str | None = Field(default=None, max_length=8192)
+    access_token_secret: str | None = Field(
+        default=None, max_length=8192, description="OAuth 1.0a token secret"
+    )
 
 
 class AuthenticationImport(Request):

@@ -39,7 +39,7 @@ from authbridge.storage.repositories import (
 OAUTH_TYPES = frozenset({"oauth1", "oauth2"})
 TOKEN_NAMES = {
     "oauth2": ("access_token", "refresh_token", "token_type", "scope"),
-    "oauth1": ("oauth_token", "oauth_token_secret"),
+    "oauth1": ("access_token", "access_token_secret"),
 }
 
 
@@ -138,8 +138,8 @@ def _oauth_tokens(auth_type: str, given: Mapping[str, Any]) -> dict[str, Any]:
         raise errors.InvalidInput(
             f"unknown token '{unknown[0]}'; {auth_type} takes {', '.join(names)}", field="tokens"
         )
-    required = names[0] if auth_type == "oauth2" else names
-    for name in (required,) if isinstance(required, str) else required:
+    required = names[:1] if auth_type == "oauth2" else names
+    for name in required:
         value = given.get(name)
         if not isinstance(value, str) or not value.strip():
             raise errors.InvalidInput(f"tokens.{name} is required", field="tokens")
