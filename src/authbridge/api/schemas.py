@@ -151,6 +151,10 @@ class ConnectSessionIn(Request):
     )
     skip_title_field: bool = False
     skip_auth_settings: bool = False
+    allow_account_change: bool = Field(
+        default=False,
+        description="When editing, accept a reconnect that signs in to another account",
+    )
     user_name: str | None = Field(default=None, max_length=MAX_TEXT)
     user_email: str | None = Field(default=None, max_length=320)
 

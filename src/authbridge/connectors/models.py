@@ -326,6 +326,10 @@ class OAuth2Definition(_Base):
     client_authentication: Literal["body", "basic"] = "body"
     authorization_params: dict[str, str] = Field(default_factory=dict)
     revoke_url: str | None = None
+    issuer: str | None = None
+    """The authorization server's issuer (RFC 9207): a callback's ``iss`` must equal it."""
+    issuer_required: bool = False
+    """The server always sends ``iss`` (RFC 9207 §3): a callback without it is refused."""
 
     @field_validator("scope", mode="before")
     @classmethod

@@ -24,6 +24,8 @@ from authbridge import errors
 from authbridge.connectors.models import Fields
 from authbridge.mechanisms import ConnectResult, Context, get_mechanism
 from authbridge.mechanisms.form import check_fields
+from authbridge.mechanisms.properties import call
+from authbridge.redaction import redact
 from authbridge.services import authentications
 from authbridge.services.bridge import Bridge
 from authbridge.services.connectors import ConnectorSetup, setup
@@ -47,11 +49,13 @@ class ConnectOptions:
 
     skip_title_field: bool = False
     skip_auth_settings: bool = False
+    allow_account_change: bool = False
 
     def as_dict(self) -> dict[str, bool]:
         return {
             "skip_title_field": self.skip_title_field,
             "skip_auth_settings": self.skip_auth_settings,
+            "allow_account_change": self.allow_account_change,
         }
 
 
@@ -156,10 +160,15 @@ def open_session(
 
 def load_page(bridge: Bridge, session: Session, code: str) -> ConnectPage:
     """What the page of ``code`` shows; :class:`errors.NotFound` when the link is not valid."""
-    now = bridge.now()
-    record = ConnectSessionRepository(session).get_valid(code, now=now)
+    record = ConnectSessionRepository(session).get_valid(code, now=bridge.now())
     if record is None:
         raise errors.NotFound(EXPIRED_LINK)
+    return page_for(bridge, session, record)
+
+
+def page_for(bridge: Bridge, session: Session, record: ConnectSession) -> ConnectPage:
+    """The page of a connect session already found valid (by its code, or an OAuth state)."""
+    now = bridge.now()
     end_user = EndUserRepository(session).get(record.environment_id, record.end_user_id)
     if end_user is None:
         raise errors.NotFound(EXPIRED_LINK)
@@ -225,17 +234,66 @@ async def run_form(bridge: Bridge, page: ConnectPage, entered: Mapping[str, str]
     return await mechanism.connect(definition, form_context(bridge, page, entered))
 
 
+async def after_connect(bridge: Bridge, page: ConnectPage, result: ConnectResult) -> None:
+    """Run the definition's ``on_connected`` callback, given the new account (no database).
+
+    It runs before the account is stored, so a callback that raises fails the connect with its
+    message and nothing is kept.
+    """
+    callback = page.setup.definition.on_connected
+    if callback is None:
+        return
+    context = Context(
+        http=bridge.http,
+        now=bridge.now(),
+        config=page.setup.config,
+        callback_url=page.setup.callback_url,
+        tokens=result.credentials,
+        profile=result.profile,
+    )
+    try:
+        await call(callback, context)
+    except errors.AuthBridgeError:
+        raise
+    except Exception as exc:
+        message = redact(str(exc) or type(exc).__name__, context.secrets())
+        raise errors.ProviderError(f"on_connected failed: {message}") from exc
+
+
+def account_identity(profile: Mapping[str, Any] | None) -> str | None:
+    """The provider's id of the account in its profile, if the profile has one.
+
+    The name is no identity: the end user may have renamed the connection.
+    """
+    if profile is not None:
+        for key in ("id", "user_id", "sub", "account_id"):
+            value = profile.get(key)
+            if isinstance(value, str | int) and not isinstance(value, bool):
+                return f"{key}:{value}"
+    return None
+
+
 def finish(
     bridge: Bridge,
     session: Session,
-    code: str,
+    code: str | None,
     page: ConnectPage,
     result: ConnectResult,
     *,
     name: str | None = None,
 ) -> Authentication:
-    """Use up ``code`` and store the connected account (in place when editing)."""
-    record = ConnectSessionRepository(session).consume(code, now=bridge.now())
+    """Use up the session and store the connected account (in place when editing).
+
+    ``code`` is the link's code; ``None`` when the session was reached through an OAuth state.
+    A reconnect that brings back another account than the one being edited is refused unless
+    the session allows it.
+    """
+    sessions = ConnectSessionRepository(session)
+    now = bridge.now()
+    if code is None:
+        record = sessions.consume_by_id(page.record.id, now=now)
+    else:
+        record = sessions.consume(code, now=now)
     if record is None:
         raise errors.Conflict(EXPIRED_LINK)
     if page.options.skip_title_field:
@@ -243,6 +301,7 @@ def finish(
     existing = None
     if page.editing is not None:
         existing = authentications.get(bridge, session, page.principal, page.editing.id)
+        _check_same_account(bridge, session, page, existing, result)
     return authentications.store(
         bridge,
         session,
@@ -254,6 +313,26 @@ def finish(
         existing=existing,
         via="connect_page",
     )
+
+
+def _check_same_account(
+    bridge: Bridge,
+    session: Session,
+    page: ConnectPage,
+    existing: Authentication,
+    result: ConnectResult,
+) -> None:
+    if page.options.allow_account_change:
+        return
+    stored_profile = AuthenticationRepository(session, bridge.keyring).profile(existing)
+    before = account_identity(stored_profile)
+    after = account_identity(result.profile)
+    if before is not None and after is not None and before != after:
+        shown = result.account_name or "another account"
+        raise errors.Conflict(
+            f"You signed in as {shown}, but this connection belongs to {existing.name}. "
+            "Sign in with that account, or add a new connection instead."
+        )
 
 
 def pick(

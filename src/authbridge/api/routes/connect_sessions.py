@@ -34,6 +34,7 @@ def open_connect_session(
             options=connect.ConnectOptions(
                 skip_title_field=body.skip_title_field,
                 skip_auth_settings=body.skip_auth_settings,
+                allow_account_change=body.allow_account_change,
             ),
             user_name=body.user_name,
             user_email=body.user_email,

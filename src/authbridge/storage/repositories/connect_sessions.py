@@ -93,6 +93,22 @@ class ConnectSessionRepository:
             statement, execution_options={"populate_existing": True}
         ).first()
 
+    def consume_by_id(self, session_id: str, *, now: datetime) -> ConnectSession | None:
+        """Use up session ``session_id`` (reached through an OAuth state, not its code)."""
+        statement = (
+            update(ConnectSession)
+            .where(
+                ConnectSession.id == session_id,
+                ConnectSession.used_at.is_(None),
+                ConnectSession.expires_at > now,
+            )
+            .values(used_at=now)
+            .returning(ConnectSession)
+        )
+        return self.session.scalars(
+            statement, execution_options={"populate_existing": True}
+        ).first()
+
     def get(self, environment_id: str, session_id: str) -> ConnectSession | None:
         statement = select(ConnectSession).where(
             ConnectSession.environment_id == environment_id, ConnectSession.id == session_id
