@@ -6,6 +6,7 @@ import typer
 
 from authbridge import __version__
 from authbridge.cli.admin import db_app, keys_app, tokens_app, users_app
+from authbridge.cli.connect import config_app, connect_link_command
 from authbridge.cli.connectors import app as connectors_app
 from authbridge.cli.sandbox import sandbox_command
 from authbridge.cli.serve import serve_command
@@ -17,12 +18,14 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(connectors_app, name="connectors")
+app.add_typer(config_app, name="connector-config")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(users_app, name="users")
 app.command("serve")(serve_command)
 app.command("sandbox")(sandbox_command)
+app.command("connect-link")(connect_link_command)
 
 
 def _version(value: bool) -> None:

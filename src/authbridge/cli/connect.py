@@ -1,0 +1,571 @@
+"""``authbridge connector-config`` and ``authbridge connect-link``.
+
+``connector-config`` sets up a connector in an environment (OAuth client or consumer, redirect
+URI, scopes, declared settings) without the REST API; its secrets are read from standard input
+or a hidden prompt when given as ``-``, are stored encrypted and are never printed.
+``connect-link`` opens a one-time connect link for an end user and prints it alone on standard
+output, so that ``$(authbridge connect-link ...)`` captures it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from sqlalchemy.orm import Session
+
+from authbridge import errors
+from authbridge.cli.common import (
+    CliError,
+    EnvOption,
+    err,
+    find_environment,
+    new_table,
+    open_keys,
+    opened_database,
+    out,
+    reported_errors,
+    settings_from_env,
+    when,
+    wide,
+)
+from authbridge.connectors.loader import Connector
+from authbridge.connectors.models import Fields
+from authbridge.runtime import PUBLIC_URL_ENV_VAR, open_bridge
+from authbridge.services import connect, connectors
+from authbridge.services.bridge import Bridge
+from authbridge.services.principals import Principal
+from authbridge.storage.models import Environment
+from authbridge.storage.repositories import ConnectorConfigRepository, ConnectorSettings
+
+config_app = typer.Typer(
+    help="Set up connectors per environment: OAuth client or consumer, redirect URI, scopes and "
+    "the settings a connector declares. Secrets are stored encrypted and never shown.",
+    no_args_is_help=True,
+)
+
+STDIN = "-"
+#: Longest values accepted (the columns' sizes, and the REST API's limits for secrets).
+MAX_IDENTIFIER = 512
+MAX_REDIRECT_URI = 2048
+MAX_CLIENT_SECRET = 4096
+MAX_CONSUMER_SECRET = 8192
+MAX_EXTERNAL_ID = 255
+CLI_ACTOR = "cli"
+
+_SECRET_HELP = (
+    "Use '-' to read it from standard input (or to be asked for it, hidden, on a terminal) "
+    "rather than leaving it in your shell history. An empty value removes it."
+)
+
+
+@dataclass(frozen=True)
+class Opened:
+    """What every command here works with, inside one transaction."""
+
+    bridge: Bridge
+    session: Session
+    environment: Environment
+    public_url_set: bool
+
+
+@contextmanager
+def opened(env: str) -> Iterator[Opened]:
+    """Settings, keys, database and bridge, and a transaction committed when the block ends."""
+    settings = settings_from_env()
+    keyring = open_keys(settings)
+    with opened_database(settings) as database:
+        bridge = open_bridge(settings, keyring, database, public_url=settings.base_url())
+        with database.session() as session:
+            environment = find_environment(session, keyring, env)
+            yield Opened(bridge, session, environment, settings.public_url is not None)
+
+
+def _public_url_hint(state: Opened) -> None:
+    if not state.public_url_set:
+        err.print(
+            f"[yellow]{PUBLIC_URL_ENV_VAR} is not set, so URLs use {state.bridge.public_url}; "
+            "set it to the address browsers reach authbridge at.[/yellow]",
+            markup=True,
+        )
+
+
+# -- reading secrets ---------------------------------------------------------------------------
+
+
+def _stdin_is_terminal() -> bool:
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+class SecretReader:
+    """Resolves ``-`` values: a hidden prompt on a terminal, else standard input (once)."""
+
+    def __init__(self) -> None:
+        self._stdin_used_for: str | None = None
+
+    def resolve(self, value: str | None, option: str, label: str) -> str | None:
+        if value != STDIN:
+            return value
+        if _stdin_is_terminal():
+            answer: str = typer.prompt(label, hide_input=True, err=True)
+            return answer
+        if self._stdin_used_for is not None:
+            raise CliError(
+                f"{option} and {self._stdin_used_for} both ask for standard input, which holds "
+                "one value; run the command in a terminal to be asked for each, or set them "
+                "one at a time"
+            )
+        self._stdin_used_for = option
+        text = sys.stdin.read() if sys.stdin is not None else ""
+        text = text.rstrip("\r\n")
+        if not text:
+            raise CliError(f"standard input is empty: there is no value for {option}")
+        return text
+
+
+# -- connector-config --------------------------------------------------------------------------
+
+
+def _check_length(value: str | None, option: str, limit: int) -> None:
+    if value is not None and len(value) > limit:
+        raise CliError(f"{option} is longer than {limit} characters")
+
+
+def _parse_settings(pairs: list[str], declared: Fields, connector: Connector) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise CliError(f"--setting takes NAME=VALUE, got '{name or pair}'")
+        if name not in declared:
+            known = ", ".join(sorted(declared)) if declared else "it declares none"
+            raise CliError(f"connector '{connector.key}' has no setting '{name}' ({known})")
+        parsed[name] = value
+    return parsed
+
+
+def _merged_settings(
+    current: ConnectorSettings | None,
+    given: Mapping[str, str],
+    declared: Fields,
+    connector: Connector,
+) -> dict[str, Any]:
+    merged = dict(current.settings) if current is not None else {}
+    stale = sorted(name for name in merged if name not in declared)
+    for name in stale:
+        del merged[name]
+    if stale:
+        err.print(
+            f"Dropping setting(s) {', '.join(stale)}: connector '{connector.key}' no longer "
+            "declares them.",
+            markup=False,
+        )
+    for name, value in given.items():
+        if value == "":
+            merged.pop(name, None)
+        else:
+            merged[name] = value
+    return merged
+
+
+def _keep(given: str | None, stored: str | None) -> str | None:
+    """The value to store: the given one (``""`` clears it), else the stored one."""
+    if given is None:
+        return stored
+    return given or None
+
+
+def _redirect_note(connector_key: str, settings: ConnectorSettings | None) -> str:
+    if settings is not None and settings.redirect_uri:
+        return "(set with --redirect-uri)"
+    return f"(the default: /auth/{connector_key}/callback on {PUBLIC_URL_ENV_VAR})"
+
+
+def _describe(state: Opened, connector: Connector, settings: ConnectorSettings | None) -> bool:
+    """Print a configuration: identifiers and URLs, and only whether each secret is set.
+
+    Return whether it showed the default redirect URI (which depends on the public URL).
+    """
+    definition = connector.definition()
+    kind = definition.type
+    oauth1 = kind == "oauth1"
+    oauth2 = kind == "oauth2"
+
+    def line(label: str, value: str) -> None:
+        out.print(f"  {label:<16} {value}", markup=False)
+
+    def is_set(value: object) -> str:
+        return "set" if value else "not set"
+
+    out.print(
+        f"{connector.label} ({connector.key}, {kind}) in environment "
+        f"'{state.environment.name}'" + ("" if settings is not None else ": not configured yet"),
+        markup=False,
+    )
+    client_id = settings.client_id if settings else None
+    client_secret = settings.client_secret if settings else None
+    consumer_key = settings.consumer_key if settings else None
+    consumer_secret = settings.consumer_secret if settings else None
+    if oauth2 or client_id or client_secret:
+        line("client id", client_id or "not set")
+        line("client secret", is_set(client_secret))
+    if oauth1 or consumer_key or consumer_secret:
+        line("consumer key", consumer_key or "not set")
+        line("consumer secret", is_set(consumer_secret))
+    overridden = settings is not None and bool(settings.redirect_uri)
+    if oauth1 or oauth2 or overridden:
+        line("redirect URI", connectors.callback_url(state.bridge, connector.key, settings))
+        line("", _redirect_note(connector.key, settings))
+    if oauth2 or (settings is not None and settings.scopes is not None):
+        if settings is not None and settings.scopes is not None:
+            line("scopes", " ".join(settings.scopes) or "(none)")
+        else:
+            default = getattr(definition, "scope", ())
+            line("scopes", f"{' '.join(default) or '(none)'} (the connector's default)")
+    stored = settings.settings if settings else {}
+    names = [f"{name} ({is_set(stored.get(name))})" for name in definition.settings]
+    names += [
+        f"{name} (set, no longer declared)" for name in stored if name not in definition.settings
+    ]
+    line("settings", ", ".join(names) if names else "none declared")
+    if settings is not None:
+        line("updated", when(settings.updated_at))
+    return (oauth1 or oauth2) and not overridden
+
+
+def _needs_hint(connector: Connector, settings: ConnectorSettings) -> str | None:
+    kind = connector.definition().type
+    if kind == "oauth2":
+        missing = [
+            option
+            for option, value in (
+                ("--client-id", settings.client_id),
+                ("--client-secret", settings.client_secret),
+            )
+            if not value
+        ]
+    elif kind == "oauth1":
+        missing = [
+            option
+            for option, value in (
+                ("--consumer-key", settings.consumer_key),
+                ("--consumer-secret", settings.consumer_secret),
+            )
+            if not value
+        ]
+    else:
+        return None
+    if not missing:
+        return None
+    return f"'{connector.key}' still needs {' and '.join(missing)} before end users can connect."
+
+
+@config_app.command("set")
+def config_set(
+    connector_key: str = typer.Argument(
+        ..., metavar="CONNECTOR", help="The connector key, e.g. github (see connectors list)."
+    ),
+    client_id: str | None = typer.Option(None, "--client-id", help="OAuth 2 client id."),
+    client_secret: str | None = typer.Option(
+        None, "--client-secret", help=f"OAuth 2 client secret. {_SECRET_HELP}"
+    ),
+    consumer_key: str | None = typer.Option(None, "--consumer-key", help="OAuth 1 consumer key."),
+    consumer_secret: str | None = typer.Option(
+        None,
+        "--consumer-secret",
+        help=f"OAuth 1 consumer secret (the PEM private key for RSA-SHA1). {_SECRET_HELP}",
+    ),
+    redirect_uri: str | None = typer.Option(
+        None,
+        "--redirect-uri",
+        help="Send this redirect URI to the provider instead of the default "
+        "(/auth/CONNECTOR/callback on AUTHBRIDGE_PUBLIC_URL). An empty value goes back to it.",
+    ),
+    scopes: Annotated[
+        list[str] | None,
+        typer.Option("--scope", help="A scope to request (repeatable); replaces the stored list."),
+    ] = None,
+    default_scopes: bool = typer.Option(
+        False, "--default-scopes", help="Forget stored scopes: request the connector's default."
+    ),
+    setting_pairs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--setting",
+            metavar="NAME=VALUE",
+            help="A setting the connector declares (repeatable). VALUE '-' reads it like a "
+            "secret; an empty VALUE removes it.",
+        ),
+    ] = None,
+    env: str = EnvOption,
+) -> None:
+    """Set a connector's configuration in an environment.
+
+    Only the values given change; the others keep what is stored.
+
+    Secrets are stored encrypted and never printed. For example:
+
+        authbridge connector-config set github --client-id ID --client-secret -
+    """
+    with reported_errors():
+        given_scopes = list(scopes or [])
+        pairs = list(setting_pairs or [])
+        if given_scopes and default_scopes:
+            raise CliError("use either --scope or --default-scopes, not both")
+        given = (client_id, client_secret, consumer_key, consumer_secret, redirect_uri)
+        if all(value is None for value in given) and not (given_scopes or default_scopes or pairs):
+            raise CliError("nothing to set: give at least one option (see --help)")
+        _check_length(client_id, "--client-id", MAX_IDENTIFIER)
+        _check_length(consumer_key, "--consumer-key", MAX_IDENTIFIER)
+        _check_length(redirect_uri, "--redirect-uri", MAX_REDIRECT_URI)
+        with opened(env) as state:
+            connector = state.bridge.registry.get(connector_key)
+            declared = connector.definition().settings
+            given_settings = _parse_settings(pairs, declared, connector)
+            reader = SecretReader()
+            client_secret = reader.resolve(client_secret, "--client-secret", "Client secret")
+            consumer_secret = reader.resolve(
+                consumer_secret, "--consumer-secret", "Consumer secret"
+            )
+            for name, value in given_settings.items():
+                label = declared[name].name or name
+                given_settings[name] = reader.resolve(value, f"--setting {name}", label) or ""
+            _check_length(client_secret, "--client-secret", MAX_CLIENT_SECRET)
+            _check_length(consumer_secret, "--consumer-secret", MAX_CONSUMER_SECRET)
+            repository = ConnectorConfigRepository(state.session, state.bridge.keyring)
+            current = repository.get(state.environment.id, connector.key)
+            if given_scopes:
+                new_scopes: list[str] | None = given_scopes
+            elif default_scopes or current is None or current.scopes is None:
+                new_scopes = None
+            else:
+                new_scopes = list(current.scopes)
+            try:
+                saved = connectors.configure(
+                    state.bridge,
+                    state.session,
+                    state.environment.id,
+                    connector.key,
+                    client_id=_keep(client_id, current.client_id if current else None),
+                    client_secret=_keep(client_secret, current.client_secret if current else None),
+                    consumer_key=_keep(consumer_key, current.consumer_key if current else None),
+                    consumer_secret=_keep(
+                        consumer_secret, current.consumer_secret if current else None
+                    ),
+                    redirect_uri=_keep(redirect_uri, current.redirect_uri if current else None),
+                    scopes=new_scopes,
+                    settings=_merged_settings(current, given_settings, declared, connector),
+                )
+            except errors.InvalidInput as error:
+                raise CliError(_option_message(error, declared)) from None
+        # Committed: only now say so.
+        out.print(
+            f"Saved the configuration of '{connector.key}' in environment '{env}'.", markup=False
+        )
+        default_redirect = _describe(state, connector, saved)
+        hint = _needs_hint(connector, saved)
+        if hint:
+            err.print(f"[yellow]{hint}[/yellow]", markup=True)
+        if default_redirect:
+            _public_url_hint(state)
+
+
+def _option_message(error: errors.InvalidInput, declared: Fields) -> str:
+    """Name the command-line option at fault rather than the API field."""
+    if error.field == "redirect_uri":
+        return "--redirect-uri must be an absolute http(s) URL without a fragment"
+    if error.field == "scopes":
+        return "each --scope must be non-empty text without spaces (at most 100 scopes)"
+    if error.field in declared:
+        return f"--setting {error.field}: {error.message}"
+    return error.message
+
+
+@config_app.command("show")
+def config_show(
+    connector_key: str = typer.Argument(..., metavar="CONNECTOR", help="The connector key."),
+    env: str = EnvOption,
+) -> None:
+    """Show a connector's configuration and the exact redirect URI to register with the provider.
+
+    Secrets are shown only as "set" or "not set", settings by name only.
+    """
+    with reported_errors(), opened(env) as state:
+        connector = state.bridge.registry.get(connector_key)
+        settings = ConnectorConfigRepository(state.session, state.bridge.keyring).get(
+            state.environment.id, connector.key
+        )
+        if _describe(state, connector, settings):
+            _public_url_hint(state)
+
+
+@config_app.command("list")
+def config_list(env: str = EnvOption) -> None:
+    """List the environment's connector configurations (secrets only as set / not set)."""
+    with reported_errors(), opened(env) as state:
+        repository = ConnectorConfigRepository(state.session, state.bridge.keyring)
+        rows = []
+        for record in repository.list(state.environment.id):
+            settings = repository.get(state.environment.id, record.connector_key)
+            if settings is not None:
+                rows.append(settings)
+        urls = {
+            row.connector_key: connectors.callback_url(state.bridge, row.connector_key, row)
+            for row in rows
+        }
+    table = new_table(
+        "connector",
+        "client id",
+        "client secret",
+        "consumer key",
+        "consumer secret",
+        "redirect URI",
+        "scopes",
+        "settings",
+        "updated",
+        title=f"{len(rows)} connector configurations in environment '{env}'",
+    )
+    for row in rows:
+        table.add_row(
+            row.connector_key,
+            row.client_id or "-",
+            "set" if row.client_secret else "not set",
+            row.consumer_key or "-",
+            "set" if row.consumer_secret else "not set",
+            urls[row.connector_key],
+            "default" if row.scopes is None else " ".join(row.scopes) or "(none)",
+            ", ".join(sorted(row.settings)) or "-",
+            when(row.updated_at),
+        )
+    wide.print(table)
+
+
+@config_app.command("delete")
+def config_delete(
+    connector_key: str = typer.Argument(..., metavar="CONNECTOR", help="The connector key."),
+    env: str = EnvOption,
+) -> None:
+    """Delete a connector's configuration (its OAuth client and settings) from an environment.
+
+    Stored authentications are kept; OAuth ones cannot be refreshed until it is set again.
+    """
+    with reported_errors():
+        with opened(env) as state:
+            repository = ConnectorConfigRepository(state.session, state.bridge.keyring)
+            if not repository.delete(state.environment.id, connector_key):
+                connector = state.bridge.registry.get(connector_key)
+                raise CliError(
+                    f"connector '{connector.key}' has no configuration in environment '{env}'"
+                )
+        out.print(
+            f"Deleted the configuration of '{connector_key}' in environment '{env}'.",
+            markup=False,
+        )
+
+
+# -- connect-link ------------------------------------------------------------------------------
+
+
+def _utc(moment: datetime) -> str:
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def connect_link_command(
+    external_user_id: str = typer.Argument(
+        ...,
+        metavar="EXTERNAL_USER_ID",
+        help="Your application's id for the end user (created on first use).",
+    ),
+    connector_key: str = typer.Argument(
+        ..., metavar="CONNECTOR", help="The connector key, e.g. freshdesk."
+    ),
+    origin: str | None = typer.Option(
+        None,
+        "--origin",
+        metavar="URL",
+        help="Your page's web origin (https://app.example.com); the result is posted to it alone.",
+    ),
+    edit: str | None = typer.Option(
+        None,
+        "--edit",
+        metavar="AUTH_ID",
+        help="Reconnect or edit this authentication of the end user in place (same id).",
+    ),
+    skip_title_field: bool = typer.Option(
+        False, "--skip-title-field", help="Do not ask the end user to name the account."
+    ),
+    name: str | None = typer.Option(None, "--name", help="The end user's name, if new."),
+    email: str | None = typer.Option(None, "--email", help="The end user's email, if new."),
+    env: str = EnvOption,
+) -> None:
+    """Print a one-time link (valid 10 minutes) where an end user connects an account.
+
+    Only the URL goes to standard output, so that it can be captured:
+
+        url=$(authbridge connect-link user-42 freshdesk)
+
+    The URL starts with AUTHBRIDGE_PUBLIC_URL; the expiry is printed on standard error.
+    """
+    with reported_errors():
+        if not external_user_id.strip():
+            raise CliError("the external user id must not be empty")
+        if len(external_user_id) > MAX_EXTERNAL_ID:
+            raise CliError(f"the external user id is longer than {MAX_EXTERNAL_ID} characters")
+        with opened(env) as state:
+            principal = Principal(environment_id=state.environment.id, actor=CLI_ACTOR)
+            try:
+                opened_session = connect.open_session(
+                    state.bridge,
+                    state.session,
+                    principal,
+                    external_user_id=external_user_id,
+                    connector=connector_key,
+                    authentication_id=edit,
+                    origin=origin,
+                    options=connect.ConnectOptions(skip_title_field=skip_title_field),
+                    user_name=name,
+                    user_email=email,
+                )
+            except errors.InvalidInput as error:
+                if error.field == "origin":
+                    raise CliError(
+                        "--origin must be a web origin such as https://app.example.com "
+                        "(scheme, host and port only)"
+                    ) from None
+                raise
+            except errors.NotFound as error:
+                if edit is None:
+                    raise
+                raise CliError(
+                    f"--edit: there is no authentication '{edit}' in environment '{env}'"
+                ) from error
+            connector = state.bridge.registry.get(connector_key)
+            stored = ConnectorConfigRepository(state.session, state.bridge.keyring).get(
+                state.environment.id, connector.key
+            )
+            hint = None if stored is None else _needs_hint(connector, stored)
+            if stored is None and connector.auth_type in {"oauth1", "oauth2"}:
+                hint = (
+                    f"'{connector.key}' is not configured in environment '{env}': run "
+                    f"authbridge connector-config set {connector.key} before sending this link."
+                )
+            expires = opened_session.record.expires_at
+            minutes = round((expires - opened_session.record.created_at).total_seconds() / 60)
+        typer.echo(opened_session.url)
+        action = "reconnect" if edit else "connect"
+        err.print(
+            f"One-time link for end user '{external_user_id}' to {action} {connector.label}; "
+            f"valid until {_utc(expires)} ({minutes} minutes), used up once an account is saved.",
+            markup=False,
+        )
+        if hint:
+            err.print(f"[yellow]{hint}[/yellow]", markup=True)
+        _public_url_hint(state)
