@@ -228,9 +228,9 @@ class IssuedMasterTokenOut(MasterTokenOut):
 
 
 class ConnectorConfigIn(Request):
-    client_id: str | None = Field(default=None, max_length=1024)
+    client_id: str | None = Field(default=None, max_length=512)
     client_secret: str | None = Field(default=None, max_length=4096)
-    consumer_key: str | None = Field(default=None, max_length=1024)
+    consumer_key: str | None = Field(default=None, max_length=512)
     consumer_secret: str | None = Field(default=None, max_length=8192)
     redirect_uri: str | None = Field(default=None, max_length=2048)
     scopes: list[str] | None = Field(default=None, max_length=100)

@@ -98,7 +98,7 @@ def configure(
     connector = bridge.registry.get(connector_key)
     declared = connector.definition().settings
     checked = check_fields(declared, dict(settings or {})) if declared or settings else {}
-    if redirect_uri is not None:
+    if redirect_uri:
         _check_redirect_uri(redirect_uri)
     if scopes is not None:
         scopes = _check_scopes(scopes)
