@@ -327,3 +327,13 @@ async def test_profile_must_be_an_object(client: OutboundClient) -> None:
         await connect(client, found, entered())
 
     assert caught.value.message == "the profile request did not return a JSON object"
+
+
+async def test_a_lone_surrogate_is_refused_before_anything_is_stored(
+    client: OutboundClient,
+) -> None:
+    with pytest.raises(errors.InvalidInput) as caught:
+        await connect(client, definition(), entered(workspace="a\ud800"))
+
+    assert caught.value.field == "workspace"
+    assert caught.value.message == "'Workspace' is not valid text"

@@ -30,7 +30,13 @@ def get_bridge(request: Request) -> Bridge:
     return bridge
 
 
-def get_token(
+# The dependencies are ``async def`` although they never await: FastAPI runs a plain ``def``
+# dependency in the threadpool, a thread hop per dependency and request.
+async def _bridge_dependency(request: Request) -> Bridge:
+    return get_bridge(request)
+
+
+async def get_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str:
     if credentials is None:
@@ -38,7 +44,14 @@ def get_token(
     return credentials.credentials
 
 
-BridgeDep = Annotated[Bridge, Depends(get_bridge)]
+async def plain_params(request: Request) -> None:
+    """Refuse NUL in path and query parameters: PostgreSQL text cannot hold it (a 500 else)."""
+    for name, value in (*request.path_params.items(), *request.query_params.multi_items()):
+        if "\x00" in str(value):
+            raise errors.InvalidInput(f"'{name}' must not contain NUL characters", field=name)
+
+
+BridgeDep = Annotated[Bridge, Depends(_bridge_dependency)]
 TokenDep = Annotated[str, Depends(get_token)]
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from authbridge import errors
@@ -25,6 +26,29 @@ from authbridge import errors
 MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://authbridge.dev/problems/"
 log = logging.getLogger("authbridge.api")
+
+
+class Problem(BaseModel):
+    """The body of every error answer, as the OpenAPI document describes it."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    field: str | None = None
+    retry_after: float | None = None
+    problems: list[str] | None = None
+    invalid_params: list[dict[str, str]] | None = None
+
+
+_PROBLEM_CONTENT = {MEDIA_TYPE: {"schema": Problem.model_json_schema()}}
+#: Declared on every API route, so the document shows problem documents (not FastAPI's default
+#: validation error body) for 4xx and 5xx answers.
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"description": "A problem with the request", "content": _PROBLEM_CONTENT},
+    "5XX": {"description": "A problem on the server or the provider", "content": _PROBLEM_CONTENT},
+}
 
 
 def problem(
@@ -71,7 +95,13 @@ def _location(loc: Sequence[Any]) -> str:
 def validation_problem(exc: RequestValidationError) -> JSONResponse:
     """Name each invalid field and why, without echoing the value (it may be a secret)."""
     invalid = [
-        {"field": _location(item.get("loc", ())), "reason": str(item.get("msg", "invalid"))}
+        {
+            # a JSON syntax error's location is a character offset, not a field
+            "field": "body"
+            if item.get("type") == "json_invalid"
+            else _location(item.get("loc", ())),
+            "reason": str(item.get("msg", "invalid")),
+        }
         for item in exc.errors()
     ]
     first = invalid[0] if invalid else {"field": "body", "reason": "invalid"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from authbridge.storage.models import AuditEvent, Authentication, EndUser, MasterToken
 from authbridge.storage.repositories import ConnectorSettings
@@ -21,8 +21,27 @@ MAX_TEXT = 255
 ExternalId = Field(min_length=1, max_length=MAX_TEXT, description="The host's id for its user")
 
 
+def has_nul(value: Any) -> bool:
+    """Whether text in ``value`` (or in its keys and items) holds a NUL character."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(key) or has_nul(item) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return any(has_nul(item) for item in value)
+    return False
+
+
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """PostgreSQL text cannot hold NUL, and no name, id, URL or key needs one."""
+        if has_nul(value):
+            raise ValueError("must not contain NUL characters")
+        return value
 
 
 class PageOut(BaseModel, Generic[ItemT]):
@@ -86,7 +105,7 @@ class CredentialsOut(BaseModel):
 
 class AuthenticationUpdate(Request):
     name: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT)
-    delete_at: datetime | None = Field(
+    delete_at: AwareDatetime | None = Field(
         default=None, description="When to stop serving and delete the authentication"
     )
     clear_delete_at: bool = False
@@ -114,9 +133,9 @@ class AuthenticationImport(Request):
     )
     tokens: TokensIn | None = Field(default=None, description="OAuth tokens (oauth1, oauth2)")
     scopes: list[str] | None = Field(default=None, max_length=100)
-    expires_at: datetime | None = None
-    hard_expires_at: datetime | None = None
-    delete_at: datetime | None = None
+    expires_at: AwareDatetime | None = None
+    hard_expires_at: AwareDatetime | None = None
+    delete_at: AwareDatetime | None = None
     delete_after_seconds: int | None = Field(default=None, gt=0, le=10 * 365 * 86400)
     validate_credentials: bool = Field(
         default=True,

@@ -52,6 +52,8 @@ def check_fields(spec: Fields, entered: Mapping[str, Any]) -> dict[str, str]:
         if field_spec.type == "select" and value not in {o.value for o in field_spec.options}:
             raise errors.InvalidInput(f"'{label}' must be one of the offered options", field=name)
         allowed = "\t\n\r" if field_spec.type == "textarea" else ""
+        if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+            raise errors.InvalidInput(f"'{label}' is not valid text", field=name)
         if any((ord(c) < 32 or 0x7F <= ord(c) <= 0x9F) and c not in allowed for c in value):
             raise errors.InvalidInput(f"'{label}' contains control characters", field=name)
         if not value.strip():

@@ -116,8 +116,12 @@ def configure(
 
 
 def _check_redirect_uri(value: str) -> None:
-    parts = urlsplit(value)
-    if parts.scheme not in {"https", "http"} or not parts.hostname or parts.fragment:
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme in {"https", "http"} and bool(parts.hostname) and not parts.fragment
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        valid = False
+    if not valid:
         raise errors.InvalidInput(
             "redirect_uri must be an absolute http(s) URL without a fragment",
             field="redirect_uri",

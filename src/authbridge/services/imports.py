@@ -28,7 +28,12 @@ from authbridge.mechanisms.jwt import JwtMechanism
 from authbridge.services import authentications
 from authbridge.services.bridge import Bridge
 from authbridge.services.connectors import ConnectorSetup, setup
-from authbridge.services.principals import Principal, environment_keys
+from authbridge.services.principals import (
+    MAX_EXTERNAL_ID,
+    Principal,
+    environment_keys,
+    is_external_id,
+)
 from authbridge.storage.models import Authentication
 from authbridge.storage.repositories import (
     AuthenticationRepository,
@@ -113,7 +118,14 @@ async def connect(bridge: Bridge, prepared: Prepared, request: ImportRequest) ->
             )
         tokens = _oauth_tokens(definition.type, request.tokens)
         if request.validate:
-            await mechanism.check_tokens(definition, context.replace(tokens=tokens))
+            try:
+                await mechanism.check_tokens(definition, context.replace(tokens=tokens))
+            except errors.InvalidToken as error:
+                # Refused tokens are bad input here (422), not a failed API login (401).
+                raise errors.CredentialsRejected(
+                    f"the provider refused the access token: {error.message}",
+                    status_code=error.status_code,
+                ) from None
         return ConnectResult(
             account_name=None,
             credentials=tokens,
@@ -205,12 +217,22 @@ async def connect_jwt(
         config=prepared.setup.config,
         callback_url=prepared.setup.callback_url,
     )
-    claims, result = await mechanism.connect_with_token(
-        prepared.setup.definition, token, prepared.keys, context
-    )
+    try:
+        claims, result = await mechanism.connect_with_token(
+            prepared.setup.definition, token, prepared.keys, context
+        )
+    except errors.JwtError as error:
+        # The token in the body is bad input (422); a 401 would say the API token was refused.
+        raise errors.InvalidInput(
+            f"the token was refused: {error.message}", field="token"
+        ) from None
     subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject:
-        raise errors.JwtError("the token's 'sub' claim must be the end user's external id")
+    if not is_external_id(subject):
+        raise errors.InvalidInput(
+            "the token's 'sub' claim must be the end user's external id "
+            f"(1 to {MAX_EXTERNAL_ID} characters)",
+            field="token",
+        )
     return subject, result
 
 

@@ -13,13 +13,14 @@ import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 import jwt
 from sqlalchemy.orm import Session
 
 from authbridge import errors
 from authbridge.hostjwt import JwtKey, verify
+from authbridge.mechanisms.jwt import AUTH_DATA_CLAIMS
 from authbridge.storage.models import EndUser, Environment
 from authbridge.storage.repositories import (
     DEFAULT_ENVIRONMENT,
@@ -28,12 +29,31 @@ from authbridge.storage.repositories import (
     JwtKeyRepository,
     MasterTokenRepository,
 )
+from authbridge.storage.repositories.master_tokens import LAST_USED_RESOLUTION
 from authbridge.vault import Keyring
 
 AUDIENCE = "authbridge"
 ENVIRONMENT_CLAIM = "env"
 DEFAULT_USER_TOKEN_TTL = timedelta(minutes=15)
 MAX_USER_TOKEN_TTL = timedelta(hours=24)
+MAX_EXTERNAL_ID = 255
+"""The longest external user id (the ``end_users.external_user_id`` column)."""
+
+
+def storable_text(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is text a database can hold: JSON allows NUL and lone surrogates."""
+    if not isinstance(value, str) or "\x00" in value:
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def is_external_id(value: object) -> TypeGuard[str]:
+    """Whether ``value`` can be an end user's external id, as a JWT's ``sub`` names it."""
+    return storable_text(value) and 0 < len(value) <= MAX_EXTERNAL_ID
 
 
 @dataclass(frozen=True)
@@ -76,7 +96,10 @@ def authenticate(session: Session, keyring: Keyring, token: str, *, now: datetim
         record = tokens.verify(token)
         if record is None:
             raise errors.Unauthenticated("the master token is unknown or revoked")
-        tokens.record_use(record, now)
+        # The row was just read: skip the UPDATE when it would change nothing (every request
+        # but one a minute), a statement saved on the hottest path.
+        if record.last_used_at is None or record.last_used_at < now - LAST_USED_RESOLUTION:
+            tokens.record_use(record, now)
         return Principal(environment_id=record.environment_id, actor=f"master:{record.id}")
     if token.count(".") == 2:
         return _user_principal(session, keyring, token, now=now)
@@ -87,9 +110,15 @@ def authenticate(session: Session, keyring: Keyring, token: str, *, now: datetim
 
 def _user_principal(session: Session, keyring: Keyring, token: str, *, now: datetime) -> Principal:
     claims = _unverified_claims(token)
+    if any(claim in claims for claim in AUTH_DATA_CLAIMS):
+        # A connect JWT hands credentials to POST /v1/authentications/jwt; a host may pass it
+        # through a browser, so it must never double as an API token.
+        raise errors.Unauthenticated(
+            "a JWT carrying authData connects an account; it is not an API token"
+        )
     name = claims.get(ENVIRONMENT_CLAIM, DEFAULT_ENVIRONMENT)
     environments = EnvironmentRepository(session, keyring)
-    environment = environments.get_by_name(name) if isinstance(name, str) else None
+    environment = environments.get_by_name(name) if storable_text(name) else None
     if environment is None:
         raise errors.Unauthenticated("the user token names an unknown environment")
     keys = environment_keys(session, keyring, environment)
@@ -105,8 +134,11 @@ def _user_principal(session: Session, keyring: Keyring, token: str, *, now: date
     except errors.JwtError as error:
         raise errors.Unauthenticated(f"the user token was refused: {error.message}") from None
     subject = verified["sub"]
-    if not isinstance(subject, str) or not subject:
-        raise errors.Unauthenticated("the user token's 'sub' must be the end user's external id")
+    if not is_external_id(subject):
+        raise errors.Unauthenticated(
+            "the user token's 'sub' must be the end user's external id "
+            f"(1 to {MAX_EXTERNAL_ID} characters)"
+        )
     end_user = EndUserRepository(session).get_or_create(environment.id, subject)
     return Principal(
         environment_id=environment.id,
