@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from authbridge import __version__
-from authbridge.api import problems
+from authbridge.api import oauth_pages, pages, problems, rendering
+from authbridge.api.deps import plain_params
 from authbridge.api.routes import authentications, connect_sessions, connectors, tenancy
 from authbridge.api.schemas import Health
 from authbridge.services.bridge import Bridge
@@ -48,5 +49,10 @@ def create_app(bridge: Bridge) -> FastAPI:
         return Health(status="ok")
 
     for module in (authentications, connect_sessions, connectors, tenancy):
-        app.include_router(module.router)
+        app.include_router(
+            module.router, responses=problems.RESPONSES, dependencies=[Depends(plain_params)]
+        )
+    app.include_router(pages.router)
+    app.include_router(oauth_pages.router)
+    app.mount("/static", rendering.static_files(), name="static")
     return app

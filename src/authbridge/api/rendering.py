@@ -1,0 +1,286 @@
+"""What every connect page shares: templates, security headers, the common pages.
+
+Every page is sent with a strict Content Security Policy (no inline script or style),
+``nosniff``, ``no-store`` and a referrer policy that keeps the one-time code in the URL from
+other sites (``same-origin``; ``no-referrer`` on OAuth callbacks). Values are autoescaped; only
+tooltips, sanitised by nh3 when the definition was loaded, are rendered as HTML.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from fastapi.responses import HTMLResponse, Response
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.staticfiles import StaticFiles
+
+from authbridge import errors
+from authbridge.services import connect
+from authbridge.services.bridge import Bridge
+from authbridge.storage.models import Authentication
+
+log = logging.getLogger("authbridge.api.pages")
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+FIELD_PREFIX = "field."
+#: Auth types whose page connects through the provider's sign-in page (a later issue).
+OAUTH_TYPES = frozenset({"oauth1", "oauth2"})
+IMAGE_SCHEMES = ("https:", "data:image/")
+
+SECURITY_HEADERS: Mapping[str, str] = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self' https: data:; "
+        "script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    # The page's URL holds the one-time code: no other site may see it as a referrer. Our own
+    # form POST still carries the page's real Origin (with no-referrer it would be "null").
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+
+SELF = "'self'"
+FORBIDDEN_ORIGIN = "This form can only be submitted from the page that shows it."
+CONNECT_FAILED = "Connecting account failed"
+
+templates = Environment(
+    loader=PackageLoader("authbridge.api", "templates"),
+    autoescape=select_autoescape(["html"]),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+T = TypeVar("T")
+
+
+class StaticAssets(StaticFiles):
+    """The connect pages' stylesheet and scripts, and ``authbridge.js`` for host pages."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+def static_files() -> StaticAssets:
+    return StaticAssets(directory=STATIC_DIR)
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def web_origin(url: str) -> str:
+    """The origin a browser serialises for ``url``: scheme, lowercase host, non-default port."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    suffix = f":{port}" if port is not None and port != default else ""
+    return f"{parts.scheme.lower()}://{host}{suffix}"
+
+
+def origin_allowed(request: Request, bridge: Bridge) -> bool:
+    """Whether a POST may come from where it says it comes from.
+
+    A present ``Origin`` must be this server's own origin (the pages' ``same-origin`` referrer
+    policy lets the browser send it; ``null`` is refused). A request without ``Origin`` (not a
+    browser form) is accepted: the code is the credential.
+    """
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    return web_origin(origin) == web_origin(bridge.public_url)
+
+
+def static_url(bridge: Bridge, name: str) -> str:
+    """The path of a static file, below the path of ``public_url`` (when it has one)."""
+    prefix = urlsplit(bridge.public_url).path.rstrip("/")
+    return f"{prefix}/static/{name}"
+
+
+def render(
+    bridge: Bridge,
+    template: str,
+    *,
+    status_code: int = 200,
+    referrer_policy: str = "same-origin",
+    form_action: str = SELF,
+    **values: Any,
+) -> HTMLResponse:
+    """A page with the security headers; ``referrer_policy`` is ``no-referrer`` on callbacks.
+
+    ``form_action`` widens the CSP's ``form-action`` for the OAuth button (:func:`form_action`).
+    """
+    html = templates.get_template(template).render(
+        stylesheet=static_url(bridge, "connect.css"),
+        static_url=lambda name: static_url(bridge, name),
+        referrer_policy=referrer_policy,
+        **values,
+    )
+    headers = {**SECURITY_HEADERS, "Referrer-Policy": referrer_policy}
+    if form_action != SELF:
+        headers["Content-Security-Policy"] = headers["Content-Security-Policy"].replace(
+            f"form-action {SELF};", f"form-action {form_action};"
+        )
+    return HTMLResponse(html, status_code=status_code, headers=headers)
+
+
+def form_action(page: connect.ConnectPage) -> str:
+    """Where the page's forms may lead: here, and for OAuth connectors the provider too.
+
+    Browsers check ``form-action`` on every redirect of a form submission, so the OAuth button
+    (a POST answered by a 303 to the provider's sign-in page, which may redirect again) needs
+    the provider: any https origin, and the authorization URL's own origin when it is a fixed
+    http one (a local provider such as the sandbox). That page has no secret field to lose.
+    """
+    if page.setup.definition.type not in OAUTH_TYPES:
+        return SELF
+    sources = [SELF, "https:"]
+    auth_url = getattr(page.setup.definition, "auth_url", None)
+    if isinstance(auth_url, str):
+        parts = urlsplit(auth_url)
+        if parts.scheme == "http" and parts.hostname and not set("{}'; ") & set(parts.netloc):
+            sources.append(web_origin(auth_url))
+    return " ".join(sources)
+
+
+def message_page(
+    bridge: Bridge, *, title: str, message: str, status_code: int, **options: Any
+) -> HTMLResponse:
+    return render(
+        bridge, "message.html", status_code=status_code, title=title, message=message, **options
+    )
+
+
+def expired_page(
+    bridge: Bridge, message: str = connect.EXPIRED_LINK, **options: Any
+) -> HTMLResponse:
+    return message_page(bridge, title="Link expired", message=message, status_code=404, **options)
+
+
+def button_image(page: connect.ConnectPage) -> str | None:
+    """The definition's connect button image, when its URL is one the page may show."""
+    button = page.setup.definition.connect_account_button
+    if button is None or not button.image.lower().startswith(IMAGE_SCHEMES):
+        return None
+    return button.image
+
+
+def connect_page(
+    bridge: Bridge,
+    page: connect.ConnectPage,
+    code: str,
+    *,
+    values: Mapping[str, str] | None = None,
+    name: str | None = None,
+    error: errors.AuthBridgeError | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """The page of a valid code: pick list and form, or the failure of a submission.
+
+    ``values`` are what the end user typed (re-shown after a failure, never a secret); without
+    them the form is prefilled from the authentication being edited.
+
+    ``skip_auth_settings`` (a session option) applies only to OAuth connectors (see
+    :mod:`authbridge.api.oauth_pages`); a form connector's fields are its credentials and are
+    always shown.
+    """
+    definition = page.setup.definition
+    shown = dict(page.prefill if values is None else values)
+    for key, spec in page.fields.items():
+        if spec.is_secret:
+            shown.pop(key, None)
+        elif key not in shown and spec.default is not None and values is None:
+            shown[key] = spec.default
+    if name is None and page.editing is not None:
+        name = page.editing.name
+    label = page.setup.connector.label
+    return render(
+        bridge,
+        "connect.html",
+        status_code=status_code,
+        form_action=form_action(page),
+        title=f"Reconnect {page.editing.name}" if page.editing else f"Connect {label}",
+        label=label,
+        auth_type=definition.type,
+        oauth=definition.type in OAUTH_TYPES,
+        editing=page.editing,
+        existing=[] if page.editing else list(page.existing),
+        fields=page.fields,
+        values=shown,
+        name=name or "",
+        show_name=not page.options.skip_title_field and definition.type != "none",
+        button_image=button_image(page),
+        oauth_start=f"{urlsplit(bridge.public_url).path.rstrip('/')}/connect/{code}/oauth",
+        error=error.message if error else None,
+        error_field=getattr(error, "field", None),
+        failed_heading=CONNECT_FAILED,
+        field_prefix=FIELD_PREFIX,
+    )
+
+
+def success_page(
+    bridge: Bridge, page: connect.ConnectPage, auth: Authentication, **options: Any
+) -> HTMLResponse:
+    result = {"authId": auth.id, "connector": page.record.connector_key}
+    return render(
+        bridge,
+        "success.html",
+        **options,
+        title="Connected",
+        result_json=json.dumps(result),
+        origin=page.record.origin or "",
+        account=auth.name,
+    )
+
+
+async def in_transaction(
+    bridge: Bridge, work: Callable[[Session], T], *, readonly: bool = False
+) -> T:
+    """Run ``work(session)`` in a transaction, in the threadpool."""
+
+    def run() -> T:
+        with bridge.session(readonly=readonly) as session:
+            return work(session)
+
+    return await run_in_threadpool(run)
+
+
+def is_expired_link(error: errors.AuthBridgeError) -> bool:
+    return isinstance(error, errors.Conflict) and error.message == connect.EXPIRED_LINK
+
+
+def unexpected(bridge: Bridge, exc: Exception) -> HTMLResponse:
+    log.exception("connect page failed", exc_info=exc)
+    return message_page(
+        bridge,
+        title="Something went wrong",
+        message="An unexpected error occurred; it has been logged. Please try again later.",
+        status_code=500,
+    )
+
+
+def load_error(bridge: Bridge, error: errors.AuthBridgeError) -> HTMLResponse:
+    if isinstance(error, errors.NotFound):
+        return expired_page(bridge, error.message)
+    if isinstance(error, errors.ConnectorNotFound):
+        return message_page(bridge, title="Not available", message=error.message, status_code=404)
+    if error.status >= 500:
+        log.error("connect page failed: %s (%s)", error.message, error.code)
+    return message_page(
+        bridge, title="Something went wrong", message=error.message, status_code=error.status
+    )
