@@ -1,9 +1,10 @@
 """The sandbox's OAuth 1.0a provider (RFC 5849), HMAC-SHA1 signatures checked by Authlib.
 
 POST /oauth1/request_token   temporary credentials (§2.1); needs ``oauth_callback``
-GET  /oauth1/authorize       a page with an Approve button (§2.2)
+GET  /oauth1/authorize       a page with Approve and Deny buttons (§2.2)
 POST /oauth1/authorize       redirects to the callback with ``oauth_token`` and
-                             ``oauth_verifier`` (or shows the verifier for ``oob``)
+                             ``oauth_verifier`` (or shows the verifier for ``oob``); on Deny
+                             (``decision=deny``) with ``denied=<request token>``, as Twitter does
 POST /oauth1/access_token    token credentials (§2.3)
 GET  /oauth1/me              the account's profile (JSON)
 """
@@ -184,7 +185,8 @@ class OAuth1Sandbox:
             + "</strong> asks for access to your sandbox account.</p>"
             '<form method="post" action="/oauth1/authorize">'
             f'<input type="hidden" name="oauth_token" value="{html.escape(token)}">'
-            '<button type="submit">Approve</button></form>'
+            '<button type="submit" name="decision" value="approve">Approve</button>'
+            '<button type="submit" name="decision" value="deny">Deny</button></form>'
         )
         return self._page("Authorize access", body)
 
@@ -196,6 +198,12 @@ class OAuth1Sandbox:
             page = self._page("Unknown request token", "<p>This request token is unknown.</p>")
             page.status_code = 400
             return page
+        if form.get("decision", "approve") != "approve":
+            with self._lock:
+                self._request_tokens.pop(token, None)
+            if credential.callback == "oob":
+                return self._page("Access denied", "<p>You denied the access.</p>")
+            return RedirectResponse(add_query(credential.callback, denied=token), status_code=303)
         verifier = secrets.token_urlsafe(16)
         with self._lock:
             credential.verifier = verifier

@@ -92,11 +92,11 @@ class ConnectPage:
 
 def check_origin(origin: str) -> str:
     """An exact web origin (``https://app.example.com``): scheme, host and optional port only."""
-    parts = urlsplit(origin.strip())
     try:
+        parts = urlsplit(origin.strip())
         port = parts.port
-    except ValueError:
-        port = -1
+    except ValueError:  # an unclosed IPv6 bracket, or a port out of range
+        parts, port = urlsplit(""), -1
     if (
         parts.scheme not in {"http", "https"}
         or not parts.hostname
