@@ -31,8 +31,6 @@ log = logging.getLogger("authbridge.api.pages")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 FIELD_PREFIX = "field."
-#: Auth types whose page connects through the provider's sign-in page (a later issue).
-OAUTH_TYPES = frozenset({"oauth1", "oauth2"})
 IMAGE_SCHEMES = ("https:", "data:image/")
 
 SECURITY_HEADERS: Mapping[str, str] = {
@@ -147,7 +145,7 @@ def form_action(page: connect.ConnectPage) -> str:
     the provider: any https origin, and the authorization URL's own origin when it is a fixed
     http one (a local provider such as the sandbox). That page has no secret field to lose.
     """
-    if page.setup.definition.type not in OAUTH_TYPES:
+    if not page.signs_in_at_provider:
         return SELF
     sources = [SELF, "https:"]
     auth_url = getattr(page.setup.definition, "auth_url", None)
@@ -217,7 +215,7 @@ def connect_page(
         title=f"Reconnect {page.editing.name}" if page.editing else f"Connect {label}",
         label=label,
         auth_type=definition.type,
-        oauth=definition.type in OAUTH_TYPES,
+        oauth=page.signs_in_at_provider,
         editing=page.editing,
         existing=[] if page.editing else list(page.existing),
         fields=page.fields,

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.orm import Session
 
 from authbridge import errors
-from authbridge.connectors.models import Fields
+from authbridge.connectors.models import Fields, OAuth2Definition
 from authbridge.mechanisms import ConnectResult, Context, get_mechanism
 from authbridge.mechanisms.form import check_fields
 from authbridge.mechanisms.properties import call
@@ -37,8 +37,6 @@ from authbridge.storage.repositories import (
     EndUserRepository,
 )
 
-#: Auth types whose connect page is a form (or a single button, for ``none``).
-FORM_TYPES = frozenset({"none", "api_key", "pwd", "jwt"})
 EXPIRED_LINK = "This link has expired or was already used. Ask for a new one."
 MAX_PICKABLE = 50
 
@@ -78,6 +76,18 @@ class ConnectPage:
     fields: Fields
     prefill: Mapping[str, str] = field(repr=False)
     options: ConnectOptions
+
+    @property
+    def signs_in_at_provider(self) -> bool:
+        """Whether connecting sends the end user to the provider (OAuth 1.0a, OAuth 2 code).
+
+        Every other connector connects from this page: a form, or a single button (``none``
+        and OAuth 2 client credentials, which fetch their token without the end user).
+        """
+        definition = self.setup.definition
+        if isinstance(definition, OAuth2Definition):
+            return definition.grant_type == "authorization_code"
+        return definition.type == "oauth1"
 
     @property
     def principal(self) -> Principal:
@@ -224,7 +234,7 @@ def form_context(bridge: Bridge, page: ConnectPage, entered: Mapping[str, Any]) 
 async def run_form(bridge: Bridge, page: ConnectPage, entered: Mapping[str, str]) -> ConnectResult:
     """Check the entered fields and run the connector's mechanism (no database work)."""
     definition = page.setup.definition
-    if definition.type not in FORM_TYPES:
+    if page.signs_in_at_provider:
         raise errors.InvalidInput(
             f"'{page.setup.connector.label}' connects through its provider's sign-in page, "
             "not a form"

@@ -36,7 +36,6 @@ from authbridge.storage.repositories import (
     OAuthStateRepository,
 )
 
-OAUTH_TYPES = frozenset({"oauth1", "oauth2"})
 COOKIE_PREFIX = "ab_oauth_"
 STATE_LOST = (
     "This sign-in was already completed, has expired, or was started in another browser. "
@@ -76,7 +75,7 @@ def cookie_name(lookup: str) -> str:
 
 
 def is_oauth(page: ConnectPage) -> bool:
-    return page.setup.definition.type in OAUTH_TYPES
+    return page.signs_in_at_provider
 
 
 def _context(bridge: Bridge, page: ConnectPage) -> Context:

@@ -1,0 +1,18 @@
+"""An API-key connector whose on_connected callback refuses keys ending in _closed."""
+
+type = "api_key"
+
+
+def on_connected(context):
+    if context.api_key.endswith("_closed"):
+        raise ValueError("this workspace is closed")
+
+
+definition = {
+    "auth": {"api_key": {"type": "password", "name": "API key"}},
+    "validate": {
+        "url": "http://127.0.0.1:$PORT/apikey/me",
+        "headers": {"x-api-key": "{{api_key}}"},
+    },
+    "on_connected": on_connected,
+}
