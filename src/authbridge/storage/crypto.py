@@ -18,6 +18,7 @@ ENCRYPTED_COLUMNS: dict[str, tuple[str, ...]] = {
     "connector_configs": ("secrets_ct",),
     "authentications": ("credentials_ct", "profile_ct"),
     "oauth_states": ("secrets_ct",),
+    "webhook_endpoints": ("secret_ct",),
 }
 
 

@@ -10,6 +10,12 @@ from authbridge.storage.models.environment import Environment
 from authbridge.storage.models.jwt_public_key import JwtPublicKey
 from authbridge.storage.models.master_token import MasterToken
 from authbridge.storage.models.oauth_state import OAuthState
+from authbridge.storage.models.webhook import (
+    DeliveryStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 
 metadata = Base.metadata
 
@@ -20,12 +26,16 @@ __all__ = [
     "Base",
     "ConnectSession",
     "ConnectorConfig",
+    "DeliveryStatus",
     "EndUser",
     "Environment",
     "JwtPublicKey",
     "MasterToken",
     "OAuthState",
     "UtcDateTime",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
     "metadata",
     "new_id",
     "utcnow",
