@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from authbridge import errors
 from authbridge.connectors.models import AuthDefinition, OAuth2Definition
 from authbridge.mechanisms import ConnectResult
+from authbridge.services import events
 from authbridge.services.bridge import Bridge
 from authbridge.services.connectors import ConnectorSetup
 from authbridge.services.principals import Principal
@@ -123,6 +124,7 @@ def update(
 def delete(bridge: Bridge, session: Session, principal: Principal, auth_id: str) -> None:
     auth = get(bridge, session, principal, auth_id)
     detail = {"connector": auth.connector_key}
+    events.emit(bridge, session, events.DELETED, auth, reason="deleted")
     repository(bridge, session).delete(auth)
     _audit(session, principal, "authentication.deleted", auth, detail, bridge.now())
 
@@ -215,6 +217,7 @@ def store(
             detail | {"fields": ["credentials"]},
             now,
         )
+        events.emit(bridge, session, events.UPDATED, auth, now=now)
         return auth
     auth = repo.create(
         environment_id=principal.environment_id,
@@ -234,6 +237,7 @@ def store(
         now=now,
     )
     _audit(session, principal, "authentication.created", auth, detail, now)
+    events.emit(bridge, session, events.CREATED, auth, now=now)
     return auth
 
 

@@ -11,7 +11,7 @@ leave it out, and only :meth:`get_any` (for maintenance work) still returns it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Final
 
@@ -255,6 +255,109 @@ class AuthenticationRepository:
             .with_for_update(skip_locked=True)
         )
         return list(self.session.scalars(statement))
+
+    # -- refresh leases ---------------------------------------------------------------------
+    # One refresh of an authentication runs at a time across every process: a refresher first
+    # takes the lease with one conditional UPDATE (committed at once), then calls the provider
+    # outside any transaction, then stores the result only while it still holds the lease.
+    # Taking or releasing a lease does not bump ``version``: it changes no data.
+
+    def acquire_lease(
+        self, auth_id: str, owner: str, *, now: datetime, duration: timedelta
+    ) -> Authentication | None:
+        """Take the refresh lease of an active authentication unless someone holds it."""
+        statement = (
+            update(Authentication)
+            .where(
+                Authentication.id == auth_id,
+                Authentication.status == AuthStatus.ACTIVE,
+                served_at(now),
+                or_(Authentication.lease_until.is_(None), Authentication.lease_until <= now),
+            )
+            .values(lease_owner=owner, lease_until=now + duration)
+            .returning(Authentication)
+        )
+        return self.session.scalars(
+            statement, execution_options={"populate_existing": True}
+        ).first()
+
+    def store_refresh(
+        self,
+        auth: Authentication,
+        owner: str,
+        credentials: Mapping[str, Any],
+        *,
+        expires_at: datetime | None,
+        refresh_due_at: datetime | None,
+        now: datetime,
+    ) -> Authentication:
+        """Store refreshed credentials and release the lease, if ``owner`` still holds it.
+
+        Raises :class:`StaleAuthentication` when the lease was lost (it expired and another
+        refresher took it), so the caller knows its result was not stored.
+        """
+        statement = (
+            update(Authentication)
+            .where(Authentication.id == auth.id, Authentication.lease_owner == owner)
+            .values(
+                credentials_ct=seal_json(self.keyring, auth, _CREDENTIALS, dict(credentials)),
+                expires_at=expires_at,
+                refresh_due_at=refresh_due_at,
+                status=AuthStatus.ACTIVE,
+                last_error=None,
+                refresh_failures=0,
+                lease_owner=None,
+                lease_until=None,
+                version=Authentication.version + 1,
+                updated_at=now,
+            )
+            .returning(Authentication)
+        )
+        updated = self.session.scalars(
+            statement, execution_options={"populate_existing": True}
+        ).first()
+        if updated is None:
+            raise StaleAuthentication(
+                f"the refresh lease of authentication '{auth.id}' was lost; result not stored"
+            )
+        return updated
+
+    def fail_refresh(
+        self,
+        auth: Authentication,
+        owner: str,
+        *,
+        message: str,
+        retry_at: datetime | None,
+        now: datetime,
+    ) -> Authentication | None:
+        """Record a failed refresh and release the lease (``None`` if the lease was lost).
+
+        With ``retry_at`` the failure was transient: the status stays, the refresh is due again
+        then. Without it the credentials are no longer accepted: the status becomes ``invalid``.
+        """
+        values: dict[str, Any] = {
+            "last_error": message,
+            "lease_owner": None,
+            "lease_until": None,
+            "updated_at": now,
+        }
+        if retry_at is None:
+            values |= {"status": AuthStatus.INVALID, "version": Authentication.version + 1}
+        else:
+            values |= {
+                "refresh_due_at": retry_at,
+                "refresh_failures": Authentication.refresh_failures + 1,
+            }
+        statement = (
+            update(Authentication)
+            .where(Authentication.id == auth.id, Authentication.lease_owner == owner)
+            .values(**values)
+            .returning(Authentication)
+        )
+        return self.session.scalars(
+            statement, execution_options={"populate_existing": True}
+        ).first()
 
     def _update(
         self,
