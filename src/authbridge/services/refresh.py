@@ -34,7 +34,7 @@ from starlette.concurrency import run_in_threadpool
 from authbridge import errors
 from authbridge.mechanisms import ConnectResult, Context, get_mechanism
 from authbridge.redaction import redact
-from authbridge.services import events
+from authbridge.services import events, metrics
 from authbridge.services.authentications import refresh_due_at
 from authbridge.services.bridge import Bridge
 from authbridge.services.connectors import ConnectorSetup, setup
@@ -105,6 +105,7 @@ class Refresher:
         self._inflight[auth_id] = future
         try:
             outcome = await self._refresh_once(auth_id, force=force)
+            metrics.REFRESHES.labels(outcome.kind).inc()
             future.set_result(outcome)
             return outcome
         except BaseException as exc:
@@ -179,6 +180,8 @@ class Refresher:
         now = self.bridge.now()
         repo = AuthenticationRepository(session, self.bridge.keyring)
         was_failing = auth.refresh_failures > 0
+        if auth.refresh_due_at is not None and auth.refresh_due_at <= now:
+            metrics.REFRESH_LAG.observe((now - auth.refresh_due_at).total_seconds())
         stored = repo.store_refresh(
             auth,
             self.owner,
