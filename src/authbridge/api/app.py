@@ -14,9 +14,17 @@ from fastapi import Depends, FastAPI
 from authbridge import __version__
 from authbridge.api import oauth_pages, pages, problems, rendering
 from authbridge.api.deps import plain_params
-from authbridge.api.routes import authentications, connect_sessions, connectors, tenancy
+from authbridge.api.routes import (
+    authentications,
+    connect_sessions,
+    connectors,
+    tenancy,
+    webhooks,
+)
+from authbridge.api.routes.metrics import router as metrics_router
 from authbridge.api.schemas import Health
 from authbridge.services.bridge import Bridge
+from authbridge.services.worker import BackgroundWorker, Worker
 
 DESCRIPTION = """\
 The auth layer for integrations. Authenticate with `Authorization: Bearer <token>`: a master
@@ -27,10 +35,16 @@ an opaque `cursor`.
 """
 
 
-def create_app(bridge: Bridge) -> FastAPI:
+def create_app(bridge: Bridge, *, worker: Worker | None = None) -> FastAPI:
+    """The app around ``bridge``; with ``worker``, the app's lifespan runs it in the background
+    (started at startup, stopped after the last request at shutdown)."""
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        background = BackgroundWorker(worker).start() if worker is not None else None
         yield
+        if background is not None:
+            await background.stop()
         await bridge.http.aclose()
 
     app = FastAPI(
@@ -48,10 +62,11 @@ def create_app(bridge: Bridge) -> FastAPI:
     async def healthz() -> Health:
         return Health(status="ok")
 
-    for module in (authentications, connect_sessions, connectors, tenancy):
+    for module in (authentications, connect_sessions, connectors, tenancy, webhooks):
         app.include_router(
             module.router, responses=problems.RESPONSES, dependencies=[Depends(plain_params)]
         )
+    app.include_router(metrics_router)
     app.include_router(pages.router)
     app.include_router(oauth_pages.router)
     app.mount("/static", rendering.static_files(), name="static")

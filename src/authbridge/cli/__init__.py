@@ -10,6 +10,8 @@ from authbridge.cli.connect import config_app, connect_link_command
 from authbridge.cli.connectors import app as connectors_app
 from authbridge.cli.sandbox import sandbox_command
 from authbridge.cli.serve import serve_command
+from authbridge.cli.webhooks import app as webhooks_app
+from authbridge.cli.worker import worker_command
 
 app = typer.Typer(
     name="authbridge",
@@ -23,7 +25,9 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(users_app, name="users")
+app.add_typer(webhooks_app, name="webhooks")
 app.command("serve")(serve_command)
+app.command("worker")(worker_command)
 app.command("sandbox")(sandbox_command)
 app.command("connect-link")(connect_link_command)
 

@@ -17,6 +17,7 @@ from authbridge.cli.common import (
     settings_from_env,
 )
 from authbridge.runtime import open_bridge, open_database
+from authbridge.services.worker import Worker, WorkerSettings
 from authbridge.storage.repositories import (
     DEFAULT_ENVIRONMENT,
     EnvironmentRepository,
@@ -45,12 +46,25 @@ def serve_command(
         help="Let connectors call providers on this machine (the sandbox); off in production.",
     ),
     log_level: str = typer.Option("info", help="uvicorn's log level."),
+    no_worker: bool = typer.Option(
+        False,
+        "--no-worker",
+        help="Do not run the background worker in this process (run `authbridge worker`).",
+    ),
+    warn_days: float = typer.Option(
+        7.0,
+        "--warn-days",
+        min=0,
+        help="The worker sends authentication.expiring this many days before a hard expiry.",
+    ),
 ) -> None:
     """Serve the REST API (/v1, reference at /docs), the connect pages and /healthz.
 
     The data folder (./.authbridge, or AUTHBRIDGE_HOME) and its key file are created on the
     first run, and a master token for the 'default' environment is printed once. Set
-    AUTHBRIDGE_PUBLIC_URL when browsers reach the server at another address.
+    AUTHBRIDGE_PUBLIC_URL when browsers reach the server at another address. The background
+    worker (refresh, expiry, scheduled deletion, webhooks) runs inside unless --no-worker;
+    metrics are at /metrics.
     """
     with reported_errors():
         settings = settings_from_env()
@@ -82,8 +96,9 @@ def serve_command(
         f"authbridge is serving on http://{host}:{port} "
         f"(public URL {public_url}; API reference at {public_url}/docs)"
     )
+    worker = None if no_worker else Worker(bridge, settings=WorkerSettings(warn_days=warn_days))
     uvicorn.run(
-        create_app(bridge),
+        create_app(bridge, worker=worker),
         host=host,
         port=port,
         log_level=log_level,

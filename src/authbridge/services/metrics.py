@@ -38,3 +38,27 @@ DUE_AUTHENTICATIONS = Gauge(
     "Authentications whose refresh is due, as the worker last saw them.",
     registry=REGISTRY,
 )
+LIFECYCLE = Counter(
+    "authbridge_lifecycle_transitions",
+    "What the worker did to authentications besides refreshing (warned, expired, deleted).",
+    ["action"],
+    registry=REGISTRY,
+)
+REVOCATIONS = Counter(
+    "authbridge_revocations",
+    "Token revocations (RFC 7009) before a scheduled deletion, by outcome (revoked, failed).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+WORKER_TICKS = Histogram(
+    "authbridge_worker_tick_seconds",
+    "How long one worker tick took (refreshes, expiry and deletions; not webhook delivery).",
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60),
+    registry=REGISTRY,
+)
+WORKER_ERRORS = Counter(
+    "authbridge_worker_errors",
+    "Worker ticks or webhook delivery rounds that failed with an unexpected error, by part.",
+    ["part"],
+    registry=REGISTRY,
+)

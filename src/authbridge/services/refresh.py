@@ -151,7 +151,9 @@ class Refresher:
             return None
         if not force and (current.refresh_due_at is None or current.refresh_due_at > now):
             return None
-        auth = repo.acquire_lease(auth_id, self.owner, now=now, duration=LEASE)
+        auth = repo.acquire_lease(
+            auth_id, self.owner, now=now, duration=LEASE, due_by=None if force else now
+        )
         if auth is None:
             return BUSY
         connector_setup = setup(

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, delete, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from authbridge.errors import Conflict
@@ -44,6 +44,11 @@ class StaleAuthentication(Conflict):
 def served_at(now: datetime) -> ColumnElement[bool]:
     """The SQL condition of an authentication still served at ``now`` (not past ``delete_at``)."""
     return or_(Authentication.delete_at.is_(None), Authentication.delete_at > now)
+
+
+def _lease_free(now: datetime) -> ColumnElement[bool]:
+    """The SQL condition of an authentication no refresher or deleter holds at ``now``."""
+    return or_(Authentication.lease_until.is_(None), Authentication.lease_until <= now)
 
 
 class AuthenticationRepository:
@@ -256,6 +261,157 @@ class AuthenticationRepository:
         )
         return list(self.session.scalars(statement))
 
+    # -- worker queries ----------------------------------------------------------------------
+    # The worker finds work with short id-only queries (``FOR UPDATE SKIP LOCKED`` on
+    # PostgreSQL, so workers claiming at the same moment split the rows; SQLite ignores it),
+    # then changes each row with one conditional statement, so two workers that found the same
+    # row never both act on it. Rows under a live lease (a refresh or a deletion in progress)
+    # are left alone.
+
+    def due_ids_for_refresh(self, now: datetime, *, limit: int) -> Sequence[str]:
+        """Ids of active, served authentications due for refresh and not leased, soonest first."""
+        statement = (
+            select(Authentication.id)
+            .where(
+                Authentication.status == AuthStatus.ACTIVE,
+                Authentication.refresh_due_at <= now,
+                served_at(now),
+                _lease_free(now),
+            )
+            .order_by(Authentication.refresh_due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list(self.session.scalars(statement))
+
+    def count_due_for_refresh(self, now: datetime) -> int:
+        """How many active, served authentications are due for refresh at ``now``."""
+        statement = select(func.count()).where(
+            Authentication.status == AuthStatus.ACTIVE,
+            Authentication.refresh_due_at <= now,
+            served_at(now),
+        )
+        return int(self.session.scalar(statement) or 0)
+
+    def _expiry_warning_due(self, now: datetime, until: datetime) -> Sequence[ColumnElement[bool]]:
+        return [
+            Authentication.status == AuthStatus.ACTIVE,
+            Authentication.hard_expires_at > now,
+            Authentication.hard_expires_at <= until,
+            or_(
+                Authentication.expiry_warned_for.is_(None),
+                Authentication.expiry_warned_for != Authentication.hard_expires_at,
+            ),
+            served_at(now),
+        ]
+
+    def due_ids_for_expiry_warning(
+        self, now: datetime, until: datetime, *, limit: int
+    ) -> Sequence[str]:
+        """Ids of active authentications that hard-expire in ``(now, until]`` and were not
+        warned about that date yet."""
+        statement = (
+            select(Authentication.id)
+            .where(*self._expiry_warning_due(now, until))
+            .order_by(Authentication.hard_expires_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list(self.session.scalars(statement))
+
+    def mark_expiry_warned(
+        self, auth_id: str, *, now: datetime, until: datetime
+    ) -> Authentication | None:
+        """Record that the warning for the current ``hard_expires_at`` is sent, if it still has
+        to be; return the row, or ``None`` when someone else sent it (or it is not due)."""
+        statement = (
+            update(Authentication)
+            .where(Authentication.id == auth_id, *self._expiry_warning_due(now, until))
+            .values(expiry_warned_for=Authentication.hard_expires_at)
+            .returning(Authentication)
+        )
+        return self.session.scalars(
+            statement, execution_options={"populate_existing": True}
+        ).first()
+
+    def _expiry_due(self, now: datetime) -> Sequence[ColumnElement[bool]]:
+        return [
+            Authentication.status == AuthStatus.ACTIVE,
+            Authentication.hard_expires_at <= now,
+            served_at(now),
+            _lease_free(now),
+        ]
+
+    def due_ids_for_expiry(self, now: datetime, *, limit: int) -> Sequence[str]:
+        """Ids of active authentications past their ``hard_expires_at`` and not leased."""
+        statement = (
+            select(Authentication.id)
+            .where(*self._expiry_due(now))
+            .order_by(Authentication.hard_expires_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list(self.session.scalars(statement))
+
+    def expire(self, auth_id: str, *, message: str, now: datetime) -> Authentication | None:
+        """Set status ``expired`` if the authentication is still active, past its hard expiry
+        and not leased; return the row, or ``None`` when there was nothing to do."""
+        statement = (
+            update(Authentication)
+            .where(Authentication.id == auth_id, *self._expiry_due(now))
+            .values(
+                status=AuthStatus.EXPIRED,
+                last_error=message,
+                version=Authentication.version + 1,
+                updated_at=now,
+            )
+            .returning(Authentication)
+        )
+        return self.session.scalars(
+            statement, execution_options={"populate_existing": True}
+        ).first()
+
+    def due_ids_for_deletion(self, now: datetime, *, limit: int) -> Sequence[str]:
+        """Ids of authentications past their ``delete_at`` and not leased, earliest first."""
+        statement = (
+            select(Authentication.id)
+            .where(Authentication.delete_at <= now, _lease_free(now))
+            .order_by(Authentication.delete_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list(self.session.scalars(statement))
+
+    def claim_for_deletion(
+        self, auth_id: str, owner: str, *, now: datetime, duration: timedelta
+    ) -> Authentication | None:
+        """Take the lease of an authentication past its ``delete_at`` (any status), so that one
+        deleter revokes and deletes it; ``None`` when it is gone, not due or leased."""
+        statement = (
+            update(Authentication)
+            .where(
+                Authentication.id == auth_id,
+                Authentication.delete_at <= now,
+                _lease_free(now),
+            )
+            .values(lease_owner=owner, lease_until=now + duration)
+            .returning(Authentication)
+        )
+        return self.session.scalars(
+            statement, execution_options={"populate_existing": True}
+        ).first()
+
+    def delete_claimed(self, auth_id: str, owner: str) -> bool:
+        """Delete the authentication if ``owner`` still holds its lease; return if it did."""
+        statement = delete(Authentication).where(
+            Authentication.id == auth_id, Authentication.lease_owner == owner
+        )
+        deleted = affected_rows(self.session, statement) == 1
+        for instance in list(self.session.identity_map.values()):
+            if isinstance(instance, Authentication) and instance.id == auth_id:
+                self.session.expunge(instance)
+        return deleted
+
     # -- refresh leases ---------------------------------------------------------------------
     # One refresh of an authentication runs at a time across every process: a refresher first
     # takes the lease with one conditional UPDATE (committed at once), then calls the provider
@@ -263,17 +419,32 @@ class AuthenticationRepository:
     # Taking or releasing a lease does not bump ``version``: it changes no data.
 
     def acquire_lease(
-        self, auth_id: str, owner: str, *, now: datetime, duration: timedelta
+        self,
+        auth_id: str,
+        owner: str,
+        *,
+        now: datetime,
+        duration: timedelta,
+        due_by: datetime | None = None,
     ) -> Authentication | None:
-        """Take the refresh lease of an active authentication unless someone holds it."""
+        """Take the refresh lease of an active authentication unless someone holds it.
+
+        With ``due_by``, only while its refresh is due by then: a refresher that read the row
+        as due just before another one stored its refresh (and freed the lease) must not take
+        the lease and refresh a second time, which the due check of its earlier read cannot
+        prevent on PostgreSQL (each statement sees the newest commit).
+        """
+        conditions = [
+            Authentication.id == auth_id,
+            Authentication.status == AuthStatus.ACTIVE,
+            served_at(now),
+            or_(Authentication.lease_until.is_(None), Authentication.lease_until <= now),
+        ]
+        if due_by is not None:
+            conditions.append(Authentication.refresh_due_at <= due_by)
         statement = (
             update(Authentication)
-            .where(
-                Authentication.id == auth_id,
-                Authentication.status == AuthStatus.ACTIVE,
-                served_at(now),
-                or_(Authentication.lease_until.is_(None), Authentication.lease_until <= now),
-            )
+            .where(*conditions)
             .values(lease_owner=owner, lease_until=now + duration)
             .returning(Authentication)
         )

@@ -1,0 +1,368 @@
+"""Hard expiry and scheduled deletion: what the worker does to authentications besides refreshing.
+
+* **Expiry warning.** An active authentication whose ``hard_expires_at`` falls within the warning
+  window gets one ``authentication.expiring`` per expiry date: the event and
+  ``expiry_warned_for = hard_expires_at`` are written in one transaction by one conditional
+  UPDATE, so two workers never both send it, and a new expiry date warns again.
+* **Expiry.** Past ``hard_expires_at`` an active authentication becomes ``expired`` and
+  ``authentication.expired`` is sent (again one conditional UPDATE; a refresh in progress is
+  waited for).
+* **Scheduled deletion.** Past ``delete_at`` a deleter takes the authentication's lease, revokes
+  its token where the definition declares ``revoke_url`` (RFC 7009, best effort: a failure is
+  logged and the deletion goes on), then sends ``authentication.deleted`` and deletes the row in
+  one transaction, only while it still holds the lease. No transaction is open during the
+  revocation request.
+
+Every function reads the time from ``bridge.now()`` once and works in short transactions run in
+worker threads (the event loop may be the API server's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from authbridge import errors
+from authbridge.connectors.models import OAuth2Definition
+from authbridge.mechanisms import Context
+from authbridge.redaction import redact
+from authbridge.services import events, metrics
+from authbridge.services.bridge import Bridge
+from authbridge.services.connectors import ConnectorSetup, setup
+from authbridge.spec import rfc6749
+from authbridge.spec.templates import render_url
+from authbridge.storage.models import Authentication
+from authbridge.storage.repositories import AuditRepository, AuthenticationRepository
+
+log = logging.getLogger("authbridge.lifecycle")
+
+T = TypeVar("T")
+
+ACTOR = "worker"
+TARGET = "authentication"
+DELETION_LEASE = timedelta(seconds=60)
+REVOCATION_TIMEOUT = 10.0
+
+
+async def in_thread(bridge: Bridge, work: Callable[[Session], T], *, readonly: bool = False) -> T:
+    """Run ``work`` in one transaction, in a worker thread."""
+
+    def run() -> T:
+        with bridge.session(readonly=readonly) as session:
+            return work(session)
+
+    return await run_in_threadpool(run)
+
+
+async def find_ids(
+    bridge: Bridge, query: Callable[[AuthenticationRepository], Sequence[str]]
+) -> Sequence[str]:
+    """Run an id query in a short transaction of its own.
+
+    On PostgreSQL it is a read-write transaction, for ``FOR UPDATE SKIP LOCKED``; on SQLite a
+    read-only one, so an idle worker never takes SQLite's write lock.
+    """
+    return await in_thread(
+        bridge,
+        lambda session: query(AuthenticationRepository(session, bridge.keyring)),
+        readonly=bridge.database.is_sqlite,
+    )
+
+
+async def count_due(bridge: Bridge, now: datetime) -> int:
+    """How many active auths are due for refresh at ``now`` (read-only)."""
+    return await in_thread(
+        bridge,
+        lambda session: AuthenticationRepository(session, bridge.keyring).count_due_for_refresh(
+            now
+        ),
+        readonly=True,
+    )
+
+
+def _audit(
+    session: Session, auth: Authentication, action: str, now: datetime, **detail: str
+) -> None:
+    AuditRepository(session).record(
+        environment_id=auth.environment_id,
+        actor=ACTOR,
+        action=action,
+        target_type=TARGET,
+        target_id=auth.id,
+        detail={"connector": auth.connector_key, **detail},
+        now=now,
+    )
+
+
+# -- hard expiry ------------------------------------------------------------------------------
+
+
+async def warn_expiring(bridge: Bridge, *, warn_before: timedelta, limit: int = 500) -> int:
+    """Send ``authentication.expiring`` for auths hard-expiring within ``warn_before``, once per
+    auth and expiry date; return how many were sent."""
+    now = bridge.now()
+    until = now + warn_before
+    ids = await find_ids(
+        bridge, lambda repo: repo.due_ids_for_expiry_warning(now, until, limit=limit)
+    )
+    if not ids:
+        return 0
+
+    def work(session: Session) -> int:
+        repo = AuthenticationRepository(session, bridge.keyring)
+        sent = 0
+        for auth_id in sorted(ids):  # one lock order for every worker: no deadlock
+            auth = repo.mark_expiry_warned(auth_id, now=now, until=until)
+            if auth is None or auth.hard_expires_at is None:
+                continue
+            events.emit(
+                bridge,
+                session,
+                events.EXPIRING,
+                auth,
+                now=now,
+                hard_expires_at=auth.hard_expires_at.isoformat(),
+            )
+            sent += 1
+        return sent
+
+    sent = await in_thread(bridge, work)
+    metrics.LIFECYCLE.labels("warned").inc(sent)
+    return sent
+
+
+def expired_message(hard_expires_at: datetime) -> str:
+    return (
+        f"the authorization expired at {hard_expires_at.isoformat()} and cannot be extended; "
+        "connect the account again"
+    )
+
+
+async def expire_due(bridge: Bridge, *, limit: int = 500) -> int:
+    """Set status ``expired`` on active auths past ``hard_expires_at`` and send
+    ``authentication.expired``; return how many expired."""
+    now = bridge.now()
+    ids = await find_ids(bridge, lambda repo: repo.due_ids_for_expiry(now, limit=limit))
+    if not ids:
+        return 0
+
+    def work(session: Session) -> int:
+        repo = AuthenticationRepository(session, bridge.keyring)
+        expired = 0
+        for auth_id in sorted(ids):
+            current = repo.get_any(auth_id)
+            if current is None or current.hard_expires_at is None:
+                continue
+            message = expired_message(current.hard_expires_at)
+            auth = repo.expire(auth_id, message=message, now=now)
+            if auth is None or auth.hard_expires_at is None:
+                continue
+            events.emit(
+                bridge,
+                session,
+                events.EXPIRED,
+                auth,
+                now=now,
+                hard_expires_at=auth.hard_expires_at.isoformat(),
+                message=message,
+            )
+            _audit(session, auth, "authentication.expired", now)
+            expired += 1
+        return expired
+
+    expired = await in_thread(bridge, work)
+    metrics.LIFECYCLE.labels("expired").inc(expired)
+    return expired
+
+
+# -- scheduled deletion -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """An RFC 7009 revocation request to send before deleting an authentication."""
+
+    url: str
+    token_type_hint: str
+    form: dict[str, str] = field(repr=False)
+    headers: dict[str, str] = field(repr=False)
+    secrets: list[str] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class DeletionReport:
+    deleted: int = 0
+    revoked: int = 0
+    revocation_failed: int = 0
+
+
+def _connector_setup(bridge: Bridge, session: Session, auth: Authentication) -> ConnectorSetup:
+    try:
+        return setup(
+            bridge, session, auth.environment_id, auth.connector_key, auth.connector_version
+        )
+    except errors.ConnectorNotFound:
+        # The stored version is gone from the registry: the newest one knows the endpoint too.
+        return setup(bridge, session, auth.environment_id, auth.connector_key)
+
+
+def revocation_for(
+    bridge: Bridge, session: Session, auth: Authentication, *, now: datetime
+) -> Revocation | None:
+    """The revocation request for ``auth``, or ``None`` when there is none to send (no
+    ``revoke_url``, no token, no client id, an unknown connector)."""
+    try:
+        connector_setup = _connector_setup(bridge, session, auth)
+    except errors.AuthBridgeError as exc:
+        log.warning("no revocation auth_id=%s reason=%s", auth.id, exc.message)
+        return None
+    definition = connector_setup.definition
+    if not isinstance(definition, OAuth2Definition) or not definition.revoke_url:
+        return None
+    stored = AuthenticationRepository(session, bridge.keyring).credentials(auth)
+    # Revoking the refresh token ends the whole grant at most providers (RFC 7009 §2.1).
+    hint = "refresh_token" if stored.get("refresh_token") else "access_token"
+    token = stored.get(hint)
+    if not isinstance(token, str) or not token:
+        return None
+    config = connector_setup.config
+    if not config.client_id:
+        log.warning("no revocation auth_id=%s reason=no OAuth client id configured", auth.id)
+        return None
+    context = Context(
+        http=bridge.http,
+        now=now,
+        config=config,
+        callback_url=connector_setup.callback_url,
+        tokens=stored,
+    )
+    secrets = context.secrets()
+    try:
+        headers, client_form = rfc6749.client_auth(
+            config.client_id, config.client_secret, definition.client_authentication
+        )
+        url = definition.revoke_url
+        if "{{" in url:
+            url = render_url(url, context.values())
+    except (ValueError, errors.AuthBridgeError) as exc:
+        log.warning("no revocation auth_id=%s reason=%s", auth.id, redact(str(exc), secrets))
+        return None
+    return Revocation(
+        url=url,
+        token_type_hint=hint,
+        form={"token": token, "token_type_hint": hint, **client_form},
+        headers={"Accept": "application/json", **headers},
+        secrets=secrets,
+    )
+
+
+async def revoke(bridge: Bridge, auth_id: str, revocation: Revocation) -> bool:
+    """Send the revocation request; log and swallow any failure (best effort)."""
+    try:
+        response = await bridge.http.request(
+            "POST",
+            revocation.url,
+            data=revocation.form,
+            headers=revocation.headers,
+            timeout=REVOCATION_TIMEOUT,
+        )
+    except Exception as exc:
+        reason = redact(f"{type(exc).__name__}: {exc}", revocation.secrets)
+        log.warning("revocation failed auth_id=%s reason=%s", auth_id, reason)
+        metrics.REVOCATIONS.labels("failed").inc()
+        return False
+    if not response.is_success:
+        log.warning("revocation refused auth_id=%s status=%s", auth_id, response.status_code)
+        metrics.REVOCATIONS.labels("failed").inc()
+        return False
+    metrics.REVOCATIONS.labels("revoked").inc()
+    return True
+
+
+class _LeaseLost(Exception):
+    """The deletion lease expired and someone else took it: roll the event back."""
+
+
+async def delete_one(bridge: Bridge, owner: str, auth_id: str) -> tuple[bool, bool | None]:
+    """Revoke and delete one authentication past its ``delete_at``.
+
+    Returns ``(deleted, revoked)``; ``revoked`` is ``None`` when no revocation was attempted.
+    """
+    now = bridge.now()
+
+    def claim(session: Session) -> tuple[Authentication, Revocation | None] | None:
+        repo = AuthenticationRepository(session, bridge.keyring)
+        auth = repo.claim_for_deletion(auth_id, owner, now=now, duration=DELETION_LEASE)
+        if auth is None:
+            return None
+        try:
+            revocation = revocation_for(bridge, session, auth, now=now)
+        except Exception as exc:  # unreadable credentials, a broken definition: delete anyway
+            log.warning("no revocation auth_id=%s reason=%s", auth_id, type(exc).__name__)
+            revocation = None
+        return auth, revocation
+
+    claimed = await in_thread(bridge, claim)
+    if claimed is None:
+        return False, None
+    _, revocation = claimed
+    revoked = None if revocation is None else await revoke(bridge, auth_id, revocation)
+
+    def finish(session: Session) -> bool:
+        repo = AuthenticationRepository(session, bridge.keyring)
+        auth = repo.get_any(auth_id)
+        if auth is None or auth.lease_owner != owner:
+            return False
+        finished_at = bridge.now()
+        delete_at = auth.delete_at.isoformat() if auth.delete_at is not None else None
+        events.emit(
+            bridge,
+            session,
+            events.DELETED,
+            auth,
+            now=finished_at,
+            reason="scheduled",
+            delete_at=delete_at,
+        )
+        _audit(session, auth, "authentication.deleted", finished_at, reason="scheduled")
+        if not repo.delete_claimed(auth_id, owner):
+            raise _LeaseLost
+        return True
+
+    try:
+        deleted = await in_thread(bridge, finish)
+    except _LeaseLost:
+        deleted = False
+    if deleted:
+        metrics.LIFECYCLE.labels("deleted").inc()
+        log.info("deleted auth_id=%s reason=scheduled revoked=%s", auth_id, revoked)
+    return deleted, revoked
+
+
+async def delete_due(
+    bridge: Bridge, owner: str, *, limit: int = 100, concurrency: int = 8
+) -> DeletionReport:
+    """Revoke and delete authentications past their ``delete_at``, ``concurrency`` at a time."""
+    now = bridge.now()
+    ids = await find_ids(bridge, lambda repo: repo.due_ids_for_deletion(now, limit=limit))
+    if not ids:
+        return DeletionReport()
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(auth_id: str) -> tuple[bool, bool | None]:
+        async with slots:
+            return await delete_one(bridge, owner, auth_id)
+
+    results = await asyncio.gather(*(one(auth_id) for auth_id in ids))
+    return DeletionReport(
+        deleted=sum(1 for deleted, _ in results if deleted),
+        revoked=sum(1 for _, revoked in results if revoked is True),
+        revocation_failed=sum(1 for _, revoked in results if revoked is False),
+    )
