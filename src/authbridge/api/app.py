@@ -24,6 +24,7 @@ from authbridge.api.routes import (
 from authbridge.api.routes.metrics import router as metrics_router
 from authbridge.api.schemas import Health
 from authbridge.services.bridge import Bridge
+from authbridge.services.refresh import Refresher
 from authbridge.services.worker import BackgroundWorker, Worker
 
 DESCRIPTION = """\
@@ -56,6 +57,8 @@ def create_app(bridge: Bridge, *, worker: Worker | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.bridge = bridge
+    # One refresher per process: credential reads and the worker share its single flight.
+    app.state.refresher = worker.refresher if worker is not None else Refresher(bridge)
     problems.install(app)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")

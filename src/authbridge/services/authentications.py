@@ -129,13 +129,26 @@ def delete(bridge: Bridge, session: Session, principal: Principal, auth_id: str)
     _audit(session, principal, "authentication.deleted", auth, detail, bridge.now())
 
 
+class RefreshDue(Exception):
+    """The credentials are due for a refresh: refresh them, then read again."""
+
+
 def read_credentials(
-    bridge: Bridge, session: Session, principal: Principal, auth_id: str
+    bridge: Bridge,
+    session: Session,
+    principal: Principal,
+    auth_id: str,
+    *,
+    after_refresh: bool = False,
 ) -> tuple[Authentication, dict[str, Any]]:
     """Return the authentication and its credentials (never the refresh token); audited.
 
-    An authentication that is not ``active`` (invalid, expired, revoked) has no usable
-    credentials: :class:`errors.Conflict` says so and what to do.
+    Raises :class:`RefreshDue` when they are due for a refresh (the caller refreshes and calls
+    again with ``after_refresh``). After a refresh that could not reach the provider, a token
+    that has not expired yet is still served; an expired one is
+    :class:`errors.ProviderUnavailable`. An authentication that is not ``active`` (invalid,
+    expired, revoked) has no usable credentials: :class:`errors.Conflict` says so and what to
+    do.
     """
     auth = get(bridge, session, principal, auth_id)
     if auth.status is not AuthStatus.ACTIVE:
@@ -143,6 +156,14 @@ def read_credentials(
         raise errors.Conflict(
             f"authentication '{auth.id}' is {auth.status.value}{reason}; the end user must "
             "reconnect it"
+        )
+    now = bridge.now()
+    if auth.refresh_due_at is not None and auth.refresh_due_at <= now and not after_refresh:
+        raise RefreshDue(auth.id)
+    if after_refresh and auth.expires_at is not None and auth.expires_at <= now:
+        reason = f": {auth.last_error}" if auth.last_error else ""
+        raise errors.ProviderUnavailable(
+            f"the credentials expired and could not be refreshed{reason}", retry_after=30
         )
     credentials = repository(bridge, session).credentials(auth)
     _audit(session, principal, "authentication.credentials_read", auth, None, bridge.now())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -19,8 +19,9 @@ from authbridge.api.schemas import (
     JwtConnected,
     PageOut,
 )
-from authbridge.services import authentications, imports
+from authbridge.services import authentications, imports, metrics
 from authbridge.services.bridge import Bridge
+from authbridge.services.refresh import Refresher
 from authbridge.storage.models import Authentication, AuthStatus
 from authbridge.storage.repositories import MAX_PAGE_SIZE, EndUserRepository
 
@@ -149,14 +150,32 @@ def delete_authentication(auth_id: str, bridge: BridgeDep, token: TokenDep) -> R
 
 
 @router.get("/{auth_id}/credentials", summary="Read an authentication's credentials")
-def read_credentials(auth_id: str, bridge: BridgeDep, token: TokenDep) -> CredentialsOut:
-    """The stored fields and tokens, never the refresh token; every read is audited."""
-    return _read_credentials(bridge, token, auth_id)
+async def read_credentials(
+    auth_id: str, request: Request, bridge: BridgeDep, token: TokenDep
+) -> CredentialsOut:
+    """Fresh credentials: the stored fields and tokens, never the refresh token.
+
+    Credentials due for a refresh are refreshed first (once, however many callers ask at the
+    same time, in every process). Every read is audited.
+    """
+    # One thread hop for the database work: for a plain ``def`` endpoint FastAPI also validates
+    # the response in the threadpool, a second hop on the hottest endpoint.
+    try:
+        return await run_in_threadpool(_read_credentials, bridge, token, auth_id, False)
+    except authentications.RefreshDue:
+        refresher: Refresher = request.app.state.refresher
+        await refresher.refresh(auth_id)
+    return await run_in_threadpool(_read_credentials, bridge, token, auth_id, True)
 
 
-def _read_credentials(bridge: Bridge, token: str, auth_id: str) -> CredentialsOut:
+def _read_credentials(
+    bridge: Bridge, token: str, auth_id: str, after_refresh: bool
+) -> CredentialsOut:
     with transaction(bridge, token) as (session, principal):
-        auth, credentials = authentications.read_credentials(bridge, session, principal, auth_id)
+        auth, credentials = authentications.read_credentials(
+            bridge, session, principal, auth_id, after_refresh=after_refresh
+        )
+        metrics.CREDENTIAL_READS.labels(auth.auth_type).inc()
         return CredentialsOut(
             authentication_id=auth.id,
             connector=auth.connector_key,
