@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -11,7 +12,7 @@ import httpx
 
 from authbridge.connectors.registry import Registry
 from authbridge.storage.models import Environment
-from authbridge.storage.repositories import EnvironmentRepository
+from authbridge.storage.repositories import AuthenticationRepository, EnvironmentRepository
 from tests.api.conftest import CONNECTORS, Api
 from tests.api.helpers import assert_problem
 from tests.services.test_refresh import due_oauth_auth, refresh_requests
@@ -77,3 +78,21 @@ def broken_registry(api: Api, tmp_path: Path) -> Registry:
     return Registry.load(
         [render_connectors(CONNECTORS, tmp_path / "dead", PORT=port)], include_catalog=False
     )
+
+
+def test_a_reader_does_not_wait_for_another_process_while_its_token_is_valid(
+    api: Api, sandbox_url: str
+) -> None:
+    auth = due_oauth_auth(api.bridge, environment_of(api), sandbox_url)
+    with api.bridge.session() as session:  # another process is refreshing it (and hangs)
+        AuthenticationRepository(session, api.bridge.keyring).acquire_lease(
+            auth.id, "another-process", now=api.bridge.now(), duration=timedelta(minutes=1)
+        )
+    before = refresh_requests(sandbox_url)
+
+    started = time.monotonic()
+    answer = read(api, auth.id)
+
+    assert answer.status_code == 200
+    assert time.monotonic() - started < 2
+    assert refresh_requests(sandbox_url) == before

@@ -130,7 +130,15 @@ def delete(bridge: Bridge, session: Session, principal: Principal, auth_id: str)
 
 
 class RefreshDue(Exception):
-    """The credentials are due for a refresh: refresh them, then read again."""
+    """The credentials are due for a refresh: refresh them, then read again.
+
+    ``expired`` says whether the current token has expired already (then the reader must wait
+    for a refresh in progress elsewhere; otherwise it may be served meanwhile).
+    """
+
+    def __init__(self, auth_id: str, *, expired: bool) -> None:
+        super().__init__(auth_id)
+        self.expired = expired
 
 
 def read_credentials(
@@ -159,7 +167,8 @@ def read_credentials(
         )
     now = bridge.now()
     if auth.refresh_due_at is not None and auth.refresh_due_at <= now and not after_refresh:
-        raise RefreshDue(auth.id)
+        expired = auth.expires_at is not None and auth.expires_at <= now
+        raise RefreshDue(auth.id, expired=expired)
     if after_refresh and auth.expires_at is not None and auth.expires_at <= now:
         reason = f": {auth.last_error}" if auth.last_error else ""
         raise errors.ProviderUnavailable(

@@ -43,7 +43,7 @@ from authbridge.storage.repositories import AuthenticationRepository
 
 log = logging.getLogger("authbridge.refresh")
 
-LEASE = timedelta(seconds=60)
+LEASE = timedelta(seconds=30)
 WAIT_POLL_SECONDS = 0.05
 MAX_BACKOFF = timedelta(hours=1)
 BASE_BACKOFF = timedelta(seconds=30)
@@ -64,7 +64,8 @@ class Lease:
 @dataclass(frozen=True)
 class Outcome:
     """How a refresh ended: ``refreshed`` (by us), ``shared`` (another refresher's result),
-    ``not_due``, ``failed`` (transient; retry later), ``invalid`` (credentials refused)."""
+    ``busy`` (another refresher is at it; not waited for), ``not_due``, ``failed`` (transient;
+    retry later), ``invalid`` (credentials refused)."""
 
     kind: str
     message: str | None = None
@@ -84,8 +85,9 @@ def backoff(failures: int, *, retry_after: float | None = None) -> timedelta:
 class Refresher:
     """Refreshes authentications; one per process (it holds the process's lease owner id)."""
 
-    def __init__(self, bridge: Bridge) -> None:
+    def __init__(self, bridge: Bridge, *, lease: timedelta = LEASE) -> None:
         self.bridge = bridge
+        self.lease = lease
         self.owner = str(uuid.uuid4())
         self._inflight: dict[str, asyncio.Future[Outcome]] = {}
 
@@ -96,15 +98,20 @@ class Refresher:
 
         return await run_in_threadpool(run)
 
-    async def refresh(self, auth_id: str, *, force: bool = False) -> Outcome:
-        """Refresh ``auth_id`` if it is due (always with ``force``); concurrent calls share one."""
+    async def refresh(self, auth_id: str, *, force: bool = False, wait: bool = True) -> Outcome:
+        """Refresh ``auth_id`` if it is due (always with ``force``); concurrent calls share one.
+
+        When another process holds the lease, wait for its result, or with ``wait=False``
+        return at once (outcome ``busy``): a reader whose token has not expired yet need not
+        wait for a refresh it does not need yet.
+        """
         running = self._inflight.get(auth_id)
         if running is not None:
             return await asyncio.shield(running)
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._inflight[auth_id] = future
         try:
-            outcome = await self._refresh_once(auth_id, force=force)
+            outcome = await self._refresh_once(auth_id, force=force, wait=wait)
             metrics.REFRESHES.labels(outcome.kind).inc()
             future.set_result(outcome)
             return outcome
@@ -115,15 +122,21 @@ class Refresher:
         finally:
             del self._inflight[auth_id]
 
-    async def _refresh_once(self, auth_id: str, *, force: bool) -> Outcome:
+    async def _refresh_once(self, auth_id: str, *, force: bool, wait: bool) -> Outcome:
         taken = await self._db(lambda session: self._take(session, auth_id, force=force))
         if taken is BUSY:
-            return await self._wait_for_other(auth_id)
+            return await self._wait_for_other(auth_id) if wait else Outcome("busy")
         if not isinstance(taken, Lease):
             return Outcome("not_due")
         auth = taken.auth
         try:
-            result = await self._call_provider(taken.setup, taken.stored)
+            # Well inside the lease, so the lease never expires under a live refresher.
+            async with asyncio.timeout(self.lease.total_seconds() * 0.75):
+                result = await self._call_provider(taken.setup, taken.stored)
+        except TimeoutError:
+            message = "the provider did not answer in time"
+            await self._db(lambda session: self._failed(session, auth, message, None))
+            return Outcome("failed", message)
         except errors.InvalidToken as exc:
             message = exc.message
             await self._db(lambda session: self._invalid(session, auth, message))
@@ -152,7 +165,7 @@ class Refresher:
         if not force and (current.refresh_due_at is None or current.refresh_due_at > now):
             return None
         auth = repo.acquire_lease(
-            auth_id, self.owner, now=now, duration=LEASE, due_by=None if force else now
+            auth_id, self.owner, now=now, duration=self.lease, due_by=None if force else now
         )
         if auth is None:
             return BUSY
@@ -213,7 +226,7 @@ class Refresher:
 
     async def _wait_for_other(self, auth_id: str) -> Outcome:
         """Wait until the other refresher releases the lease (or it expires)."""
-        deadline = asyncio.get_running_loop().time() + LEASE.total_seconds() + 5
+        deadline = asyncio.get_running_loop().time() + self.lease.total_seconds() + 5
         while asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(WAIT_POLL_SECONDS)
             released = await self._db(lambda session: _lease_released(self, session, auth_id))

@@ -162,9 +162,9 @@ async def read_credentials(
     # the response in the threadpool, a second hop on the hottest endpoint.
     try:
         return await run_in_threadpool(_read_credentials, bridge, token, auth_id, False)
-    except authentications.RefreshDue:
+    except authentications.RefreshDue as due:
         refresher: Refresher = request.app.state.refresher
-        await refresher.refresh(auth_id)
+        await refresher.refresh(auth_id, wait=due.expired)
     return await run_in_threadpool(_read_credentials, bridge, token, auth_id, True)
 
 
