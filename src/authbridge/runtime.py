@@ -12,15 +12,18 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from authbridge.connectors.registry import Registry, folders_from_env
 from authbridge.errors import InvalidInput
 from authbridge.http import EgressPolicy, OutboundClient
 from authbridge.services.bridge import Bridge, KeySource
+from authbridge.services.refresh import Refresher
 from authbridge.storage import Database
 from authbridge.storage.db import (
     DATABASE_URL_ENV_VAR,
@@ -34,6 +37,8 @@ from authbridge.vault import ENV_VAR as KEYS_ENV_VAR
 from authbridge.vault import Keyring, from_env, load_or_create
 
 PUBLIC_URL_ENV_VAR = "AUTHBRIDGE_PUBLIC_URL"
+POOL_SIZE_ENV_VAR = "AUTHBRIDGE_DATABASE_POOL_SIZE"
+REFRESH_LEASE_ENV_VAR = "AUTHBRIDGE_REFRESH_LEASE_SECONDS"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 KEY_FILE = "keys.json"
 
@@ -43,13 +48,18 @@ class Settings:
     """The process's configuration, as read from the environment by :meth:`from_env`.
 
     ``database_url`` and ``keys_json`` are ``None`` when the embedded defaults apply: the SQLite
-    file and the key file in ``home``.
+    file and the key file in ``home``. ``pool_size`` (``AUTHBRIDGE_DATABASE_POOL_SIZE``) caps a
+    process's PostgreSQL connections, so that every process sharing a server fits within its
+    ``max_connections``; ``refresh_lease`` (``AUTHBRIDGE_REFRESH_LEASE_SECONDS``) replaces the
+    refresh lease's 30 seconds (tests that kill processes shorten it).
     """
 
     home: Path
     database_url: str | None = None
     keys_json: str | None = None
     public_url: str | None = None
+    pool_size: int | None = None
+    refresh_lease: timedelta | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -64,7 +74,16 @@ class Settings:
             database_url = normalize_url(database_url)
         keys_json = environ.get(KEYS_ENV_VAR, "").strip() or None
         public_url = _check_public_url(environ.get(PUBLIC_URL_ENV_VAR, "").strip())
-        return cls(home=home, database_url=database_url, keys_json=keys_json, public_url=public_url)
+        pool_size = _positive(environ, POOL_SIZE_ENV_VAR, int)
+        lease = _positive(environ, REFRESH_LEASE_ENV_VAR, float)
+        return cls(
+            home=home,
+            database_url=database_url,
+            keys_json=keys_json,
+            public_url=public_url,
+            pool_size=pool_size,
+            refresh_lease=None if lease is None else timedelta(seconds=lease),
+        )
 
     def base_url(self, host: str = "127.0.0.1", port: int = 8000) -> str:
         """Where browsers reach us: ``AUTHBRIDGE_PUBLIC_URL``, else the listening address."""
@@ -96,6 +115,22 @@ class Settings:
         if not self.home.is_dir():
             self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         return self.home
+
+
+N = TypeVar("N", int, float)
+
+
+def _positive(environ: Mapping[str, str], name: str, kind: Callable[[str], N]) -> N | None:
+    text = environ.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not value > 0 or value == float("inf"):
+        raise InvalidInput(f"{name} must be a positive number, got {text!r}", field=name)
+    return value
 
 
 def _check_public_url(value: str) -> str | None:
@@ -149,7 +184,17 @@ def open_database(settings: Settings) -> Database:
     The caller owns the returned :class:`Database` and should :meth:`~Database.dispose` it.
     """
     migrate_database(settings)
-    return Database(settings.resolved_database_url())
+    url = settings.resolved_database_url()
+    if settings.pool_size is not None and not url.startswith("sqlite"):
+        return Database(url, pool_size=settings.pool_size, max_overflow=0)
+    return Database(url)
+
+
+def open_refresher(settings: Settings, bridge: Bridge) -> Refresher:
+    """The process's one :class:`Refresher`, with ``AUTHBRIDGE_REFRESH_LEASE_SECONDS`` if set."""
+    if settings.refresh_lease is None:
+        return Refresher(bridge)
+    return Refresher(bridge, lease=settings.refresh_lease)
 
 
 def open_bridge(

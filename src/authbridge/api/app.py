@@ -36,9 +36,12 @@ an opaque `cursor`.
 """
 
 
-def create_app(bridge: Bridge, *, worker: Worker | None = None) -> FastAPI:
+def create_app(
+    bridge: Bridge, *, worker: Worker | None = None, refresher: Refresher | None = None
+) -> FastAPI:
     """The app around ``bridge``; with ``worker``, the app's lifespan runs it in the background
-    (started at startup, stopped after the last request at shutdown)."""
+    (started at startup, stopped after the last request at shutdown). Credential reads refresh
+    through ``refresher`` (default: the worker's, else a new one)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -58,7 +61,9 @@ def create_app(bridge: Bridge, *, worker: Worker | None = None) -> FastAPI:
     )
     app.state.bridge = bridge
     # One refresher per process: credential reads and the worker share its single flight.
-    app.state.refresher = worker.refresher if worker is not None else Refresher(bridge)
+    if refresher is None:
+        refresher = worker.refresher if worker is not None else Refresher(bridge)
+    app.state.refresher = refresher
     problems.install(app)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")

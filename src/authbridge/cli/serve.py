@@ -16,7 +16,7 @@ from authbridge.cli.common import (
     reported_errors,
     settings_from_env,
 )
-from authbridge.runtime import open_bridge, open_database
+from authbridge.runtime import open_bridge, open_database, open_refresher
 from authbridge.services.worker import Worker, WorkerSettings
 from authbridge.storage.repositories import (
     DEFAULT_ENVIRONMENT,
@@ -96,9 +96,11 @@ def serve_command(
         f"authbridge is serving on http://{host}:{port} "
         f"(public URL {public_url}; API reference at {public_url}/docs)"
     )
-    worker = None if no_worker else Worker(bridge, settings=WorkerSettings(warn_days=warn_days))
+    refresher = open_refresher(settings, bridge)
+    worker_settings = WorkerSettings(warn_days=warn_days)
+    worker = None if no_worker else Worker(bridge, refresher, settings=worker_settings)
     uvicorn.run(
-        create_app(bridge, worker=worker),
+        create_app(bridge, worker=worker, refresher=refresher),
         host=host,
         port=port,
         log_level=log_level,

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from authbridge.cli.common import err, open_keys, out, reported_errors, settings_from_env
-from authbridge.runtime import open_bridge, open_database
+from authbridge.runtime import open_bridge, open_database, open_refresher
 from authbridge.services.bridge import Bridge
 from authbridge.services.worker import Worker, WorkerSettings
 
@@ -96,7 +96,8 @@ def worker_command(
     )
     try:
         with reported_errors():
-            asyncio.run(_main(bridge, Worker(bridge, settings=worker_settings), once=once))
+            worker = Worker(bridge, open_refresher(settings, bridge), settings=worker_settings)
+            asyncio.run(_main(bridge, worker, once=once))
     except (KeyboardInterrupt, asyncio.CancelledError):  # a second signal while stopping
         err.print("[yellow]Stopped without finishing the current round.[/yellow]", markup=True)
         raise typer.Exit(130) from None

@@ -4,7 +4,8 @@ A refresh of one authentication runs under a lease (``lease_owner``/``lease_unti
 one conditional UPDATE and committed at once), so across every process and host sharing the
 database only one refresher calls the provider. Inside a process, concurrent callers for the
 same authentication share one attempt (single flight). Callers that find the lease taken by
-another process wait for it to be released and read what it stored.
+another process wait for it to be released and read what it stored; when it runs out instead
+(its holder died), they take it over.
 
 The refresher stores the new credentials (a rotated refresh token with its access token, or
 the old refresh token kept when the provider sends none) and releases the lease in one
@@ -105,9 +106,11 @@ class Refresher:
         return at once (outcome ``busy``): a reader whose token has not expired yet need not
         wait for a refresh it does not need yet.
         """
-        running = self._inflight.get(auth_id)
-        if running is not None:
-            return await asyncio.shield(running)
+        while (running := self._inflight.get(auth_id)) is not None:
+            outcome = await asyncio.shield(running)
+            if outcome.kind != BUSY or not wait:
+                return outcome
+            # The attempt joined did not wait for another process's refresh; this caller must.
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._inflight[auth_id] = future
         try:
@@ -124,8 +127,13 @@ class Refresher:
 
     async def _refresh_once(self, auth_id: str, *, force: bool, wait: bool) -> Outcome:
         taken = await self._db(lambda session: self._take(session, auth_id, force=force))
-        if taken is BUSY:
-            return await self._wait_for_other(auth_id) if wait else Outcome("busy")
+        while taken is BUSY:
+            if not wait:
+                return Outcome("busy")
+            if await self._wait_for_other(auth_id):
+                return Outcome("shared")
+            # The lease ran out with nothing stored (its holder died): take it over.
+            taken = await self._db(lambda session: self._take(session, auth_id, force=force))
         if not isinstance(taken, Lease):
             return Outcome("not_due")
         auth = taken.auth
@@ -159,15 +167,17 @@ class Refresher:
         ``None`` when there is nothing to do (not due, not active, gone)."""
         now = self.bridge.now()
         repo = AuthenticationRepository(session, self.bridge.keyring)
-        current = repo.get_any(auth_id)
-        if current is None or current.status is not AuthStatus.ACTIVE:
-            return None
-        if not force and (current.refresh_due_at is None or current.refresh_due_at > now):
-            return None
+        # Most calls find the auth due and free (the worker asks only for due ones): try the
+        # lease first, and read the row only to tell why it could not be taken.
         auth = repo.acquire_lease(
             auth_id, self.owner, now=now, duration=self.lease, due_by=None if force else now
         )
         if auth is None:
+            current = repo.get_any(auth_id)
+            if current is None or current.status is not AuthStatus.ACTIVE:
+                return None
+            if not force and (current.refresh_due_at is None or current.refresh_due_at > now):
+                return None
             return BUSY
         connector_setup = setup(
             self.bridge, session, auth.environment_id, auth.connector_key, auth.connector_version
@@ -224,20 +234,25 @@ class Refresher:
             auth, self.owner, message=message, retry_at=retry_at, now=now
         )
 
-    async def _wait_for_other(self, auth_id: str) -> Outcome:
-        """Wait until the other refresher releases the lease (or it expires)."""
+    async def _wait_for_other(self, auth_id: str) -> bool:
+        """Wait until the other refresher releases the lease (``True``) or the lease runs out
+        without a result (``False``: its holder died)."""
         deadline = asyncio.get_running_loop().time() + self.lease.total_seconds() + 5
         while asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(WAIT_POLL_SECONDS)
-            released = await self._db(lambda session: _lease_released(self, session, auth_id))
-            if released:
-                return Outcome("shared")
+            state = await self._db(lambda session: _lease_state(self, session, auth_id))
+            if state != "held":
+                return state == "released"
         raise errors.ProviderUnavailable(
             "another refresh of this authentication is taking too long", retry_after=5
         )
 
 
-def _lease_released(refresher: Refresher, session: Session, auth_id: str) -> bool:
+def _lease_state(refresher: Refresher, session: Session, auth_id: str) -> str:
+    """``released`` (by its holder, or the authentication is gone), ``lapsed`` (it ran out) or
+    ``held``."""
     auth = AuthenticationRepository(session, refresher.bridge.keyring).get_any(auth_id)
     now: datetime = refresher.bridge.now()
-    return auth is None or auth.lease_until is None or auth.lease_until <= now
+    if auth is None or auth.lease_until is None:
+        return "released"
+    return "lapsed" if auth.lease_until <= now else "held"
