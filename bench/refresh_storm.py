@@ -462,7 +462,8 @@ def run_phase(
             break
     print()
     cpu = {c.name: cpu_seconds(c.process.pid) - cpu_before[c.name] for c in watched}
-    cpu["postgres"] = postgres_cpu_seconds() - cpu_before["postgres"]
+    # Backends that ended meanwhile take their CPU time with them: a floor, never below 0.
+    cpu["postgres"] = max(0.0, postgres_cpu_seconds() - cpu_before["postgres"])
     machine = machine_cpu_seconds() - machine_before
     phase.busy_cores = machine / (time.monotonic() - clock_before)
     cpu["everything else"] = machine - sum(cpu.values())
@@ -694,6 +695,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="sample the first worker with py-spy during the first phase (gil: only samples "
         f"where a thread holds the GIL); collapsed stacks in results/{PROFILE_FILE.name}",
     )
+    parser.add_argument(
+        "--tag", default="", help="write results/refresh-storm-<tag>.json instead (a variant)"
+    )
     parser.add_argument("--no-save", action="store_true", help=f"do not write {RESULT_FILE.name}")
     args = parser.parse_args(argv)
     args.phases = [name.strip() for name in args.phases.split(",") if name.strip()]
@@ -701,6 +705,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--phases takes burst and/or minute")
     if min(args.auths, args.workers, args.concurrency, args.seed_concurrency) < 1:
         parser.error("--auths, --workers, --concurrency and --seed-concurrency must be positive")
+    if args.tag and not args.tag.replace("-", "").replace("_", "").isalnum():
+        parser.error("--tag takes letters, digits, - and _")
     if args.window <= 0 or args.interval <= 0:
         parser.error("--window and --interval must be positive")
     return args
@@ -765,8 +771,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if not args.no_save:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        RESULT_FILE.write_text(json.dumps(summary, indent=2) + "\n")
-        print(f"  wrote {RESULT_FILE.relative_to(ROOT)}")
+        path = RESULT_FILE.with_stem(f"{RESULT_FILE.stem}-{args.tag}") if args.tag else RESULT_FILE
+        path.write_text(json.dumps(summary, indent=2) + "\n")
+        print(f"  wrote {path.relative_to(ROOT)}")
     if burst is not None:
         verdict = "meets" if burst.rate >= TARGET_RATE else "BELOW"
         print(f"  burst: {burst.rate:.0f} refreshes/s, {verdict} the target of {TARGET_RATE:.0f}/s")

@@ -165,15 +165,33 @@ def _lapse_leases(deployed: Deployment, within: float) -> None:
         time.sleep(0.2)
 
 
-async def _force_refreshes(deployed: Deployment, ids: list[str]) -> dict[str, str]:
+Forced = dict[str, tuple[str, int | None]]
+
+
+async def _force_refreshes(deployed: Deployment, ids: list[str]) -> Forced:
+    """Refresh each authentication once more (forced) and ask the sandbox at once whether the
+    access token then stored works: ``{id: (outcome, status of /oauth2/me or None)}``."""
     bridge = deployed.bridge()
     try:
         refresher = Refresher(bridge, lease=timedelta(seconds=LEASE))
-        outcomes = {}
-        for auth_id in ids:
-            outcome = await refresher.refresh(auth_id, force=True)
-            outcomes[auth_id] = outcome.kind
-        return outcomes
+        forced: Forced = {}
+        async with httpx.AsyncClient(timeout=10) as client:
+            for auth_id in ids:
+                outcome = await refresher.refresh(auth_id, force=True)
+                status = None
+                if outcome.kind == "refreshed":
+                    with deployed.database.session(readonly=True) as session:
+                        repo = AuthenticationRepository(session, deployed.keyring)
+                        auth = repo.get_any(auth_id)
+                        assert auth is not None
+                        token = repo.credentials(auth)["access_token"]
+                    me = await client.get(
+                        deployed.sandbox.url + "/oauth2/me",
+                        headers={"Authorization": f"Bearer {token}"},
+                    )
+                    status = me.status_code
+                forced[auth_id] = (outcome.kind, status)
+        return forced
     finally:
         await bridge.http.aclose()
 
@@ -225,20 +243,12 @@ def test_killing_every_process_once_loses_or_silently_breaks_no_authentication(
         assert report["unexpected"] == [], f"{report}\n{logs}"
 
 
-def _check(
-    deployed: Deployment, chaos: Chaos, ids: list[str], forced: dict[str, str]
-) -> dict[str, object]:
+def _check(deployed: Deployment, chaos: Chaos, ids: list[str], forced: Forced) -> dict[str, object]:
     problems: list[str] = []
     with deployed.database.session(readonly=True) as session:
         rows = {
             auth.id: auth
             for auth in session.scalars(select(Authentication).where(Authentication.id.in_(ids)))
-        }
-        repo = AuthenticationRepository(session, deployed.keyring)
-        tokens = {
-            auth_id: repo.credentials(auth)["access_token"]
-            for auth_id, auth in rows.items()
-            if auth.status is AuthStatus.ACTIVE
         }
         invalid_events = {
             event.payload.get("authId"): event.created_at
@@ -252,15 +262,8 @@ def _check(
     invalid = sorted(auth_id for auth_id, auth in rows.items() if auth.status is AuthStatus.INVALID)
     for auth_id, auth in rows.items():
         if auth.status is AuthStatus.ACTIVE:
-            if forced[auth_id] != "refreshed":
-                problems.append(f"{auth_id}: the forced refresh ended {forced[auth_id]}")
-            me = httpx.get(
-                deployed.sandbox.url + "/oauth2/me",
-                headers={"Authorization": f"Bearer {tokens[auth_id]}"},
-                timeout=10,
-            )
-            if me.status_code != 200:
-                problems.append(f"{auth_id}: active, but the sandbox refuses its token")
+            if forced[auth_id] != ("refreshed", 200):
+                problems.append(f"{auth_id}: active, but forced refresh and /me: {forced[auth_id]}")
         elif auth.status is AuthStatus.INVALID:
             if auth_id not in invalid_events:
                 problems.append(f"{auth_id}: invalid without authentication.invalid")
