@@ -63,6 +63,7 @@ READERS = 6
 READ_PAUSE = 0.02
 WORKER_INTERVAL = 0.2
 REUSE_MESSAGE = "already used"
+LEASE_LOST = "result not stored"  # StaleAuthentication from store_refresh
 
 
 @dataclass(frozen=True)
@@ -230,10 +231,23 @@ def test_killing_every_process_once_loses_or_silently_breaks_no_authentication(
         refreshes_during_run = deployed.refresh_requests()
         exits = {process.name: process.stop() for process in [*servers, *workers]}
         _lapse_leases(deployed, within=LEASE + 5)
+        with deployed.database.session(readonly=True) as session:
+            failing = Counter(
+                session.scalars(
+                    select(Authentication.last_error).where(Authentication.refresh_failures > 0)
+                )
+            )
         forced = asyncio.run(_force_refreshes(deployed, ids))
 
-        report = _check(deployed, chaos, ids, forced)
+        # A live refresher must never lose its lease (it would store nothing, and the next one
+        # would reuse the refresh token it had already spent).
+        lost = sum(process.output().count(LEASE_LOST) for process in [*servers, *workers])
+        report = _check(deployed, chaos, ids, forced, lost)
         report["exits"] = exits
+        report["transient_failures_left"] = dict(failing)
+        report["failed_outcomes_logged"] = sum(
+            process.output().count("outcome=failed") for process in workers
+        )
         report["sandbox_refreshes_during_run"] = refreshes_during_run
         print(f"\nchaos seed={SEED} seconds={SECONDS:g} lease={LEASE:g}: {report}")
         logs = deployed.processes.logs(10)
@@ -243,8 +257,13 @@ def test_killing_every_process_once_loses_or_silently_breaks_no_authentication(
         assert report["unexpected"] == [], f"{report}\n{logs}"
 
 
-def _check(deployed: Deployment, chaos: Chaos, ids: list[str], forced: Forced) -> dict[str, object]:
+def _check(
+    deployed: Deployment, chaos: Chaos, ids: list[str], forced: Forced, lost_in_logs: int
+) -> dict[str, object]:
     problems: list[str] = []
+    lost_leases = lost_in_logs + sum(1 for read in chaos.reads if LEASE_LOST in read.detail)
+    if lost_leases:
+        problems.append(f"live refreshers lost {lost_leases} lease(s)")
     with deployed.database.session(readonly=True) as session:
         rows = {
             auth.id: auth
@@ -298,6 +317,7 @@ def _check(deployed: Deployment, chaos: Chaos, ids: list[str], forced: Forced) -
     waits = sorted(read.ended - read.started for read in chaos.reads if read.outcome == "200")
     return {
         "auths": len(rows),
+        "leases_lost_by_live_refreshers": lost_leases,
         "invalid": len(invalid),
         "reuse_detected": reuse,
         "reads": dict(outcomes),

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from authbridge import errors
 from authbridge.api.deps import BridgeDep, TokenDep, transaction
 from authbridge.api.schemas import (
     AuthenticationImport,
@@ -21,7 +22,7 @@ from authbridge.api.schemas import (
 )
 from authbridge.services import authentications, imports, metrics
 from authbridge.services.bridge import Bridge
-from authbridge.services.refresh import Refresher
+from authbridge.services.refresh import BUSY, Refresher
 from authbridge.storage.models import Authentication, AuthStatus
 from authbridge.storage.repositories import MAX_PAGE_SIZE, EndUserRepository
 
@@ -164,7 +165,14 @@ async def read_credentials(
         return await run_in_threadpool(_read_credentials, bridge, token, auth_id, False)
     except authentications.RefreshDue as due:
         refresher: Refresher = request.app.state.refresher
-        await refresher.refresh(auth_id, wait=due.expired)
+        outcome = await refresher.refresh(auth_id, wait=due.expired)
+        if outcome.kind == BUSY:
+            # Another process is refreshing and the token was still valid, so this read did
+            # not wait; if the token expired meanwhile, it waits for that refresh after all.
+            try:
+                return await run_in_threadpool(_read_credentials, bridge, token, auth_id, True)
+            except errors.ProviderUnavailable:
+                await refresher.refresh(auth_id, wait=True)
     return await run_in_threadpool(_read_credentials, bridge, token, auth_id, True)
 
 
