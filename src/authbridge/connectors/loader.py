@@ -40,8 +40,20 @@ KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 PLACEHOLDER_CALLBACK = "https://authbridge.invalid/auth/{key}/callback"
 
 
+class Variant(Model):
+    """One service environment of a connector (e.g. production and sandbox hosts).
+
+    ``values`` are template values its definition may use (``https://{{login}}.salesforce.com``);
+    each variant may have its own connector configuration (its own OAuth app).
+    """
+
+    label: str | None = None
+    values: dict[str, str] = Field(default_factory=dict)
+
+
 class Manifest(Model):
-    """What a connector says about itself besides its auth: label, version, icon, docs."""
+    """What a connector says about itself besides its auth: label, version, icon, docs,
+    variants (the first one is the default)."""
 
     key: str | None = None
     label: str | None = None
@@ -50,6 +62,17 @@ class Manifest(Model):
     docs_url: str | None = None
     description: str | None = None
     scopes_docs: dict[str, str] = Field(default_factory=dict)
+    variants: dict[str, Variant] = Field(default_factory=dict)
+
+    @field_validator("variants")
+    @classmethod
+    def _variant_names(cls, value: dict[str, Variant]) -> dict[str, Variant]:
+        for name in value:
+            if not KEY_PATTERN.match(name):
+                raise ValueError(
+                    f"variant name {name!r} must be lowercase letters, digits, '-' or '_'"
+                )
+        return value
 
     @field_validator("key")
     @classmethod
@@ -111,6 +134,11 @@ class Connector:
     @property
     def label(self) -> str:
         return self.manifest.label or self.key.replace("_", " ").replace("-", " ").title()
+
+    @property
+    def default_variant(self) -> str | None:
+        """The first declared variant, or ``None`` for a connector without variants."""
+        return next(iter(self.manifest.variants), None)
 
     def definition(self, context: DefinitionContext | None = None) -> AuthDefinition:
         """The auth definition; a callable definition is built with ``context``."""

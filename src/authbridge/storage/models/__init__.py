@@ -10,6 +10,14 @@ from authbridge.storage.models.environment import Environment
 from authbridge.storage.models.jwt_public_key import JwtPublicKey
 from authbridge.storage.models.master_token import MasterToken
 from authbridge.storage.models.oauth_state import OAuthState
+from authbridge.storage.models.solution import (
+    AuthSlot,
+    ConfigSlot,
+    Solution,
+    SolutionInstance,
+    SolutionInstanceAuth,
+)
+from authbridge.storage.models.theme import Theme
 from authbridge.storage.models.webhook import (
     DeliveryStatus,
     WebhookDelivery,
@@ -21,9 +29,11 @@ metadata = Base.metadata
 
 __all__ = [
     "AuditEvent",
+    "AuthSlot",
     "AuthStatus",
     "Authentication",
     "Base",
+    "ConfigSlot",
     "ConnectSession",
     "ConnectorConfig",
     "DeliveryStatus",
@@ -32,6 +42,10 @@ __all__ = [
     "JwtPublicKey",
     "MasterToken",
     "OAuthState",
+    "Solution",
+    "SolutionInstance",
+    "SolutionInstanceAuth",
+    "Theme",
     "UtcDateTime",
     "WebhookDelivery",
     "WebhookEndpoint",

@@ -48,6 +48,8 @@ class Authentication(Base):
     )
     connector_key: Mapped[str] = mapped_column(String(128))
     connector_version: Mapped[str] = mapped_column(String(32))
+    connector_variant: Mapped[str | None] = mapped_column(String(64))
+    """The connector's variant (e.g. ``sandbox``); ``None`` is the connector's default."""
     auth_type: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(255))
     credentials_ct: Mapped[bytes] = mapped_column(LargeBinary)

@@ -18,13 +18,16 @@ class ConnectorConfig(Base):
     """
 
     __tablename__ = "connector_configs"
-    __table_args__ = (UniqueConstraint("environment_id", "connector_key"),)
+    __table_args__ = (UniqueConstraint("environment_id", "connector_key", "variant"),)
 
     id: Mapped[str] = id_column()
     environment_id: Mapped[str] = mapped_column(
         String(ID_LENGTH), ForeignKey("environments.id", ondelete="CASCADE")
     )
     connector_key: Mapped[str] = mapped_column(String(128))
+    variant: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    """The connector variant this configuration is for (each may have its own OAuth app);
+    ``""`` is the connector's default variant."""
     client_id: Mapped[str | None] = mapped_column(String(512))
     consumer_key: Mapped[str | None] = mapped_column(String(512))
     redirect_uri: Mapped[str | None] = mapped_column(String(2048))
