@@ -6,18 +6,17 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
 from authbridge.cli import app
-from authbridge.runtime import Settings, open_database, open_keyring
+from authbridge.runtime import Settings, open_database
 from authbridge.storage import Database
 from authbridge.storage.migrate import current_revision, head_revision
-from authbridge.storage.models import Authentication, MasterToken, metadata
+from authbridge.storage.models import Authentication, MasterToken
 from authbridge.storage.repositories import (
     AuthenticationRepository,
     EndUserRepository,
@@ -25,51 +24,11 @@ from authbridge.storage.repositories import (
     MasterTokenRepository,
 )
 from authbridge.vault import Keyring, load
+from tests.cli.conftest import both
 
 runner = CliRunner()
 TOKEN = re.compile(r"abk_[A-Za-z0-9_-]{43}")
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty data folder, and an environment that points only at it."""
-    folder = tmp_path / "data"
-    monkeypatch.setenv("AUTHBRIDGE_HOME", str(folder))
-    for name in ("AUTHBRIDGE_DATABASE_URL", "AUTHBRIDGE_KEYS", "AUTHBRIDGE_PUBLIC_URL"):
-        monkeypatch.delenv(name, raising=False)
-    return folder
-
-
-@pytest.fixture
-def target(request: pytest.FixtureRequest, home: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The database URL the commands use: a new SQLite file, or the test PostgreSQL."""
-    if request.param == "sqlite":
-        return f"sqlite:///{home / 'authbridge.db'}"
-    database: Database = request.getfixturevalue("postgres_database")
-    with database.session() as session:
-        for table in reversed(metadata.sorted_tables):
-            session.execute(delete(table))
-    url = database.url.render_as_string(hide_password=False)
-    monkeypatch.setenv("AUTHBRIDGE_DATABASE_URL", url)
-    return url
-
-
-both = pytest.mark.parametrize(
-    "target", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
-)
-
-
-@pytest.fixture
-def opened(target: str) -> Iterator[tuple[Database, Keyring]]:
-    """The commands' database and keyring, opened as the commands open them."""
-    settings = Settings.from_env()
-    keyring, _ = open_keyring(settings)
-    database = open_database(settings)
-    try:
-        yield database, keyring
-    finally:
-        database.dispose()
 
 
 def invoke(*args: str) -> Result:

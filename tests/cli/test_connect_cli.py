@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from textwrap import dedent
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
 from authbridge.cli import app
 from authbridge.runtime import Settings, open_database, open_keyring
 from authbridge.storage import Database
-from authbridge.storage.models import ConnectorConfig, metadata, utcnow
+from authbridge.storage.models import ConnectorConfig, utcnow
 from authbridge.storage.repositories import (
     AuthenticationRepository,
     ConnectorConfigRepository,
@@ -24,57 +23,12 @@ from authbridge.storage.repositories import (
     EnvironmentRepository,
 )
 from authbridge.vault import Keyring
+from tests.cli.conftest import both
 
 runner = CliRunner()
 PUBLIC_URL = "https://auth.example.com"
 SECRET = "gh-secret-8c1f2e7a9b"
 OTHER_SECRET = "another-secret-5d4c3b2a"
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty data folder, and an environment that points only at it."""
-    folder = tmp_path / "data"
-    monkeypatch.setenv("AUTHBRIDGE_HOME", str(folder))
-    for name in (
-        "AUTHBRIDGE_DATABASE_URL",
-        "AUTHBRIDGE_KEYS",
-        "AUTHBRIDGE_PUBLIC_URL",
-        "AUTHBRIDGE_CONNECTORS",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    return folder
-
-
-@pytest.fixture
-def target(request: pytest.FixtureRequest, home: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The database URL the commands use: a new SQLite file, or the test PostgreSQL."""
-    if request.param == "sqlite":
-        return f"sqlite:///{home / 'authbridge.db'}"
-    database: Database = request.getfixturevalue("postgres_database")
-    with database.session() as session:
-        for table in reversed(metadata.sorted_tables):
-            session.execute(delete(table))
-    url = database.url.render_as_string(hide_password=False)
-    monkeypatch.setenv("AUTHBRIDGE_DATABASE_URL", url)
-    return url
-
-
-both = pytest.mark.parametrize(
-    "target", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
-)
-
-
-@pytest.fixture
-def opened(target: str) -> Iterator[tuple[Database, Keyring]]:
-    """The commands' database and keyring, opened as the commands open them."""
-    settings = Settings.from_env()
-    keyring, _ = open_keyring(settings)
-    database = open_database(settings)
-    try:
-        yield database, keyring
-    finally:
-        database.dispose()
 
 
 @pytest.fixture

@@ -20,15 +20,6 @@ from authbridge.vault import Keyring
 runner = CliRunner()
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "data"
-    monkeypatch.setenv("AUTHBRIDGE_HOME", str(folder))
-    for name in ("AUTHBRIDGE_DATABASE_URL", "AUTHBRIDGE_KEYS", "AUTHBRIDGE_PUBLIC_URL"):
-        monkeypatch.delenv(name, raising=False)
-    return folder
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def opened(
     request: pytest.FixtureRequest, home: Path, monkeypatch: pytest.MonkeyPatch

@@ -36,21 +36,6 @@ from tests.support.loopback import port_of, serve
 runner = CliRunner()
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty data folder, and an environment that points only at it."""
-    folder = tmp_path / "data"
-    monkeypatch.setenv("AUTHBRIDGE_HOME", str(folder))
-    for name in (
-        "AUTHBRIDGE_DATABASE_URL",
-        "AUTHBRIDGE_KEYS",
-        "AUTHBRIDGE_PUBLIC_URL",
-        "AUTHBRIDGE_CONNECTORS",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    return folder
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def target(request: pytest.FixtureRequest, home: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """The database the commands use: a new SQLite file, or the test PostgreSQL (emptied)."""
