@@ -10,45 +10,28 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 from playwright.sync_api import Page, Route
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import HTMLResponse
-from starlette.routing import Route as StarletteRoute
 
 # The API tests' running server (on SQLite and PostgreSQL) and its sandbox provider.
 from tests.api.conftest import SANDBOX_KEY, Api, api, api_connectors, sandbox_url  # noqa: F401
-from tests.support.loopback import serve
+from tests.support.host_page import HostPage, host_page
 
 pytestmark = pytest.mark.browser
-
-HOST_PAGE = """<!doctype html>
-<title>host</title>
-<script src="%(script)s"></script>
-<button id="connect">Connect an account</button>
-<pre id="result"></pre>
-<pre id="error"></pre>
-<script>
-  document.getElementById("connect").addEventListener("click", () => {
-    AuthBridge.connect(%(url)s, {width: 520, height: 640}).then(
-      (result) => { document.getElementById("result").textContent = JSON.stringify(result); },
-      (error) => { document.getElementById("error").textContent = error.message; },
-    );
-  });
-</script>
-"""
 
 
 @dataclass
 class Host:
-    """The host page's server: its origin, and the connect URL the next page load uses."""
+    """The host page, and the authbridge server its button opens connect links of."""
 
     api: Api
-    url: str = ""
-    connect_url: str = field(default="", repr=False)
+    page: HostPage
+
+    @property
+    def url(self) -> str:
+        return self.page.url
 
     def open_session(self) -> None:
         body = {
@@ -58,24 +41,13 @@ class Host:
         }
         response = self.api.call("POST", "/v1/connect/sessions", json=body)
         assert response.status_code == 201, response.text
-        self.connect_url = response.json()["url"]
+        self.page.url_to_open = response.json()["url"]
 
 
 @pytest.fixture
 def host(api: Api) -> Iterator[Host]:  # noqa: F811 (the imported fixture)
-    state = Host(api)
-
-    async def page(request: Request) -> HTMLResponse:
-        values = {
-            "script": f"{api.url}/static/authbridge.js",
-            "url": json.dumps(state.connect_url),
-        }
-        return HTMLResponse(HOST_PAGE % values)
-
-    with serve(Starlette(routes=[StarletteRoute("/", page)])) as url:
-        state.url = url
-        assert url != api.url
-        yield state
+    with host_page(api.url) as page:
+        yield Host(api, page)
 
 
 def offline_images(page: Page) -> None:

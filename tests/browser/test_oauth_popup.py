@@ -11,39 +11,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 from authlib.oauth1 import ClientAuth  # type: ignore[import-untyped]
 from playwright.sync_api import BrowserContext, Page, Request
-from starlette.applications import Starlette
-from starlette.requests import Request as StarletteRequest
-from starlette.responses import HTMLResponse
-from starlette.routing import Route as StarletteRoute
 
 # The API tests' running server (on SQLite and PostgreSQL) and its sandbox provider.
 from tests.api.conftest import Api, api, api_connectors, sandbox_url  # noqa: F401
-from tests.support.loopback import serve
+from tests.support.host_page import HostPage, host_page
 
 pytestmark = pytest.mark.browser
 
-HOST_PAGE = """<!doctype html>
-<title>host</title>
-<script src="%(script)s"></script>
-<button id="connect">Connect an account</button>
-<pre id="result"></pre>
-<pre id="error"></pre>
-<script>
-  document.getElementById("connect").addEventListener("click", () => {
-    AuthBridge.connect(%(url)s, {width: 520, height: 640}).then(
-      (result) => { document.getElementById("result").textContent = JSON.stringify(result); },
-      (error) => { document.getElementById("error").textContent = error.message; },
-    );
-  });
-</script>
-"""
 OAUTH2 = "sandbox-oauth2"
 OAUTH1 = "sandbox-oauth1"
 CLIENTS = {
@@ -58,11 +39,14 @@ STATE_LOST = "This sign-in was already completed, has expired, or was started in
 
 @dataclass
 class Host:
-    """The host page's server: its origin, and the connect URL the next page load uses."""
+    """The host page, and the authbridge server its button opens connect links of."""
 
     api: Api
-    url: str = ""
-    connect_url: str = field(default="", repr=False)
+    page: HostPage
+
+    @property
+    def url(self) -> str:
+        return self.page.url
 
     def open_session(self, connector: str) -> None:
         response = self.api.call(
@@ -72,24 +56,13 @@ class Host:
         body = {"external_user_id": "user-1", "connector": connector, "origin": self.url}
         response = self.api.call("POST", "/v1/connect/sessions", json=body)
         assert response.status_code == 201, response.text
-        self.connect_url = response.json()["url"]
+        self.page.url_to_open = response.json()["url"]
 
 
 @pytest.fixture
 def host(api: Api) -> Iterator[Host]:  # noqa: F811 (the imported fixture)
-    state = Host(api)
-
-    async def page(request: StarletteRequest) -> HTMLResponse:
-        values = {
-            "script": f"{api.url}/static/authbridge.js",
-            "url": json.dumps(state.connect_url),
-        }
-        return HTMLResponse(HOST_PAGE % values)
-
-    with serve(Starlette(routes=[StarletteRoute("/", page)])) as url:
-        state.url = url
-        assert url != api.url
-        yield state
+    with host_page(api.url) as page:
+        yield Host(api, page)
 
 
 def referrers_of(context: BrowserContext) -> list[tuple[str, str]]:
@@ -126,7 +99,7 @@ def open_popup(page: Page, host: Host, connector: str) -> Page:
         page.click("#connect")
     popup = opened.value
     popup.wait_for_load_state()
-    assert popup.url == host.connect_url
+    assert popup.url == host.page.url_to_open
     button = popup.get_by_role("button", name=f"Connect with {LABELS[connector]}")
     with popup.expect_navigation(url=lambda url: "/authorize?" in url):
         button.click()
