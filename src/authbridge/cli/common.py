@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -111,3 +112,18 @@ def new_table(*headers: str, title: str | None = None) -> Table:
 
 def when(moment: datetime | None) -> str:
     return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M")
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def configure_logging(level: str) -> None:
+    """Log lines with ``key=value`` fields on stderr: authbridge's at ``level``, the libraries'
+    from warnings up (httpx logs every request URL at info, and a URL may hold a key)."""
+    if level.upper() not in LOG_LEVELS:
+        raise typer.BadParameter(
+            f"use one of {', '.join(LOG_LEVELS).lower()}", param_hint="--log-level"
+        )
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+    logging.getLogger("authbridge").setLevel(level.upper())

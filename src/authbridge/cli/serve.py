@@ -10,6 +10,7 @@ import uvicorn
 
 from authbridge.api import create_app
 from authbridge.cli.common import (
+    configure_logging,
     err,
     open_keys,
     out,
@@ -45,7 +46,9 @@ def serve_command(
         "--allow-loopback",
         help="Let connectors call providers on this machine (the sandbox); off in production.",
     ),
-    log_level: str = typer.Option("info", help="uvicorn's log level."),
+    log_level: str = typer.Option(
+        "info", help="Log level of authbridge and uvicorn: debug, info, warning or error."
+    ),
     no_worker: bool = typer.Option(
         False,
         "--no-worker",
@@ -66,6 +69,7 @@ def serve_command(
     worker (refresh, expiry, scheduled deletion, webhooks) runs inside unless --no-worker;
     metrics are at /metrics.
     """
+    configure_logging(log_level)
     with reported_errors():
         settings = settings_from_env()
         keyring = open_keys(settings)
@@ -103,7 +107,7 @@ def serve_command(
         create_app(bridge, worker=worker, refresher=refresher),
         host=host,
         port=port,
-        log_level=log_level,
+        log_level=log_level.lower(),
         access_log=False,
         server_header=False,
     )

@@ -7,31 +7,23 @@ several against one PostgreSQL database to share the work (each refresh still ha
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from authbridge.cli.common import err, open_keys, out, reported_errors, settings_from_env
+from authbridge.cli.common import (
+    configure_logging,
+    err,
+    open_keys,
+    out,
+    reported_errors,
+    settings_from_env,
+)
 from authbridge.runtime import open_bridge, open_database, open_refresher
 from authbridge.services.bridge import Bridge
 from authbridge.services.worker import Worker, WorkerSettings
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-
-
-def configure_logging(level: str) -> None:
-    """Log lines with ``key=value`` fields on stderr: authbridge's at ``level``, the libraries'
-    from warnings up (httpx logs every request URL at info, and a URL may hold a key)."""
-    if level.upper() not in LOG_LEVELS:
-        raise typer.BadParameter(
-            f"use one of {', '.join(LOG_LEVELS).lower()}", param_hint="--log-level"
-        )
-    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
-    logging.getLogger("authbridge").setLevel(level.upper())
 
 
 def worker_command(
