@@ -571,3 +571,29 @@ class Hanging:
             message = await asyncio.wait_for(receive(), timeout=30)
             if message["type"] == "http.disconnect":
                 return
+
+
+# -- retention -----------------------------------------------------------------------------------
+
+
+async def test_old_events_are_pruned_once_no_delivery_waits_on_them(
+    bridge: Bridge, environment: Environment, clock: Clock
+) -> None:
+    with receiver(replies(200, 500)) as (url, _app):
+        add_endpoint(bridge, environment, url)
+        delivered_event = auth_created(bridge, environment)
+        assert await webhooks.deliver_due(bridge) == 1  # 200: succeeded
+        failing_event = auth_created(bridge, environment)
+        assert await webhooks.deliver_due(bridge) == 1  # 500: pending, retried later
+    clock.move(timedelta(days=31))
+    recent = auth_created(bridge, environment)
+
+    assert await webhooks.prune_events(bridge, retention=timedelta(days=30)) == 1
+
+    with bridge.session() as session:
+        left = {event.payload["authId"] for event in session.scalars(select(WebhookEvent))}
+        statuses = {delivery.status for delivery in session.scalars(select(WebhookDelivery))}
+    assert delivered_event.id not in left
+    assert {failing_event.id, recent.id} <= left
+    assert DeliveryStatus.SUCCEEDED not in statuses  # the delivery went with its event
+    assert await webhooks.prune_events(bridge, retention=timedelta(days=30)) == 0

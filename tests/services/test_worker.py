@@ -194,7 +194,13 @@ async def test_webhook_delivery_can_be_turned_off(bridge: Bridge) -> None:
 
 @pytest.mark.parametrize(
     "values",
-    [{"interval": 0}, {"warn_days": -1}, {"concurrency": 0}, {"batch": 0}],
+    [
+        {"interval": 0},
+        {"warn_days": -1},
+        {"concurrency": 0},
+        {"batch": 0},
+        {"event_retention_days": 0},
+    ],
 )
 async def test_worker_settings_refuse_values_that_cannot_work(values: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="must"):

@@ -507,6 +507,18 @@ async def deliver_due(
     return len(jobs)
 
 
+async def prune_events(bridge: Bridge, *, retention: timedelta, limit: int = 500) -> int:
+    """Delete up to ``limit`` events older than ``retention`` that no delivery waits on any
+    more (with their deliveries): the outbox and its history do not grow without end."""
+    before = bridge.now() - retention
+    return await _in_thread(
+        bridge,
+        lambda session: WebhookRepository(session, bridge.keyring).prune_events(
+            before=before, limit=limit
+        ),
+    )
+
+
 # -- test events ---------------------------------------------------------------------------------
 
 

@@ -12,7 +12,9 @@ One :meth:`Worker.tick`:
    transaction (soonest due first, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL so workers claiming
    together split them) and refreshed ``concurrency`` at a time by the :class:`Refresher`, whose
    lease makes each refresh happen exactly once whichever worker or server gets there first;
-   auths past ``delete_at`` are revoked (best effort) and deleted.
+   auths past ``delete_at`` are revoked (best effort) and deleted;
+3. retention: webhook events older than ``event_retention_days`` that no delivery waits on are
+   deleted with their deliveries.
 
 :meth:`Worker.run` ticks every ``interval`` seconds (at once again while a batch came back full)
 and delivers webhooks in a loop of its own, so a slow endpoint never delays a refresh. No
@@ -33,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from authbridge.services import lifecycle, metrics
+from authbridge.services import lifecycle, metrics, webhooks
 from authbridge.services.bridge import Bridge
 from authbridge.services.refresh import Outcome, Refresher
 
@@ -63,6 +65,7 @@ class WorkerSettings:
     deletion_concurrency: int = 8
     webhooks: bool = True
     webhook_batch: int = 100
+    event_retention_days: float = 30.0
 
     def __post_init__(self) -> None:
         if self.interval <= 0:
@@ -73,6 +76,8 @@ class WorkerSettings:
             raise ValueError("concurrency must be at least 1")
         if self.batch is not None and self.batch < 1:
             raise ValueError("batch must be at least 1")
+        if self.event_retention_days <= 0:
+            raise ValueError("event_retention_days must be positive")
 
     @property
     def refresh_batch(self) -> int:
@@ -96,6 +101,7 @@ class TickReport:
     deleted: int = 0
     revoked: int = 0
     revocation_failed: int = 0
+    pruned: int = 0
     errors: tuple[str, ...] = ()
     more: bool = False
     seconds: float = 0.0
@@ -106,7 +112,9 @@ class TickReport:
 
     @property
     def idle(self) -> bool:
-        return not (self.due or self.warned or self.expired or self.deleted or self.errors)
+        return not (
+            self.due or self.warned or self.expired or self.deleted or self.pruned or self.errors
+        )
 
     def summary(self) -> str:
         outcomes = " ".join(f"{kind}={count}" for kind, count in sorted(self.outcomes.items()))
@@ -118,6 +126,7 @@ class TickReport:
             f"deleted={self.deleted}",
             f"revoked={self.revoked}",
             f"revocation_failed={self.revocation_failed}",
+            f"pruned={self.pruned}",
             f"seconds={self.seconds:.3f}",
         ]
         if self.errors:
@@ -217,6 +226,13 @@ class Worker:
                 lifecycle.DeletionReport(),
             ),
         )
+        prune_limit = 500
+        retention = timedelta(days=self.settings.event_retention_days)
+        pruned = await part(
+            "retention",
+            webhooks.prune_events(self.bridge, retention=retention, limit=prune_limit),
+            0,
+        )
         seconds = time.monotonic() - started
         metrics.WORKER_TICKS.observe(seconds)
         report = TickReport(
@@ -227,11 +243,13 @@ class Worker:
             deleted=deletions.deleted,
             revoked=deletions.revoked,
             revocation_failed=deletions.revocation_failed,
+            pruned=pruned,
             errors=tuple(failed),
             more=refreshes.full
             or warned == warn_limit
             or expired == expire_limit
-            or deletions.deleted == deletion_limit,
+            or deletions.deleted == deletion_limit
+            or pruned == prune_limit,
             seconds=seconds,
         )
         if report.idle:

@@ -25,7 +25,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Final
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session
 
 from authbridge.storage.crypto import seal_json, unseal_json
@@ -300,6 +300,24 @@ class WebhookRepository:
             limit=limit,
             cursor=cursor,
         )
+
+    def prune_events(self, *, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` events created before ``before`` that no delivery still waits
+        on, oldest first; their deliveries go with them. Returns how many were deleted."""
+        waiting = exists().where(
+            WebhookDelivery.event_id == WebhookEvent.id,
+            WebhookDelivery.status == DeliveryStatus.PENDING,
+        )
+        old = (
+            select(WebhookEvent.id)
+            .where(WebhookEvent.created_at < before, ~waiting)
+            .order_by(WebhookEvent.created_at)
+            .limit(limit)
+        )
+        ids = list(self.session.scalars(old))
+        if ids:
+            self.session.execute(delete(WebhookEvent).where(WebhookEvent.id.in_(ids)))
+        return len(ids)
 
     # -- deliveries --------------------------------------------------------------------------
 
