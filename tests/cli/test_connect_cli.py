@@ -506,3 +506,45 @@ def test_connect_link_for_an_unconfigured_oauth_connector_warns(home: Path) -> N
     ready = ok("connect-link", "user-1", "github")
     assert "still needs" not in ready.stderr
     assert "not configured" not in ready.stderr
+
+
+@both
+def test_each_variant_has_its_own_configuration(
+    opened: tuple[Database, Keyring], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database, keyring = opened
+    folder = tmp_path / "variant-connectors" / "acme" / "regional"
+    folder.mkdir(parents=True)
+    (folder / "auth.yaml").write_text(
+        "type: oauth2\ndefinition:\n  auth_url: https://{{login}}.regional.example/authorize\n"
+        "  request_access_token: https://{{login}}.regional.example/token\n"
+    )
+    (folder / "manifest.yaml").write_text(
+        "variants:\n  production: {values: {login: login}}\n  sandbox: {values: {login: test}}\n"
+    )
+    monkeypatch.setenv("AUTHBRIDGE_CONNECTORS", str(tmp_path / "variant-connectors"))
+    ok("connector-config", "set", "regional", "--client-id", "prod-id")
+    saved = ok("connector-config", "set", "regional", "--variant", "sandbox", "--client-id", "sb")
+    assert "'regional' (variant sandbox)" in saved.stdout
+    with database.session(readonly=True) as session:
+        environment = EnvironmentRepository(session, keyring).get_by_name("default")
+        assert environment is not None
+        repository = ConnectorConfigRepository(session, keyring)
+        default = repository.get(environment.id, "regional")
+        sandbox = repository.get(environment.id, "regional", "sandbox")
+    assert default is not None
+    assert default.client_id == "prod-id"
+    assert sandbox is not None
+    assert sandbox.client_id == "sb"
+
+    shown = ok("connector-config", "show", "regional", "--variant", "sandbox")
+    assert "variant sandbox" in shown.stdout
+    assert "sb" in shown.stdout
+    listing = ok("connector-config", "list")
+    assert "2 connector configurations" in listing.stdout
+    unknown = failed("connector-config", "set", "regional", "--variant", "qa", "--client-id", "x")
+    assert "variants: production, sandbox" in unknown.stderr
+    ok("connector-config", "delete", "regional", "--variant", "sandbox")
+    assert "prod-id" in ok("connector-config", "show", "regional").stdout
+    again = failed("connector-config", "delete", "regional", "--variant", "sandbox")
+    assert "(variant sandbox) has no configuration" in again.stderr

@@ -58,6 +58,13 @@ MAX_CONSUMER_SECRET = 8192
 MAX_EXTERNAL_ID = 255
 CLI_ACTOR = "cli"
 
+VariantOption = typer.Option(
+    None,
+    "--variant",
+    help="The connector's variant (service environment, e.g. sandbox), each with its own "
+    "configuration; the default variant when omitted.",
+)
+
 _SECRET_HELP = (
     "Use '-' to read it from standard input (or to be asked for it, hidden, on a terminal) "
     "rather than leaving it in your shell history. An empty value removes it."
@@ -203,8 +210,9 @@ def _describe(state: Opened, connector: Connector, settings: ConnectorSettings |
     def is_set(value: object) -> str:
         return "set" if value else "not set"
 
+    variant = f", variant {settings.variant}" if settings is not None and settings.variant else ""
     out.print(
-        f"{connector.label} ({connector.key}, {kind}) in environment "
+        f"{connector.label} ({connector.key}{variant}, {kind}) in environment "
         f"'{state.environment.name}'" + ("" if settings is not None else ": not configured yet"),
         markup=False,
     )
@@ -303,15 +311,20 @@ def config_set(
             "secret; an empty VALUE removes it.",
         ),
     ] = None,
+    variant: str | None = VariantOption,
     env: str = EnvOption,
 ) -> None:
-    """Set a connector's configuration in an environment.
+    """Set a connector's configuration (of one variant) in an environment.
 
     Only the values given change; the others keep what is stored.
 
     Secrets are stored encrypted and never printed. For example:
 
         authbridge connector-config set github --client-id ID --client-secret -
+
+    A connector with variants (production, sandbox ...) has one configuration per variant:
+
+        authbridge connector-config set salesforce --variant sandbox --client-id ID
     """
     with reported_errors():
         given_scopes = list(scopes or [])
@@ -326,6 +339,7 @@ def config_set(
         _check_length(redirect_uri, "--redirect-uri", MAX_REDIRECT_URI)
         with opened(env) as state:
             connector = state.bridge.registry.get(connector_key)
+            stored_variant = connectors.resolve_variant(connector, variant) or ""
             declared = connector.definition().settings
             given_settings = _parse_settings(pairs, declared, connector)
             reader = SecretReader()
@@ -339,7 +353,7 @@ def config_set(
             _check_length(client_secret, "--client-secret", MAX_CLIENT_SECRET)
             _check_length(consumer_secret, "--consumer-secret", MAX_CONSUMER_SECRET)
             repository = ConnectorConfigRepository(state.session, state.bridge.keyring)
-            current = repository.get(state.environment.id, connector.key)
+            current = repository.get(state.environment.id, connector.key, stored_variant)
             if given_scopes:
                 new_scopes: list[str] | None = given_scopes
             elif default_scopes or current is None or current.scopes is None:
@@ -361,12 +375,15 @@ def config_set(
                     redirect_uri=_keep(redirect_uri, current.redirect_uri if current else None),
                     scopes=new_scopes,
                     settings=_merged_settings(current, given_settings, declared, connector),
+                    variant=stored_variant,
                 )
             except errors.InvalidInput as error:
                 raise CliError(_option_message(error, declared)) from None
         # Committed: only now say so.
+        of_variant = f" (variant {stored_variant})" if stored_variant else ""
         out.print(
-            f"Saved the configuration of '{connector.key}' in environment '{env}'.", markup=False
+            f"Saved the configuration of '{connector.key}'{of_variant} in environment '{env}'.",
+            markup=False,
         )
         default_redirect = _describe(state, connector, saved)
         hint = _needs_hint(connector, saved)
@@ -390,6 +407,7 @@ def _option_message(error: errors.InvalidInput, declared: Fields) -> str:
 @config_app.command("show")
 def config_show(
     connector_key: str = typer.Argument(..., metavar="CONNECTOR", help="The connector key."),
+    variant: str | None = VariantOption,
     env: str = EnvOption,
 ) -> None:
     """Show a connector's configuration and the exact redirect URI to register with the provider.
@@ -399,7 +417,9 @@ def config_show(
     with reported_errors(), opened(env) as state:
         connector = state.bridge.registry.get(connector_key)
         settings = ConnectorConfigRepository(state.session, state.bridge.keyring).get(
-            state.environment.id, connector.key
+            state.environment.id,
+            connector.key,
+            connectors.resolve_variant(connector, variant) or "",
         )
         if _describe(state, connector, settings):
             _public_url_hint(state)
@@ -412,15 +432,15 @@ def config_list(env: str = EnvOption) -> None:
         repository = ConnectorConfigRepository(state.session, state.bridge.keyring)
         rows = []
         for record in repository.list(state.environment.id):
-            settings = repository.get(state.environment.id, record.connector_key)
+            settings = repository.get(state.environment.id, record.connector_key, record.variant)
             if settings is not None:
                 rows.append(settings)
         urls = {
-            row.connector_key: connectors.callback_url(state.bridge, row.connector_key, row)
-            for row in rows
+            row.id: connectors.callback_url(state.bridge, row.connector_key, row) for row in rows
         }
     table = new_table(
         "connector",
+        "variant",
         "client id",
         "client secret",
         "consumer key",
@@ -434,11 +454,12 @@ def config_list(env: str = EnvOption) -> None:
     for row in rows:
         table.add_row(
             row.connector_key,
+            row.variant or "default",
             row.client_id or "-",
             "set" if row.client_secret else "not set",
             row.consumer_key or "-",
             "set" if row.consumer_secret else "not set",
-            urls[row.connector_key],
+            urls[row.id],
             "default" if row.scopes is None else " ".join(row.scopes) or "(none)",
             ", ".join(sorted(row.settings)) or "-",
             when(row.updated_at),
@@ -449,6 +470,7 @@ def config_list(env: str = EnvOption) -> None:
 @config_app.command("delete")
 def config_delete(
     connector_key: str = typer.Argument(..., metavar="CONNECTOR", help="The connector key."),
+    variant: str | None = VariantOption,
     env: str = EnvOption,
 ) -> None:
     """Delete a connector's configuration (its OAuth client and settings) from an environment.
@@ -457,11 +479,17 @@ def config_delete(
     """
     with reported_errors():
         with opened(env) as state:
-            repository = ConnectorConfigRepository(state.session, state.bridge.keyring)
-            if not repository.delete(state.environment.id, connector_key):
+            stored_variant = ""
+            if variant:
                 connector = state.bridge.registry.get(connector_key)
+                stored_variant = connectors.resolve_variant(connector, variant) or ""
+            repository = ConnectorConfigRepository(state.session, state.bridge.keyring)
+            if not repository.delete(state.environment.id, connector_key, stored_variant):
+                connector = state.bridge.registry.get(connector_key)
+                of_variant = f" (variant {stored_variant})" if stored_variant else ""
                 raise CliError(
-                    f"connector '{connector.key}' has no configuration in environment '{env}'"
+                    f"connector '{connector.key}'{of_variant} has no configuration in "
+                    f"environment '{env}'"
                 )
         out.print(
             f"Deleted the configuration of '{connector_key}' in environment '{env}'.",
@@ -504,6 +532,7 @@ def connect_link_command(
     ),
     name: str | None = typer.Option(None, "--name", help="The end user's name, if new."),
     email: str | None = typer.Option(None, "--email", help="The end user's email, if new."),
+    variant: str | None = VariantOption,
     env: str = EnvOption,
 ) -> None:
     """Print a one-time link (valid 10 minutes) where an end user connects an account.
@@ -528,6 +557,7 @@ def connect_link_command(
                     principal,
                     external_user_id=external_user_id,
                     connector=connector_key,
+                    variant=variant,
                     authentication_id=edit,
                     origin=origin,
                     options=connect.ConnectOptions(skip_title_field=skip_title_field),
@@ -549,7 +579,9 @@ def connect_link_command(
                 ) from error
             connector = state.bridge.registry.get(connector_key)
             stored = ConnectorConfigRepository(state.session, state.bridge.keyring).get(
-                state.environment.id, connector.key
+                state.environment.id,
+                connector.key,
+                connectors.resolve_variant(connector, variant) or "",
             )
             hint = None if stored is None else _needs_hint(connector, stored)
             if stored is None and connector.auth_type in {"oauth1", "oauth2"}:

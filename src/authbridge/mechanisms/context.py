@@ -18,9 +18,11 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ClientConfig:
-    """A connector's configuration in one environment: OAuth client, consumer, settings.
+    """A connector's configuration in one environment: OAuth client, consumer, settings, and
+    the template values of the chosen variant (``{{login}}`` in ``https://{{login}}.…``).
 
-    Secret values are kept out of ``repr``.
+    Secret values are kept out of ``repr``. Variant values are not secret: they come from the
+    connector's manifest.
     """
 
     client_id: str | None = None
@@ -30,6 +32,7 @@ class ClientConfig:
     redirect_uri: str | None = None
     scopes: tuple[str, ...] | None = None
     settings: Mapping[str, str] = field(default_factory=dict, repr=False)
+    variant_values: Mapping[str, str] = field(default_factory=dict)
 
 
 class Context:
@@ -100,6 +103,8 @@ class Context:
         plain.update({key: value for key, value in client.items() if value is not None})
         plain.update(self.tokens)
         plain.update(self.fields)
+        # The variant picks the provider's host: the end user's own values never override it.
+        plain.update(self.config.variant_values)
         if self.profile is not None:
             plain["profile_info"] = self.profile
         named = dict(plain)

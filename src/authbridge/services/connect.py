@@ -26,10 +26,11 @@ from authbridge.mechanisms import ConnectResult, Context, get_mechanism
 from authbridge.mechanisms.form import check_fields
 from authbridge.mechanisms.properties import call
 from authbridge.redaction import redact
-from authbridge.services import authentications
+from authbridge.services import authentications, themes
 from authbridge.services.bridge import Bridge
-from authbridge.services.connectors import ConnectorSetup, setup
+from authbridge.services.connectors import ConnectorSetup, resolve_variant, setup
 from authbridge.services.principals import Principal
+from authbridge.services.themes import PageTheme
 from authbridge.storage.models import Authentication, ConnectSession, EndUser
 from authbridge.storage.repositories import (
     AuthenticationRepository,
@@ -39,22 +40,55 @@ from authbridge.storage.repositories import (
 
 EXPIRED_LINK = "This link has expired or was already used. Ask for a new one."
 MAX_PICKABLE = 50
+#: The key of a session's variant in its ``options`` (absent for the default variant).
+VARIANT_OPTION = "variant"
 
 
 @dataclass(frozen=True)
 class ConnectOptions:
-    """The host's choices for the page (the reference's query parameters)."""
+    """The host's choices for the page (the reference's query parameters).
+
+    A session opened by the configuration wizard also carries the slot's ``scopes`` (asked
+    for instead of the connector's) and ``return_to``, a path on this server: the success
+    goes back there instead of posting to a popup's opener, and the page offers no existing
+    account to pick (the wizard offers those itself). ``theme`` is the key of the theme the
+    wizard or edit link shows, so the connect page is branded like them.
+    """
 
     skip_title_field: bool = False
     skip_auth_settings: bool = False
     allow_account_change: bool = False
+    scopes: tuple[str, ...] | None = None
+    return_to: str | None = None
+    theme: str | None = None
 
-    def as_dict(self) -> dict[str, bool]:
-        return {
+    def as_dict(self) -> dict[str, Any]:
+        stored: dict[str, Any] = {
             "skip_title_field": self.skip_title_field,
             "skip_auth_settings": self.skip_auth_settings,
             "allow_account_change": self.allow_account_change,
         }
+        if self.scopes is not None:
+            stored["scopes"] = list(self.scopes)
+        if self.return_to is not None:
+            stored["return_to"] = self.return_to
+        if self.theme is not None:
+            stored["theme"] = self.theme
+        return stored
+
+    @classmethod
+    def of(cls, stored: Mapping[str, Any]) -> ConnectOptions:
+        scopes = stored.get("scopes")
+        return_to = stored.get("return_to")
+        theme = stored.get("theme")
+        return cls(
+            skip_title_field=bool(stored.get("skip_title_field")),
+            skip_auth_settings=bool(stored.get("skip_auth_settings")),
+            allow_account_change=bool(stored.get("allow_account_change")),
+            scopes=tuple(str(scope) for scope in scopes) if isinstance(scopes, list) else None,
+            return_to=return_to if isinstance(return_to, str) else None,
+            theme=theme if isinstance(theme, str) else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -76,6 +110,7 @@ class ConnectPage:
     fields: Fields
     prefill: Mapping[str, str] = field(repr=False)
     options: ConnectOptions
+    theme: PageTheme | None = None
 
     @property
     def signs_in_at_provider(self) -> bool:
@@ -132,27 +167,47 @@ def open_session(
     external_user_id: str,
     connector: str,
     version: str | None = None,
+    variant: str | None = None,
     authentication_id: str | None = None,
     origin: str | None = None,
     options: ConnectOptions = ConnectOptions(),
     user_name: str | None = None,
     user_email: str | None = None,
 ) -> OpenedSession:
-    """Open a connect link for an end user (created on first sight) and a connector."""
+    """Open a connect link for an end user (created on first sight) and a connector.
+
+    A new account gets the newest version and the default variant unless given; a reconnect
+    (``authentication_id``) keeps the authentication's own version (unless one is given) and
+    its variant, since another variant is another account at another host.
+    """
     principal.require_master()
-    found = bridge.registry.get(connector, version)
     checked_origin = check_origin(origin) if origin else None
     end_user = EndUserRepository(session).get_or_create(
         principal.environment_id, external_user_id, name=user_name, email=user_email
     )
     if authentication_id is not None:
         auth = authentications.get(bridge, session, principal, authentication_id)
-        if auth.end_user_id != end_user.id or auth.connector_key != found.key:
+        if auth.end_user_id != end_user.id or auth.connector_key != connector:
             raise errors.InvalidInput(
-                f"authentication '{authentication_id}' is not a '{found.key}' authentication "
+                f"authentication '{authentication_id}' is not a '{connector}' authentication "
                 f"of end user '{external_user_id}'",
                 field="authentication_id",
             )
+        found = bridge.registry.get(connector, version or auth.connector_version)
+        chosen = resolve_variant(found, variant)
+        if variant is not None and chosen != auth.connector_variant:
+            raise errors.InvalidInput(
+                f"authentication '{authentication_id}' belongs to another variant of "
+                f"'{found.key}'; connect a new account for variant '{variant}' instead",
+                field="variant",
+            )
+        chosen = auth.connector_variant
+    else:
+        found = bridge.registry.get(connector, version)
+        chosen = resolve_variant(found, variant)
+    stored_options: dict[str, Any] = options.as_dict()
+    if chosen is not None:
+        stored_options[VARIANT_OPTION] = chosen
     issued = ConnectSessionRepository(session).create(
         environment_id=principal.environment_id,
         end_user_id=end_user.id,
@@ -160,7 +215,7 @@ def open_session(
         connector_version=found.version,
         authentication_id=authentication_id,
         origin=checked_origin,
-        options=options.as_dict(),
+        options=stored_options,
         now=bridge.now(),
     )
     return OpenedSession(
@@ -182,8 +237,15 @@ def page_for(bridge: Bridge, session: Session, record: ConnectSession) -> Connec
     end_user = EndUserRepository(session).get(record.environment_id, record.end_user_id)
     if end_user is None:
         raise errors.NotFound(EXPIRED_LINK)
+    stored_options = dict(record.options)
+    variant = stored_options.pop(VARIANT_OPTION, None)
     connector_setup = setup(
-        bridge, session, record.environment_id, record.connector_key, record.connector_version
+        bridge,
+        session,
+        record.environment_id,
+        record.connector_key,
+        record.connector_version,
+        variant,
     )
     auths = AuthenticationRepository(session, bridge.keyring)
     editing = None
@@ -200,15 +262,17 @@ def page_for(bridge: Bridge, session: Session, record: ConnectSession) -> Connec
             for name, spec in fields.items()
             if not spec.is_secret and isinstance(stored.get(name), str | int | float)
         }
+    options = ConnectOptions.of(stored_options)
     existing: Sequence[Authentication] = ()
-    if editing is None:
-        existing = auths.list(
+    if editing is None and options.return_to is None:
+        listed = auths.list(
             record.environment_id,
             now=now,
             end_user_id=record.end_user_id,
             connector_key=record.connector_key,
             limit=MAX_PICKABLE,
         ).items
+        existing = [auth for auth in listed if auth.connector_variant == connector_setup.variant]
     return ConnectPage(
         record=record,
         setup=connector_setup,
@@ -217,8 +281,21 @@ def page_for(bridge: Bridge, session: Session, record: ConnectSession) -> Connec
         existing=existing,
         fields=fields,
         prefill=prefill,
-        options=ConnectOptions(**{k: bool(v) for k, v in record.options.items()}),
+        options=options,
+        theme=_theme(bridge, session, record.environment_id, options.theme),
     )
+
+
+def _theme(
+    bridge: Bridge, session: Session, environment_id: str, key: str | None
+) -> PageTheme | None:
+    """The theme of a page the wizard or an edit link opened (none if it was deleted since)."""
+    if key is None:
+        return None
+    try:
+        return themes.for_page(bridge, session, environment_id, key)
+    except errors.NotFound:
+        return None
 
 
 def form_context(bridge: Bridge, page: ConnectPage, entered: Mapping[str, Any]) -> Context:

@@ -1,4 +1,12 @@
-"""Connectors as one environment sees them: configuration, callback URL, built definition."""
+"""Connectors as one environment sees them: configuration, callback URL, built definition.
+
+A connector may declare variants (service environments such as production and sandbox, see
+:class:`authbridge.connectors.loader.Variant`). Each variant has its own configuration (its own
+OAuth app): there is no fallback from one variant's configuration to another's, because an
+OAuth client registered for production is not valid at the sandbox's host. The variant's
+values are template values of every property (``https://{{login}}.salesforce.com/...``).
+Stored names are canonical: ``None`` (and ``""`` for configurations) is the default variant.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +19,10 @@ from sqlalchemy.orm import Session
 
 from authbridge import errors
 from authbridge.connectors.loader import Connector, DefinitionContext
-from authbridge.connectors.models import AuthDefinition
-from authbridge.mechanisms import ClientConfig
+from authbridge.connectors.models import AuthDefinition, FieldSpec, OAuth2Definition
+from authbridge.mechanisms import ClientConfig, get_mechanism
 from authbridge.mechanisms.form import check_fields
+from authbridge.mechanisms.request_rules import token_values
 from authbridge.services.bridge import Bridge
 from authbridge.storage.repositories import ConnectorConfigRepository, ConnectorSettings
 
@@ -28,6 +37,78 @@ class ConnectorSetup:
     definition: AuthDefinition
     config: ClientConfig
     callback_url: str
+    variant: str | None = None
+    """The variant as stored on an authentication: ``None`` for the default one."""
+
+
+def resolve_variant(connector: Connector, variant: str | None) -> str | None:
+    """The stored name of ``variant``: ``None`` for the default (or none given).
+
+    An unknown name is an :class:`errors.InvalidInput` naming the connector's variants.
+    """
+    if not variant:
+        return None
+    names = list(connector.manifest.variants)
+    if variant not in names:
+        known = f"variants: {', '.join(names)}" if names else "it declares no variants"
+        raise errors.InvalidInput(
+            f"connector '{connector.key}' version {connector.version} has no variant "
+            f"'{variant}' ({known})",
+            field="variant",
+        )
+    return None if variant == names[0] else variant
+
+
+def variant_values(connector: Connector, variant: str | None) -> dict[str, str]:
+    """The template values of a (resolved) variant; the default variant's when ``None``."""
+    name = variant or connector.default_variant
+    return dict(connector.manifest.variants[name].values) if name else {}
+
+
+def import_template(connector: Connector, variant: str | None = None) -> dict[str, Any]:
+    """The body of ``POST /v1/authentications`` for this connector version and variant.
+
+    Every value to fill in is a ``<description>`` placeholder; the rest (connector, version,
+    variant, the definition's default scopes) is to be sent as it is. Form connectors take
+    ``fields``; OAuth ones take ``tokens`` (and, for OAuth 2, ``expires_at`` and ``scopes``).
+    """
+    chosen = resolve_variant(connector, variant)
+    definition = connector.definition()
+    template: dict[str, Any] = {
+        "connector": connector.key,
+        "version": connector.version,
+        "variant": chosen or connector.default_variant,
+        "external_user_id": "<your id for the end user>",
+        "name": f"<a name for this {connector.label} account>",
+    }
+    if definition.type == "oauth2":
+        assert isinstance(definition, OAuth2Definition)
+        template["tokens"] = {
+            "access_token": "<access token>",
+            "refresh_token": "<refresh token, or remove this line when there is none>",
+        } | {name: f"<{name} from the token response>" for name in sorted(token_values(definition))}
+        template["expires_at"] = (
+            "<when the access token expires, ISO 8601 with a time zone, or remove this line>"
+        )
+        template["scopes"] = list(definition.scope)
+    elif definition.type == "oauth1":
+        template["tokens"] = {
+            "access_token": "<access token>",
+            "access_token_secret": "<access token secret>",
+        }
+    else:
+        fields = get_mechanism(definition.type).form_fields(definition)
+        template["fields"] = {name: _placeholder(name, spec) for name, spec in fields.items()}
+    return template
+
+
+def _placeholder(name: str, spec: FieldSpec) -> str:
+    described = spec.name or name
+    if spec.options:
+        described += f": one of {', '.join(option.value for option in spec.options)}"
+    if not spec.required:
+        described += " (optional: remove this line to leave it empty)"
+    return f"<{described}>"
 
 
 def callback_url(bridge: Bridge, connector_key: str, settings: ConnectorSettings | None) -> str:
@@ -37,9 +118,12 @@ def callback_url(bridge: Bridge, connector_key: str, settings: ConnectorSettings
     return bridge.url(f"/auth/{connector_key}/callback")
 
 
-def client_config(settings: ConnectorSettings | None) -> ClientConfig:
+def client_config(
+    settings: ConnectorSettings | None, variant_values: Mapping[str, str] | None = None
+) -> ClientConfig:
+    values = dict(variant_values or {})
     if settings is None:
-        return ClientConfig()
+        return ClientConfig(variant_values=values)
     return ClientConfig(
         client_id=settings.client_id,
         client_secret=settings.client_secret,
@@ -48,6 +132,7 @@ def client_config(settings: ConnectorSettings | None) -> ClientConfig:
         redirect_uri=settings.redirect_uri,
         scopes=settings.scopes,
         settings={key: str(value) for key, value in settings.settings.items()},
+        variant_values=values,
     )
 
 
@@ -57,11 +142,16 @@ def setup(
     environment_id: str,
     connector_key: str,
     version: str | None = None,
+    variant: str | None = None,
 ) -> ConnectorSetup:
-    """Load ``connector_key`` (newest version unless given) with the environment's configuration."""
+    """Load ``connector_key`` (newest version unless given; default variant unless given) with
+    the environment's configuration of that variant."""
     connector = bridge.registry.get(connector_key, version)
-    settings = ConnectorConfigRepository(session, bridge.keyring).get(environment_id, connector.key)
-    config = client_config(settings)
+    chosen = resolve_variant(connector, variant)
+    settings = ConnectorConfigRepository(session, bridge.keyring).get(
+        environment_id, connector.key, chosen or ""
+    )
+    config = client_config(settings, variant_values(connector, chosen))
     url = callback_url(bridge, connector.key, settings)
     definition = connector.definition(
         DefinitionContext(
@@ -73,7 +163,11 @@ def setup(
         )
     )
     return ConnectorSetup(
-        connector=connector, definition=definition, config=config, callback_url=url
+        connector=connector,
+        definition=definition,
+        config=config,
+        callback_url=url,
+        variant=chosen,
     )
 
 
@@ -90,12 +184,15 @@ def configure(
     redirect_uri: str | None = None,
     scopes: Sequence[str] | None = None,
     settings: Mapping[str, Any] | None = None,
+    variant: str | None = None,
 ) -> ConnectorSettings:
-    """Set the whole configuration of a connector in an environment (replacing the old one).
+    """Set the whole configuration of a connector (one variant of it) in an environment,
+    replacing the old one.
 
     ``settings`` are checked against the fields the definition declares under ``settings``.
     """
     connector = bridge.registry.get(connector_key)
+    chosen = resolve_variant(connector, variant)
     declared = connector.definition().settings
     checked = check_fields(declared, dict(settings or {})) if declared or settings else {}
     if redirect_uri:
@@ -112,6 +209,7 @@ def configure(
         redirect_uri=redirect_uri or None,
         scopes=scopes,
         settings=checked,
+        variant=chosen or "",
     )
 
 

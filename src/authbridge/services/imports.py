@@ -1,6 +1,7 @@
 """Authentications that do not come through the connect pages: API import and host JWTs.
 
-An import names the end user (by external id), the connector and the credentials. Form
+An import names the end user (by external id), the connector (its version and variant, newest
+and default unless given) and the credentials, checked against that version's definition. Form
 connectors' fields are checked against the definition and ``validate`` runs unless the importer
 asks to skip it; OAuth connectors take their tokens (and expiry) as they are, checked with
 ``validate_access_token`` when the definition has one. A ``jwt`` connector's host-signed token
@@ -25,6 +26,7 @@ from authbridge.connectors.models import JwtDefinition
 from authbridge.mechanisms import ConnectResult, Context, get_mechanism
 from authbridge.mechanisms.form import check_fields
 from authbridge.mechanisms.jwt import JwtMechanism
+from authbridge.mechanisms.request_rules import token_values
 from authbridge.services import authentications
 from authbridge.services.bridge import Bridge
 from authbridge.services.connectors import ConnectorSetup, setup
@@ -55,6 +57,7 @@ class ImportRequest:
     connector: str
     external_user_id: str | None = None
     version: str | None = None
+    variant: str | None = None
     name: str | None = None
     fields: Mapping[str, Any] = field(default_factory=dict, repr=False)
     tokens: Mapping[str, Any] = field(default_factory=dict, repr=False)
@@ -78,7 +81,12 @@ def prepare(
 ) -> Prepared:
     """Check the request against the connector and find (or add) the end user."""
     connector_setup = setup(
-        bridge, session, principal.environment_id, request.connector, request.version
+        bridge,
+        session,
+        principal.environment_id,
+        request.connector,
+        request.version,
+        request.variant,
     )
     external = request.external_user_id
     if principal.end_user_id is not None:
@@ -116,7 +124,7 @@ async def connect(bridge: Bridge, prepared: Prepared, request: ImportRequest) ->
                 f"'{request.connector}' is an OAuth connector: send 'tokens', not 'fields'",
                 field="fields",
             )
-        tokens = _oauth_tokens(definition.type, request.tokens)
+        tokens = _oauth_tokens(definition.type, request.tokens, token_values(definition))
         if request.validate:
             try:
                 await mechanism.check_tokens(definition, context.replace(tokens=tokens))
@@ -143,12 +151,17 @@ async def connect(bridge: Bridge, prepared: Prepared, request: ImportRequest) ->
     return ConnectResult(account_name=None, credentials=checked, expires_at=request.expires_at)
 
 
-def _oauth_tokens(auth_type: str, given: Mapping[str, Any]) -> dict[str, Any]:
+def _oauth_tokens(
+    auth_type: str, given: Mapping[str, Any], provider_values: frozenset[str]
+) -> dict[str, Any]:
+    """The tokens to store: the type's token names, plus the provider values the connector's
+    request rules read (``instance_url``); anything else is a mistake worth reporting."""
     names = TOKEN_NAMES[auth_type]
-    unknown = sorted(set(given) - set(names))
+    unknown = sorted(set(given) - set(names) - provider_values)
     if unknown:
+        takes = ", ".join([*names, *sorted(provider_values)])
         raise errors.InvalidInput(
-            f"unknown token '{unknown[0]}'; {auth_type} takes {', '.join(names)}", field="tokens"
+            f"unknown token '{unknown[0]}'; {auth_type} takes {takes}", field="tokens"
         )
     required = names[:1] if auth_type == "oauth2" else names
     for name in required:

@@ -206,11 +206,18 @@ class DeletionReport:
 def _connector_setup(bridge: Bridge, session: Session, auth: Authentication) -> ConnectorSetup:
     try:
         return setup(
-            bridge, session, auth.environment_id, auth.connector_key, auth.connector_version
+            bridge,
+            session,
+            auth.environment_id,
+            auth.connector_key,
+            auth.connector_version,
+            auth.connector_variant,
         )
     except errors.ConnectorNotFound:
         # The stored version is gone from the registry: the newest one knows the endpoint too.
-        return setup(bridge, session, auth.environment_id, auth.connector_key)
+        return setup(
+            bridge, session, auth.environment_id, auth.connector_key, None, auth.connector_variant
+        )
 
 
 def revocation_for(

@@ -180,7 +180,12 @@ class Refresher:
                 return None
             return BUSY
         connector_setup = setup(
-            self.bridge, session, auth.environment_id, auth.connector_key, auth.connector_version
+            self.bridge,
+            session,
+            auth.environment_id,
+            auth.connector_key,
+            auth.connector_version,
+            auth.connector_variant,
         )
         return Lease(auth=auth, stored=repo.credentials(auth), setup=connector_setup)
 

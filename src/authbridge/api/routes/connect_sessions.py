@@ -29,6 +29,7 @@ def open_connect_session(
             external_user_id=body.external_user_id,
             connector=body.connector,
             version=body.version,
+            variant=body.variant,
             authentication_id=body.authentication_id,
             origin=body.origin,
             options=connect.ConnectOptions(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
 
 from authbridge import errors
 from authbridge.api.deps import BridgeDep, TokenDep, transaction
@@ -10,9 +12,22 @@ from authbridge.api.schemas import ConnectorConfigIn, ConnectorConfigOut, Connec
 from authbridge.connectors.loader import Connector
 from authbridge.mechanisms import get_mechanism
 from authbridge.services import connectors
+from authbridge.services.bridge import Bridge
 from authbridge.storage.repositories import ConnectorConfigRepository
 
 router = APIRouter(prefix="/v1", tags=["connectors"])
+
+VariantQuery = Annotated[
+    str | None,
+    Query(max_length=64, description="The connector's variant; its default when omitted"),
+]
+
+
+def _config_variant(bridge: Bridge, key: str, variant: str | None) -> str:
+    """The stored variant of a configuration (``""``: the default), checked by the registry."""
+    if not variant:
+        return ""
+    return connectors.resolve_variant(bridge.registry.get(key), variant) or ""
 
 
 def connector_view(connector: Connector) -> ConnectorOut:
@@ -36,6 +51,7 @@ def connector_view(connector: Connector) -> ConnectorOut:
             )
             for name, spec in fields.items()
         ],
+        variants=list(connector.manifest.variants),
     )
 
 
@@ -53,13 +69,27 @@ def get_connector(
         return connector_view(bridge.registry.get(key, version))
 
 
+@router.get("/connectors/{key}/import-template", summary="Get the import body of a connector")
+def get_import_template(
+    key: str,
+    bridge: BridgeDep,
+    token: TokenDep,
+    version: Annotated[str | None, Query(max_length=32)] = None,
+    variant: VariantQuery = None,
+) -> dict[str, Any]:
+    """The exact JSON to send to `POST /v1/authentications` for this connector, version (the
+    newest unless given) and variant: replace each `<...>` placeholder with a value."""
+    with transaction(bridge, token):
+        return connectors.import_template(bridge.registry.get(key, version), variant)
+
+
 @router.get("/connector-configs", summary="List connector configurations")
 def list_connector_configs(bridge: BridgeDep, token: TokenDep) -> list[ConnectorConfigOut]:
     with transaction(bridge, token, master=True) as (session, principal):
         repo = ConnectorConfigRepository(session, bridge.keyring)
         found = []
         for record in repo.list(principal.environment_id):
-            settings = repo.get(principal.environment_id, record.connector_key)
+            settings = repo.get(principal.environment_id, record.connector_key, record.variant)
             assert settings is not None
             url = connectors.callback_url(bridge, record.connector_key, settings)
             found.append(ConnectorConfigOut.of(settings, url))
@@ -67,22 +97,29 @@ def list_connector_configs(bridge: BridgeDep, token: TokenDep) -> list[Connector
 
 
 @router.get("/connector-configs/{key}", summary="Get a connector configuration")
-def get_connector_config(key: str, bridge: BridgeDep, token: TokenDep) -> ConnectorConfigOut:
+def get_connector_config(
+    key: str, bridge: BridgeDep, token: TokenDep, variant: VariantQuery = None
+) -> ConnectorConfigOut:
     """Secrets are never returned: only whether they are set."""
     with transaction(bridge, token, master=True) as (session, principal):
         settings = ConnectorConfigRepository(session, bridge.keyring).get(
-            principal.environment_id, key
+            principal.environment_id, key, _config_variant(bridge, key, variant)
         )
         if settings is None:
-            raise errors.NotFound(f"connector '{key}' has no configuration")
+            raise errors.NotFound(f"connector '{key}' has no configuration{_for(variant)}")
         return ConnectorConfigOut.of(settings, connectors.callback_url(bridge, key, settings))
 
 
 @router.put("/connector-configs/{key}", summary="Set a connector configuration")
 def put_connector_config(
-    key: str, body: ConnectorConfigIn, bridge: BridgeDep, token: TokenDep
+    key: str,
+    body: ConnectorConfigIn,
+    bridge: BridgeDep,
+    token: TokenDep,
+    variant: VariantQuery = None,
 ) -> ConnectorConfigOut:
-    """Replaces the whole configuration (OAuth client, consumer, redirect URI, scopes, settings)."""
+    """Replaces the whole configuration (OAuth client, consumer, redirect URI, scopes, settings)
+    of the connector's variant (each variant has its own OAuth app)."""
     with transaction(bridge, token, master=True) as (session, principal):
         settings = connectors.configure(
             bridge,
@@ -96,16 +133,23 @@ def put_connector_config(
             redirect_uri=body.redirect_uri,
             scopes=body.scopes,
             settings=body.settings,
+            variant=variant,
         )
         url = connectors.callback_url(bridge, settings.connector_key, settings)
         return ConnectorConfigOut.of(settings, url)
 
 
 @router.delete("/connector-configs/{key}", status_code=204, summary="Remove a configuration")
-def delete_connector_config(key: str, bridge: BridgeDep, token: TokenDep) -> Response:
+def delete_connector_config(
+    key: str, bridge: BridgeDep, token: TokenDep, variant: VariantQuery = None
+) -> Response:
     with transaction(bridge, token, master=True) as (session, principal):
         if not ConnectorConfigRepository(session, bridge.keyring).delete(
-            principal.environment_id, key
+            principal.environment_id, key, _config_variant(bridge, key, variant)
         ):
-            raise errors.NotFound(f"connector '{key}' has no configuration")
+            raise errors.NotFound(f"connector '{key}' has no configuration{_for(variant)}")
     return Response(status_code=204)
+
+
+def _for(variant: str | None) -> str:
+    return f" for variant '{variant}'" if variant else ""

@@ -1,4 +1,9 @@
-"""Connector configurations: OAuth clients and settings per environment, secrets encrypted."""
+"""Connector configurations: OAuth clients and settings per environment, secrets encrypted.
+
+A connector with variants (production, sandbox …) has one configuration per variant, since each
+has its own OAuth app; ``variant=""`` is the connector's default variant (and the only one of a
+connector without variants).
+"""
 
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ class ConnectorSettings:
     id: str
     environment_id: str
     connector_key: str
+    variant: str
     client_id: str | None
     consumer_key: str | None
     redirect_uri: str | None
@@ -55,6 +61,7 @@ class ConnectorConfigRepository:
         redirect_uri: str | None = None,
         scopes: Sequence[str] | None = None,
         settings: Mapping[str, Any] | None = None,
+        variant: str = "",
     ) -> ConnectorSettings:
         """Set the whole configuration of ``connector_key``, replacing any previous one.
 
@@ -72,7 +79,7 @@ class ConnectorConfigRepository:
             "scopes": None if scopes is None else list(scopes),
         }
         now = utcnow()
-        config = self._find(environment_id, connector_key, for_update=True)
+        config = self._find(environment_id, connector_key, variant, for_update=True)
         if config is None:
             try:
                 with self.session.begin_nested():
@@ -80,6 +87,7 @@ class ConnectorConfigRepository:
                         id=new_id(),
                         environment_id=environment_id,
                         connector_key=connector_key,
+                        variant=variant,
                         created_at=now,
                         updated_at=now,
                         **values,
@@ -89,7 +97,7 @@ class ConnectorConfigRepository:
                     self.session.flush()
                 return self._settings(config, document)
             except IntegrityError:
-                config = self._find(environment_id, connector_key, for_update=True)
+                config = self._find(environment_id, connector_key, variant, for_update=True)
                 if config is None:
                     raise
         for name, value in values.items():
@@ -99,36 +107,41 @@ class ConnectorConfigRepository:
         self.session.flush()
         return self._settings(config, document)
 
-    def get(self, environment_id: str, connector_key: str) -> ConnectorSettings | None:
+    def get(
+        self, environment_id: str, connector_key: str, variant: str = ""
+    ) -> ConnectorSettings | None:
         """Return the configuration with its secrets decrypted, or ``None``."""
-        config = self._find(environment_id, connector_key)
+        config = self._find(environment_id, connector_key, variant)
         if config is None:
             return None
         return self._settings(config, unseal_json(self.keyring, config, _SECRETS))
 
     def list(self, environment_id: str) -> Sequence[ConnectorConfig]:
-        """Return the environment's configurations (secrets still encrypted), by connector key."""
+        """Return the environment's configurations (secrets still encrypted), by connector key
+        and variant (the default variant first)."""
         statement = (
             select(ConnectorConfig)
             .where(ConnectorConfig.environment_id == environment_id)
-            .order_by(ConnectorConfig.connector_key)
+            .order_by(ConnectorConfig.connector_key, ConnectorConfig.variant)
         )
         return list(self.session.scalars(statement))
 
-    def delete(self, environment_id: str, connector_key: str) -> bool:
+    def delete(self, environment_id: str, connector_key: str, variant: str = "") -> bool:
         """Remove a configuration; return whether it existed."""
         statement = delete(ConnectorConfig).where(
             ConnectorConfig.environment_id == environment_id,
             ConnectorConfig.connector_key == connector_key,
+            ConnectorConfig.variant == variant,
         )
         return affected_rows(self.session, statement) == 1
 
     def _find(
-        self, environment_id: str, connector_key: str, *, for_update: bool = False
+        self, environment_id: str, connector_key: str, variant: str, *, for_update: bool = False
     ) -> ConnectorConfig | None:
         statement = select(ConnectorConfig).where(
             ConnectorConfig.environment_id == environment_id,
             ConnectorConfig.connector_key == connector_key,
+            ConnectorConfig.variant == variant,
         )
         if for_update:
             statement = statement.with_for_update()
@@ -140,6 +153,7 @@ class ConnectorConfigRepository:
             id=config.id,
             environment_id=config.environment_id,
             connector_key=config.connector_key,
+            variant=config.variant,
             client_id=config.client_id,
             consumer_key=config.consumer_key,
             redirect_uri=config.redirect_uri,
