@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from authbridge.storage.models import Authentication
 from tests.api.conftest import SANDBOX_KEY, Api
 from tests.api.helpers import (
     assert_problem,
@@ -127,11 +128,51 @@ def test_oauth2_tokens_are_imported_with_expiry_and_scopes(api: Api) -> None:
     }
 
 
+def test_provider_values_the_request_rules_use_are_imported_with_the_tokens(api: Api) -> None:
+    tokens = {"access_token": "at-sf", "instance_url": "https://acme.my.salesforce.com"}
+    body = {"connector": "sandbox-instance", "tokens": tokens, "validate": False}
+    response = post_import(api, body)
+    assert response.status_code == 201, response.text
+    auth_id = response.json()["id"]
+    rules = api.call("GET", f"/v1/authentications/{auth_id}/request-auth")
+    assert rules.status_code == 200, rules.text
+    assert rules.json()["base_url"] == "https://acme.my.salesforce.com/services/data/v60.0"
+
+    other = post_import(api, body | {"tokens": tokens | {"instance_uri": "typo"}})
+    detail = assert_problem(other, 422, "invalid_input")["detail"]
+    assert "unknown token 'instance_uri'" in detail
+    assert "instance_url" in detail  # the message says what this connector takes
+    nul = post_import(api, body | {"tokens": tokens | {"instance_url": "https://a\x00b"}})
+    assert_problem(nul, 422, "invalid_request")
+
+    template = api.call("GET", "/v1/connectors/sandbox-instance/import-template")
+    assert "instance_url" in template.json()["tokens"]
+
+
+def test_a_final_token_expiry_is_the_hard_expiry_and_is_never_refreshed(api: Api) -> None:
+    expires_at = datetime.now(UTC).replace(microsecond=0) + timedelta(days=60)
+    body = {
+        "connector": "sandbox-longlived",
+        "tokens": {"access_token": "at-60-days"},
+        "expires_at": expires_at.isoformat(),
+        "validate": False,
+    }
+    response = post_import(api, body)
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert parse(created["hard_expires_at"]) == expires_at
+    with api.bridge.session(readonly=True) as session:
+        stored = session.get(Authentication, created["id"])
+        assert stored is not None
+        assert stored.refresh_due_at is None  # the worker never tries to refresh it
+
+
 def test_oauth2_tokens_are_checked_against_the_definition(api: Api) -> None:
     base = {"connector": "sandbox-oauth2", "validate": False}
     unknown = post_import(api, base | {"tokens": {"access_token": "a", "id_token": "b"}})
-    invalid = assert_problem(unknown, 422, "invalid_request")["invalid_params"]
-    assert [item["field"] for item in invalid] == ["tokens.id_token"]
+    problem = assert_problem(unknown, 422, "invalid_input")
+    assert problem["field"] == "tokens"
+    assert "unknown token 'id_token'" in problem["detail"]
     oauth1 = post_import(api, base | {"tokens": {"access_token": "a", "access_token_secret": "b"}})
     assert "access_token_secret" in assert_problem(oauth1, 422, "invalid_input")["detail"]
     missing = post_import(api, base | {"tokens": {"refresh_token": "r"}})

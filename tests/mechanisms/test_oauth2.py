@@ -353,6 +353,27 @@ async def test_refresh_keeps_the_old_refresh_token_when_none_comes_back(
     assert refreshed.expires_at == NOW + timedelta(seconds=3600)
 
 
+async def test_token_response_values_are_stored_and_kept_across_refreshes(
+    client: OutboundClient, provider: OAuth2Provider, base_url: str
+) -> None:
+    provider.extra_token_values = {
+        "instance_url": "https://acme.my.salesforce.com",
+        "nested": {"not": "kept"},
+        "expires_on": 1,
+    }
+    found = definition(base_url)
+    ctx, connected = await refresh_context(client, provider, found)
+    assert connected.credentials["instance_url"] == "https://acme.my.salesforce.com"
+    assert "nested" not in connected.credentials
+    assert "expires_on" not in connected.credentials
+
+    provider.extra_token_values = {}  # this refresh answer leaves the value out
+    refreshed = await mechanism.refresh(found, ctx)
+
+    assert refreshed.credentials["instance_url"] == "https://acme.my.salesforce.com"
+    assert refreshed.credentials["access_token"] != connected.credentials["access_token"]
+
+
 async def test_refresh_stores_a_rotated_refresh_token(
     client: OutboundClient, provider: OAuth2Provider, base_url: str
 ) -> None:

@@ -287,6 +287,11 @@ def test_parse_token_response_reads_a_json_string_and_string_expires_in() -> Non
     assert token.scope == ("a", "b")
 
 
+def test_an_expires_in_of_zero_means_the_token_does_not_expire() -> None:
+    token = parse_token_response({"access_token": "x", "expires_in": 0}, now=NOW)
+    assert token.expires_at is None
+
+
 def test_parse_token_response_reads_a_github_form_body() -> None:
     token = parse_token_response(GITHUB_BODY, now=NOW, scope_delimiter=",")
     assert token.access_token == "gho_16C7e42F292c6912E7710c838347Ae178B4a"

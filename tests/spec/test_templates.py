@@ -28,6 +28,13 @@ def test_render_text_substitutes_scalars_and_nested_values() -> None:
     assert rendered == "Ann/3/true/42"
 
 
+def test_a_dotted_name_indexes_into_lists() -> None:
+    values = {"profile": {"accounts": [{"base_uri": "https://na3.example"}]}}
+    assert render_text("{{profile.accounts.0.base_uri}}", values) == "https://na3.example"
+    with pytest.raises(MissingTemplateValue):
+        render_text("{{profile.accounts.1.base_uri}}", values)
+
+
 def test_render_text_prefers_a_literal_dotted_key() -> None:
     assert render_text("{{a.b}}", {"a.b": "flat", "a": {"b": "nested"}}) == "flat"
 

@@ -56,6 +56,8 @@ class OAuth2Provider:
     rotate_refresh_tokens: bool = False
     issue_refresh_tokens: bool = True
     form_body: bool = False
+    extra_token_values: dict[str, Any] = field(default_factory=dict)
+    """Provider-specific values every token answer carries (Salesforce's ``instance_url``)."""
     profile: dict[str, Any] = field(
         default_factory=lambda: {"id": 42, "login": "ada", "contact": {"email": "ada@x.test"}}
     )
@@ -141,7 +143,11 @@ class OAuth2Provider:
     def _tokens(self, *, refresh: bool, scope: str | None) -> Response:
         access = "at-" + secrets.token_urlsafe(12)
         self.access_tokens.add(access)
-        body: dict[str, Any] = {"access_token": access, "token_type": "bearer"}
+        body: dict[str, Any] = {
+            **self.extra_token_values,
+            "access_token": access,
+            "token_type": "bearer",
+        }
         if self.expires_in is not None:
             body["expires_in"] = self.expires_in
         if refresh:

@@ -2,16 +2,26 @@
 
 Request models forbid unknown keys, so a typo is an error rather than silently ignored.
 Response models are built from storage rows with ``of``; none holds a secret except
-:class:`CredentialsOut` and the one-time values (master token, user token, connect URL).
+:class:`CredentialsOut`, :class:`RequestAuthOut` and the one-time values (master token, user
+token, connect URL).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
+from authbridge.jsonvalues import json_problem
 from authbridge.storage.models import (
     AuditEvent,
     Authentication,
@@ -29,17 +39,6 @@ MAX_TEXT = 255
 ExternalId = Field(min_length=1, max_length=MAX_TEXT, description="The host's id for its user")
 
 
-def has_nul(value: Any) -> bool:
-    """Whether text in ``value`` (or in its keys and items) holds a NUL character."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(has_nul(key) or has_nul(item) for key, item in value.items())
-    if isinstance(value, list | tuple):
-        return any(has_nul(item) for item in value)
-    return False
-
-
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -47,8 +46,9 @@ class Request(BaseModel):
     @classmethod
     def _no_nul(cls, value: Any) -> Any:
         """PostgreSQL text cannot hold NUL, and no name, id, URL or key needs one."""
-        if has_nul(value):
-            raise ValueError("must not contain NUL characters")
+        problem = json_problem(value)
+        if problem is not None:
+            raise ValueError(problem.removeprefix("the value: "))
         return value
 
 
@@ -67,6 +67,7 @@ class AuthenticationOut(BaseModel):
     id: str
     connector: str
     connector_version: str
+    connector_variant: str | None = Field(description="null: the connector's default variant")
     auth_type: str
     name: str
     external_user_id: str | None
@@ -86,6 +87,7 @@ class AuthenticationOut(BaseModel):
             id=auth.id,
             connector=auth.connector_key,
             connector_version=auth.connector_version,
+            connector_variant=auth.connector_variant,
             auth_type=auth.auth_type,
             name=auth.name,
             external_user_id=external_user_id,
@@ -111,6 +113,38 @@ class CredentialsOut(BaseModel):
     expires_at: datetime | None
 
 
+class BasicOut(BaseModel):
+    username: str
+    password: str
+
+
+class OAuth1Out(BaseModel):
+    client_key: str
+    client_secret: str
+    token: str | None
+    token_secret: str | None
+    signature_method: str
+
+
+class RequestAuthOut(BaseModel):
+    """How to authenticate requests to the provider's API (the connector's request rules
+    rendered with fresh credentials); ``authbridge.sdk`` applies it to an httpx client."""
+
+    base_url: str | None = Field(description="The API's base URL; null when the connector has none")
+    headers: dict[str, str] = Field(description="Headers to send with every request")
+    params: dict[str, str] = Field(description="Query parameters to add to every request")
+    basic: BasicOut | None = Field(description="HTTP Basic credentials to send")
+    oauth1: OAuth1Out | None = Field(description="Sign every request with OAuth 1.0a (RFC 5849)")
+    expires_at: datetime | None = Field(description="When the credentials in it expire")
+
+
+class RefreshOut(BaseModel):
+    outcome: Literal["refreshed", "shared"] = Field(
+        description="refreshed: by this call; shared: by a refresh running at the same time"
+    )
+    expires_at: datetime | None
+
+
 class AuthenticationUpdate(Request):
     name: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT)
     delete_at: AwareDatetime | None = Field(
@@ -120,6 +154,14 @@ class AuthenticationUpdate(Request):
 
 
 class TokensIn(Request):
+    """The tokens, plus provider values the connector's request rules use (``instance_url``):
+    any other name is refused when the import is checked against the connector."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, Annotated[str, StringConstraints(max_length=2048)]] = Field(
+        init=False
+    )
+
     access_token: str | None = Field(default=None, max_length=8192)
     refresh_token: str | None = Field(default=None, max_length=8192)
     token_type: str | None = Field(default=None, max_length=64)
@@ -128,10 +170,22 @@ class TokensIn(Request):
         default=None, max_length=8192, description="OAuth 1.0a token secret"
     )
 
+    @model_validator(mode="after")
+    def _storable_values(self) -> TokensIn:
+        problem = json_problem(self.model_extra or {})
+        if problem is not None:
+            raise ValueError(problem.removeprefix("the value: "))
+        return self
+
 
 class AuthenticationImport(Request):
     connector: str = Field(min_length=1, max_length=128)
     version: str | None = Field(default=None, max_length=32)
+    variant: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The connector's variant (service environment); its default when omitted",
+    )
     external_user_id: str | None = Field(
         default=None, min_length=1, max_length=MAX_TEXT, description="Required with a master token"
     )
@@ -168,6 +222,11 @@ class ConnectSessionIn(Request):
     external_user_id: str = ExternalId
     connector: str = Field(min_length=1, max_length=128)
     version: str | None = Field(default=None, max_length=32)
+    variant: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The connector's variant (service environment); its default when omitted",
+    )
     authentication_id: str | None = Field(
         default=None, max_length=64, description="Edit or reconnect this authentication in place"
     )
@@ -266,6 +325,7 @@ class ConnectorConfigIn(Request):
 
 class ConnectorConfigOut(BaseModel):
     connector: str
+    variant: str | None = Field(default=None, description="null: the connector's default variant")
     client_id: str | None
     consumer_key: str | None
     redirect_uri: str | None
@@ -280,6 +340,7 @@ class ConnectorConfigOut(BaseModel):
     def of(cls, settings: ConnectorSettings, redirect_uri_used: str) -> ConnectorConfigOut:
         return cls(
             connector=settings.connector_key,
+            variant=settings.variant or None,
             client_id=settings.client_id,
             consumer_key=settings.consumer_key,
             redirect_uri=settings.redirect_uri,
@@ -309,6 +370,9 @@ class ConnectorOut(BaseModel):
     description: str | None
     docs_url: str | None
     fields: list[FieldOut]
+    variants: list[str] = Field(
+        default_factory=list, description="Its variants (service environments), default first"
+    )
 
 
 class AuditEventOut(BaseModel):

@@ -18,7 +18,8 @@ A *property* (``validate``, ``request_profile_info``, ``auth_url`` …) is one o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterator, Mapping
 from typing import Annotated, Any, Literal
 
 import nh3
@@ -34,6 +35,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+
+from authbridge.errors import TemplateError
+from authbridge.spec.templates import PLACEHOLDER, render_url
 
 AuthType = Literal["none", "api_key", "pwd", "oauth1", "oauth2", "jwt"]
 AUTH_TYPES: tuple[AuthType, ...] = ("none", "api_key", "pwd", "oauth1", "oauth2", "jwt")
@@ -160,6 +164,116 @@ PathOrCallable = Annotated[
 """A dot path into the profile (``contact.email``) or a callable given a context."""
 
 
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HOST_SUFFIX = re.compile(r"(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+")
+
+
+class _AnyValue(Mapping[str, object]):
+    """Template values that answer every name, so a template's shape is checked at load time."""
+
+    def __getitem__(self, name: str) -> object:
+        return "x"
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def origin_placeholder(template: str) -> str | None:
+    """The name of the placeholder a base URL template starts with (``{{instance_url}}/v1``)."""
+    match = PLACEHOLDER.match(template.strip())
+    return match.group(1) if match is not None else None
+
+
+class RequestRules(Model):
+    """How a connector's credentials go on every API request (issue 7).
+
+    Every string may hold ``{{name}}`` templates filled from the stored credentials (never the
+    refresh token), the connector settings and the connector variant's values. ``base_url`` is
+    rendered like any URL template (a host placeholder takes one DNS label). A ``base_url``
+    that *starts* with a placeholder takes its whole origin from that value (Salesforce's
+    ``instance_url``) and is allowed only with ``allowed_hosts``: suffixes such as
+    ``.my.salesforce.com`` the value's https host must end with.
+    """
+
+    base_url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, str] = Field(
+        default_factory=dict, validation_alias=AliasChoices("params", "qs")
+    )
+    auth: BasicAuth | BearerAuth | None = None
+    allowed_hosts: tuple[str, ...] = ()
+
+    @field_validator("headers", mode="after")
+    @classmethod
+    def _header_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"header name {name!r} is not a valid HTTP header name")
+        return value
+
+    @field_validator("allowed_hosts", mode="after")
+    @classmethod
+    def _host_suffixes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for suffix in value:
+            if not _HOST_SUFFIX.fullmatch(suffix) or suffix.count(".") < 2:
+                raise ValueError(
+                    f"allowed host {suffix!r} must be a lowercase domain suffix starting with a"
+                    " dot and naming at least a registrable domain (e.g. '.my.salesforce.com')"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _base_url_shape(self) -> RequestRules:
+        if self.base_url is None:
+            if self.allowed_hosts:
+                raise ValueError("'allowed_hosts' needs a 'base_url' starting with a placeholder")
+            return self
+        name = origin_placeholder(self.base_url)
+        if name is None:
+            if self.allowed_hosts:
+                raise ValueError(
+                    "'allowed_hosts' is only for a 'base_url' that starts with a placeholder"
+                )
+            template = self.base_url
+        else:
+            if not self.allowed_hosts:
+                raise ValueError(
+                    f"a 'base_url' taking its origin from '{name}' needs 'allowed_hosts'"
+                )
+            rest = PLACEHOLDER.sub("", self.base_url.strip(), count=1)
+            if rest and not rest.startswith("/"):
+                raise ValueError(f"in 'base_url', '{{{{{name}}}}}' must be followed by '/'")
+            template = f"https://origin.invalid{rest}"
+        try:
+            render_url(template, _AnyValue())
+        except TemplateError as exc:
+            raise ValueError(f"'base_url' {exc.message}") from exc
+        return self
+
+
+def _rules_kind(value: Any) -> str | None:
+    if isinstance(value, Mapping | RequestRules):
+        return "<rules>"
+    return "<callable>" if callable(value) else None
+
+
+RequestRulesOrCallable = Annotated[
+    Annotated[RequestRules, Tag("<rules>")] | Annotated[Callable[..., Any], Tag("<callable>")],
+    Discriminator(
+        _rules_kind,
+        custom_error_type="invalid_request_rules",
+        custom_error_message="must be a mapping of request rules or a callable",
+    ),
+]
+"""Request rules, or a callable given a context that returns a mapping of the same shape."""
+
+
 class SelectOption(Model):
     value: str
     label: str | None = None
@@ -230,6 +344,8 @@ class _Base(Model):
         ),
     )
     on_connected: Callable[..., Any] | None = None
+    request: RequestRulesOrCallable | None = None
+    """How the credentials go on API requests: :class:`RequestRules` or a callable."""
     token_type: str | None = None
     settings: Fields = Field(default_factory=dict)
     """Connector configuration values the host sets per environment (e.g. a shared secret)."""
@@ -330,6 +446,10 @@ class OAuth2Definition(_Base):
     """The authorization server's issuer (RFC 9207): a callback's ``iss`` must equal it."""
     issuer_required: bool = False
     """The server always sends ``iss`` (RFC 9207 §3): a callback without it is refused."""
+    hard_expiry: bool = False
+    """The access token's expiry is final (Facebook's 60-day tokens cannot be refreshed): it
+    becomes the authentication's hard expiry, so the worker warns before it and marks the
+    authentication expired after it, and never tries to refresh it."""
 
     @field_validator("scope", mode="before")
     @classmethod

@@ -26,7 +26,12 @@ from authbridge import errors
 from authbridge.connectors.models import AuthDefinition, BearerAuth, OAuth2Definition, RequestSpec
 from authbridge.mechanisms.base import ConnectResult, Mechanism
 from authbridge.mechanisms.context import Context
-from authbridge.mechanisms.oauth2_tokens import Tokens, request_tokens, requested_scopes
+from authbridge.mechanisms.oauth2_tokens import (
+    TOKEN_KEYS,
+    Tokens,
+    request_tokens,
+    requested_scopes,
+)
 from authbridge.mechanisms.properties import account_name, call, check_token, pick_path, resolve
 from authbridge.spec import expiry, rfc6749, rfc7636, rfc9207
 from authbridge.spec.templates import render_url
@@ -211,14 +216,18 @@ class OAuth2Mechanism(Mechanism):
                     exc.message, status_code=exc.status_code, body=exc.body
                 ) from exc
             raise
-        if tokens.refresh_token is None:
-            tokens = Tokens(
-                access_token=tokens.access_token,
-                token_type=tokens.token_type,
-                refresh_token=stored,
-                expires_at=tokens.expires_at,
-                scope=tokens.scope,
-            )
+        # The previous answer's extra values (Salesforce's instance_url) stay unless this one
+        # sends them again; the refresh token stays when the provider sends no new one.
+        kept = {
+            key: value
+            for key, value in context.tokens.items()
+            if key not in TOKEN_KEYS and isinstance(value, str | int | float | bool)
+        }
+        tokens = replace(
+            tokens,
+            refresh_token=tokens.refresh_token if tokens.refresh_token is not None else stored,
+            extra={**kept, **tokens.extra},
+        )
         stored_scope = context.tokens.get("scope")
         previous = (
             tuple(s for s in stored_scope.split(definition.scope_delimiter) if s)

@@ -35,6 +35,12 @@ _CAMEL_TOKEN_KEYS = {
     "idToken": "id_token",
 }
 _ABSOLUTE_EXPIRY_KEYS = ("accessTokenExpDate", "access_token_exp_date", "expires_at", "expiresAt")
+#: Token-response values besides the tokens that are kept with them, so request rules can use
+#: them (Salesforce's ``instance_url``, Pipedrive's ``api_domain``): scalars under a plain name.
+MAX_EXTRA_VALUES = 32
+MAX_EXTRA_LENGTH = 2048
+#: The keys :meth:`Tokens.credentials` writes itself; every other stored key is an extra.
+TOKEN_KEYS = frozenset({"access_token", "token_type", "refresh_token", "scope"})
 
 
 @dataclass(frozen=True)
@@ -46,10 +52,13 @@ class Tokens:
     refresh_token: str | None = field(default=None, repr=False)
     expires_at: datetime | None = None
     scope: tuple[str, ...] | None = None
+    extra: Mapping[str, str | int | float | bool] = field(default_factory=dict, repr=False)
 
     def credentials(self, scope_delimiter: str) -> dict[str, Any]:
-        """What is stored: the tokens, their type and the granted scope (as one string)."""
-        stored: dict[str, Any] = {"access_token": self.access_token, "token_type": self.token_type}
+        """What is stored: the extra values, the tokens, their type and the granted scope (as
+        one string)."""
+        stored: dict[str, Any] = dict(self.extra)
+        stored.update(access_token=self.access_token, token_type=self.token_type)
         if self.refresh_token is not None:
             stored["refresh_token"] = self.refresh_token
         if self.scope is not None:
@@ -101,7 +110,23 @@ def read_tokens(answer: Any, context: Context, definition: OAuth2Definition) -> 
         refresh_token=parsed.refresh_token,
         expires_at=expires_at,
         scope=parsed.scope,
+        extra=_extra_values(parsed.extra),
     )
+
+
+def _extra_values(extra: Mapping[str, Any]) -> dict[str, str | int | float | bool]:
+    """The token response's other values worth keeping: short scalars under plain names."""
+    kept: dict[str, str | int | float | bool] = {}
+    for key, value in extra.items():
+        if len(kept) == MAX_EXTRA_VALUES:
+            break
+        if not key.isidentifier() or key in TOKEN_KEYS or key.startswith("expires"):
+            continue
+        if isinstance(value, str) and len(value) > MAX_EXTRA_LENGTH:
+            continue
+        if isinstance(value, str | int | float | bool):
+            kept[key] = value
+    return kept
 
 
 async def request_tokens(

@@ -1,22 +1,31 @@
 """Authentications as the host and end users see them: list, read, rename, delete, store.
 
 Every function takes the caller's :class:`Principal`; a user token only ever reaches its own
-end user's authentications (others read as "not found"). Creating, reading credentials,
-changing and deleting are written to the audit log with the actor, never with a secret value.
+end user's authentications (others read as "not found"). Creating, reading credentials (or the
+request auth rendered from them), forcing a refresh, changing and deleting are written to the
+audit log with the actor, never with a secret value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from authbridge import errors
-from authbridge.connectors.models import AuthDefinition, OAuth2Definition
-from authbridge.mechanisms import ConnectResult
-from authbridge.services import events
+from authbridge.connectors.models import (
+    AuthDefinition,
+    OAuth1Definition,
+    OAuth2Definition,
+    PwdDefinition,
+)
+from authbridge.mechanisms import ConnectResult, request_rules
+from authbridge.mechanisms.request_rules import RequestAuth
+from authbridge.services import connectors, events
 from authbridge.services.bridge import Bridge
 from authbridge.services.connectors import ConnectorSetup
 from authbridge.services.principals import Principal
@@ -30,10 +39,16 @@ from authbridge.storage.repositories import (
     Page,
 )
 
+if TYPE_CHECKING:
+    from authbridge.services.refresh import Outcome, Refresher
+
 TARGET = "authentication"
 MAX_NAME_LENGTH = 255
 #: Credential entries only authbridge itself uses; callers get fresh access tokens instead.
 PRIVATE_CREDENTIALS = frozenset({"refresh_token", "refreshToken"})
+CREDENTIALS_READ = "authentication.credentials_read"
+REQUEST_AUTH_READ = "authentication.request_auth_read"
+T = TypeVar("T")
 
 
 def repository(bridge: Bridge, session: Session) -> AuthenticationRepository:
@@ -148,6 +163,7 @@ def read_credentials(
     auth_id: str,
     *,
     after_refresh: bool = False,
+    action: str = CREDENTIALS_READ,
 ) -> tuple[Authentication, dict[str, Any]]:
     """Return the authentication and its credentials (never the refresh token); audited.
 
@@ -159,12 +175,7 @@ def read_credentials(
     do.
     """
     auth = get(bridge, session, principal, auth_id)
-    if auth.status is not AuthStatus.ACTIVE:
-        reason = f": {auth.last_error}" if auth.last_error else ""
-        raise errors.Conflict(
-            f"authentication '{auth.id}' is {auth.status.value}{reason}; the end user must "
-            "reconnect it"
-        )
+    _require_active(auth)
     now = bridge.now()
     if auth.refresh_due_at is not None and auth.refresh_due_at <= now and not after_refresh:
         expired = auth.expires_at is not None and auth.expires_at <= now
@@ -175,8 +186,159 @@ def read_credentials(
             f"the credentials expired and could not be refreshed{reason}", retry_after=30
         )
     credentials = repository(bridge, session).credentials(auth)
-    _audit(session, principal, "authentication.credentials_read", auth, None, bridge.now())
+    _audit(session, principal, action, auth, None, bridge.now())
     return auth, public_credentials(credentials)
+
+
+def _require_active(auth: Authentication) -> None:
+    if auth.status is not AuthStatus.ACTIVE:
+        reason = f": {auth.last_error}" if auth.last_error else ""
+        raise errors.Conflict(
+            f"authentication '{auth.id}' is {auth.status.value}{reason}; the end user must "
+            "reconnect it"
+        )
+
+
+async def read_fresh(refresher: Refresher, auth_id: str, read: Callable[[bool], T]) -> T:
+    """Run ``read`` in a worker thread, refreshing the credentials first when they are due.
+
+    ``read(after_refresh)`` is one blocking read in its own transaction (such as
+    :func:`read_credentials`) that raises :class:`RefreshDue`; it is then run again after the
+    refresh (once, however many callers ask at the same time, in every process). Every
+    endpoint serving credentials goes through here, so they all refresh the same way.
+    """
+    from authbridge.services.refresh import BUSY  # refresh.py imports this module
+
+    try:
+        return await run_in_threadpool(read, False)
+    except RefreshDue as due:
+        outcome = await refresher.refresh(auth_id, wait=due.expired)
+        if outcome.kind == BUSY:
+            # Another process is refreshing and the token was still valid, so this read did
+            # not wait; if the token expired meanwhile, it waits for that refresh after all.
+            try:
+                return await run_in_threadpool(read, True)
+            except errors.ProviderUnavailable:
+                await refresher.refresh(auth_id, wait=True)
+    return await run_in_threadpool(read, True)
+
+
+@dataclass(frozen=True)
+class RequestCredentials:
+    """What rendering an authentication's request rules needs, read in one transaction."""
+
+    auth: Authentication
+    credentials: dict[str, Any] = field(repr=False)
+    profile: dict[str, Any] | None = field(repr=False)
+    setup: ConnectorSetup = field(repr=False)
+
+
+def read_for_requests(
+    bridge: Bridge,
+    session: Session,
+    principal: Principal,
+    auth_id: str,
+    *,
+    after_refresh: bool = False,
+) -> RequestCredentials:
+    """:func:`read_credentials` (audited as ``authentication.request_auth_read``) with the
+    connector's definition and configuration, for :func:`request_auth`.
+
+    OAuth 1.0a requests are signed with the consumer secret, the host's own secret: a user
+    token (an end user's) may not have it, so it is :class:`errors.Forbidden` there.
+    """
+    auth, credentials = read_credentials(
+        bridge, session, principal, auth_id, after_refresh=after_refresh, action=REQUEST_AUTH_READ
+    )
+    connector = connectors.setup(
+        bridge,
+        session,
+        principal.environment_id,
+        auth.connector_key,
+        auth.connector_version,
+        auth.connector_variant,
+    )
+    if isinstance(connector.definition, OAuth1Definition) and not principal.is_master:
+        raise errors.Forbidden(
+            "OAuth 1.0a signing needs the connector's consumer secret, which only a master token"
+            " may read"
+        )
+    profile = repository(bridge, session).profile(auth)
+    return RequestCredentials(auth=auth, credentials=credentials, profile=profile, setup=connector)
+
+
+async def request_auth(bridge: Bridge, read: RequestCredentials) -> RequestAuth:
+    """The connector's request rules rendered with these credentials (no transaction open:
+    a callable ``request`` may call out)."""
+    return await request_rules.prepare(
+        read.setup.definition,
+        credentials=read.credentials,
+        config=read.setup.config,
+        profile=read.profile,
+        http=bridge.http,
+        now=bridge.now(),
+    )
+
+
+def can_refresh(definition: AuthDefinition, credentials: Mapping[str, Any]) -> bool:
+    """Whether the mechanism can renew these credentials (an API key cannot)."""
+    if isinstance(definition, OAuth2Definition):
+        return definition.grant_type == "client_credentials" or any(
+            credentials.get(name) for name in PRIVATE_CREDENTIALS
+        )
+    return isinstance(definition, PwdDefinition)
+
+
+def check_refreshable(
+    bridge: Bridge, session: Session, principal: Principal, auth_id: str
+) -> Authentication:
+    """Refuse a forced refresh of someone else's, an inactive or an unrenewable authentication."""
+    auth = get(bridge, session, principal, auth_id)
+    _require_active(auth)
+    connector = connectors.setup(
+        bridge,
+        session,
+        principal.environment_id,
+        auth.connector_key,
+        auth.connector_version,
+        auth.connector_variant,
+    )
+    if not can_refresh(connector.definition, repository(bridge, session).credentials(auth)):
+        raise errors.Conflict(
+            f"authentication '{auth.id}' cannot be refreshed: its {auth.auth_type} credentials"
+            " have no way to be renewed"
+        )
+    return auth
+
+
+def record_forced_refresh(
+    bridge: Bridge, session: Session, principal: Principal, auth_id: str, outcome: Outcome
+) -> Authentication:
+    """Audit a forced refresh and its outcome (then :func:`check_refresh_outcome`)."""
+    auth = get(bridge, session, principal, auth_id)
+    detail = {"outcome": outcome.kind}
+    _audit(session, principal, "authentication.refresh_forced", auth, detail, bridge.now())
+    return auth
+
+
+def check_refresh_outcome(auth: Authentication, outcome: Outcome) -> None:
+    """Raise the error a forced refresh's outcome means for the caller.
+
+    ``invalid`` (the provider refused the credentials) is a conflict: the end user must
+    reconnect; ``failed`` (transient) is :class:`errors.ProviderUnavailable` with a retry time.
+    """
+    if outcome.kind == "invalid":
+        raise errors.Conflict(
+            f"authentication '{auth.id}' is invalid: {outcome.message}; the end user must "
+            "reconnect it"
+        )
+    if outcome.kind == "failed":
+        raise errors.ProviderUnavailable(
+            f"the credentials could not be refreshed: {outcome.message}",
+            retry_after=outcome.retry_after or 30,
+        )
+    if outcome.kind not in {"refreshed", "shared"}:
+        _require_active(auth)  # it stopped being active meanwhile
 
 
 def public_credentials(credentials: Mapping[str, Any]) -> dict[str, Any]:
@@ -189,6 +351,8 @@ def refresh_due_at(
     """When to refresh credentials expiring at ``expires_at`` (``None``: never)."""
     if expires_at is None:
         return None
+    if isinstance(definition, OAuth2Definition) and definition.hard_expiry:
+        return None  # nothing to refresh: the end user reconnects before it expires
     if isinstance(definition, OAuth2Definition):
         margin = expiry.refresh_margin(
             definition.refresh_before_exp, definition.refresh_before_exp_units
@@ -222,6 +386,8 @@ def store(
     connector = setup.connector
     scopes = list(result.scopes or ())
     due = refresh_due_at(setup.definition, result.expires_at, now)
+    if hard_expires_at is None and isinstance(setup.definition, OAuth2Definition):
+        hard_expires_at = result.expires_at if setup.definition.hard_expiry else None
     chosen = check_name(name) if name else None
     detail: dict[str, Any] = {"connector": connector.key, "via": via}
     if existing is not None:
@@ -254,6 +420,7 @@ def store(
         end_user_id=end_user_id,
         connector_key=connector.key,
         connector_version=connector.version,
+        connector_variant=setup.variant,
         auth_type=connector.auth_type,
         name=chosen or _default_name(result, connector.label),
         credentials=result.credentials,

@@ -334,9 +334,12 @@ def parse_token_response(
     if data.get("expires_in") is not None:
         try:
             lifetime = expiry.parse_lifetime(data["expires_in"])
-            expires_at = expiry.expires_at_from(lifetime, now=now)
         except ValueError as exc:
             raise TokenResponseError(f"the token response's expires_in is invalid: {exc}") from None
+        # A lifetime of 0 would be a token that is already dead; the providers that send it
+        # (Mailchimp) mean "does not expire", so it counts as no lifetime stated.
+        if lifetime > 0:
+            expires_at = expiry.expires_at_from(lifetime, now=now)
     return TokenResponse(
         access_token=access_token,
         token_type=token_type,

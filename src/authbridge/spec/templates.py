@@ -36,18 +36,23 @@ def template_names(template: str) -> set[str]:
 
 
 def _find(values: Values, name: str) -> object:
-    """The value ``name`` refers to (possibly None); a dotted name looks into mappings."""
+    """The value ``name`` refers to (possibly None); a dotted name looks into mappings, and
+    into lists by index (``accounts.0.base_uri``)."""
     if name in values:
         return values[name]
     current: object = values
     for part in name.split("."):
-        if not isinstance(current, Mapping) or part not in current:
+        if isinstance(current, Mapping) and part in current:
+            current = current[part]
+        elif isinstance(current, list | tuple) and part.isdigit() and int(part) < len(current):
+            current = current[int(part)]
+        else:
             raise MissingTemplateValue(name)
-        current = current[part]
     return current
 
 
-def _lookup(values: Values, name: str) -> object:
+def lookup(values: Values, name: str) -> object:
+    """The value a placeholder's ``name`` refers to; :class:`MissingTemplateValue` when none."""
     found = _find(values, name)
     if found is None:
         raise MissingTemplateValue(name)
@@ -73,7 +78,7 @@ def _scalar(name: str, value: object) -> str:
 
 def _substitute(template: str, values: Values, fill: Callable[[str, object], str]) -> str:
     return PLACEHOLDER.sub(
-        lambda match: fill(match.group(1), _lookup(values, match.group(1))), template
+        lambda match: fill(match.group(1), lookup(values, match.group(1))), template
     )
 
 

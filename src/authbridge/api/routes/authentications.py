@@ -1,4 +1,5 @@
-"""``/v1/authentications``: list, import, read, rename, delete, credentials, host JWTs."""
+"""``/v1/authentications``: list, import, read, rename, delete, credentials, request auth,
+forced refresh, host JWTs."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from authbridge import errors
 from authbridge.api.deps import BridgeDep, TokenDep, transaction
 from authbridge.api.schemas import (
     AuthenticationImport,
@@ -19,10 +19,12 @@ from authbridge.api.schemas import (
     JwtConnect,
     JwtConnected,
     PageOut,
+    RefreshOut,
+    RequestAuthOut,
 )
 from authbridge.services import authentications, imports, metrics
 from authbridge.services.bridge import Bridge
-from authbridge.services.refresh import BUSY, Refresher
+from authbridge.services.refresh import Outcome, Refresher
 from authbridge.storage.models import Authentication, AuthStatus
 from authbridge.storage.repositories import MAX_PAGE_SIZE, EndUserRepository
 
@@ -72,6 +74,7 @@ async def import_authentication(
         connector=body.connector,
         external_user_id=body.external_user_id,
         version=body.version,
+        variant=body.variant,
         name=body.name,
         fields=body.fields,
         tokens=body.tokens.model_dump(exclude_none=True) if body.tokens else {},
@@ -159,21 +162,64 @@ async def read_credentials(
     Credentials due for a refresh are refreshed first (once, however many callers ask at the
     same time, in every process). Every read is audited.
     """
-    # One thread hop for the database work: for a plain ``def`` endpoint FastAPI also validates
-    # the response in the threadpool, a second hop on the hottest endpoint.
-    try:
-        return await run_in_threadpool(_read_credentials, bridge, token, auth_id, False)
-    except authentications.RefreshDue as due:
-        refresher: Refresher = request.app.state.refresher
-        outcome = await refresher.refresh(auth_id, wait=due.expired)
-        if outcome.kind == BUSY:
-            # Another process is refreshing and the token was still valid, so this read did
-            # not wait; if the token expired meanwhile, it waits for that refresh after all.
-            try:
-                return await run_in_threadpool(_read_credentials, bridge, token, auth_id, True)
-            except errors.ProviderUnavailable:
-                await refresher.refresh(auth_id, wait=True)
-    return await run_in_threadpool(_read_credentials, bridge, token, auth_id, True)
+    # One thread hop per read: for a plain ``def`` endpoint FastAPI also validates the response
+    # in the threadpool, a second hop on the hottest endpoint.
+    refresher: Refresher = request.app.state.refresher
+    return await authentications.read_fresh(
+        refresher,
+        auth_id,
+        lambda after_refresh: _read_credentials(bridge, token, auth_id, after_refresh),
+    )
+
+
+@router.get("/{auth_id}/request-auth", summary="How to authenticate requests to the provider")
+async def read_request_auth(
+    auth_id: str, request: Request, bridge: BridgeDep, token: TokenDep
+) -> RequestAuthOut:
+    """The connector's request rules rendered with fresh credentials: base URL, headers,
+    query parameters, HTTP Basic credentials or OAuth 1.0a signing.
+
+    Refreshed and audited like a credentials read; the SDK applies it to its HTTP client.
+    """
+    refresher: Refresher = request.app.state.refresher
+    read = await authentications.read_fresh(
+        refresher,
+        auth_id,
+        lambda after_refresh: _read_for_requests(bridge, token, auth_id, after_refresh),
+    )
+    rendered = await authentications.request_auth(bridge, read)
+    return RequestAuthOut.model_validate(rendered.to_json() | {"expires_at": read.auth.expires_at})
+
+
+@router.post("/{auth_id}/refresh", summary="Refresh an authentication's credentials now")
+async def force_refresh(
+    auth_id: str, request: Request, bridge: BridgeDep, token: TokenDep
+) -> RefreshOut:
+    """Renew the credentials now, whether due or not (after the provider refused a token).
+
+    Concurrent calls share one refresh. 409 when the credentials cannot be renewed or the
+    provider refused them (the end user must reconnect); 503 with `retry_after` when the
+    provider could not be reached.
+    """
+    refresher: Refresher = request.app.state.refresher
+
+    def check() -> None:
+        with transaction(bridge, token) as (session, principal):
+            authentications.check_refreshable(bridge, session, principal, auth_id)
+
+    def record(outcome: Outcome) -> Authentication:
+        with transaction(bridge, token) as (session, principal):
+            return authentications.record_forced_refresh(
+                bridge, session, principal, auth_id, outcome
+            )
+
+    await run_in_threadpool(check)
+    outcome = await refresher.refresh(auth_id, force=True)
+    auth = await run_in_threadpool(record, outcome)  # audited even when it failed
+    authentications.check_refresh_outcome(auth, outcome)
+    return RefreshOut(
+        outcome="refreshed" if outcome.kind == "refreshed" else "shared", expires_at=auth.expires_at
+    )
 
 
 def _read_credentials(
@@ -191,3 +237,14 @@ def _read_credentials(
             credentials=credentials,
             expires_at=auth.expires_at,
         )
+
+
+def _read_for_requests(
+    bridge: Bridge, token: str, auth_id: str, after_refresh: bool
+) -> authentications.RequestCredentials:
+    with transaction(bridge, token) as (session, principal):
+        read = authentications.read_for_requests(
+            bridge, session, principal, auth_id, after_refresh=after_refresh
+        )
+        metrics.CREDENTIAL_READS.labels(read.auth.auth_type).inc()
+        return read
