@@ -8,8 +8,10 @@ from authbridge import __version__
 from authbridge.cli.admin import db_app, keys_app, tokens_app, users_app
 from authbridge.cli.connect import config_app, connect_link_command
 from authbridge.cli.connectors import app as connectors_app
+from authbridge.cli.imports import import_command
 from authbridge.cli.sandbox import sandbox_command
 from authbridge.cli.serve import serve_command
+from authbridge.cli.solutions import app as solutions_app
 from authbridge.cli.webhooks import app as webhooks_app
 from authbridge.cli.worker import worker_command
 
@@ -25,11 +27,13 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(users_app, name="users")
+app.add_typer(solutions_app, name="solutions")
 app.add_typer(webhooks_app, name="webhooks")
 app.command("serve")(serve_command)
 app.command("worker")(worker_command)
 app.command("sandbox")(sandbox_command)
 app.command("connect-link")(connect_link_command)
+app.command("import")(import_command)
 
 
 def _version(value: bool) -> None:
