@@ -13,9 +13,9 @@ import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -123,6 +123,7 @@ def render(
 
     ``form_action`` widens the CSP's ``form-action`` for the OAuth button (:func:`form_action`).
     """
+    values.setdefault("theme", None)  # the wizard's pages show their theme (services.themes)
     html = templates.get_template(template).render(
         stylesheet=static_url(bridge, "connect.css"),
         static_url=lambda name: static_url(bridge, name),
@@ -228,12 +229,21 @@ def connect_page(
         error_field=getattr(error, "field", None),
         failed_heading=CONNECT_FAILED,
         field_prefix=FIELD_PREFIX,
+        theme=page.theme,
     )
 
 
 def success_page(
     bridge: Bridge, page: connect.ConnectPage, auth: Authentication, **options: Any
-) -> HTMLResponse:
+) -> Response:
+    """The result for the host's popup, or, for a session the wizard opened, back to it."""
+    if page.options.return_to is not None:
+        query = urlencode({"connect_session": page.record.id, "auth": auth.id})
+        return RedirectResponse(
+            f"{bridge.url(page.options.return_to)}?{query}",
+            status_code=303,
+            headers={**SECURITY_HEADERS, **_referrer(options)},
+        )
     result = {"authId": auth.id, "connector": page.record.connector_key}
     return render(
         bridge,
@@ -244,6 +254,11 @@ def success_page(
         origin=page.record.origin or "",
         account=auth.name,
     )
+
+
+def _referrer(options: Mapping[str, Any]) -> dict[str, str]:
+    policy = options.get("referrer_policy")
+    return {"Referrer-Policy": policy} if isinstance(policy, str) else {}
 
 
 async def in_transaction(

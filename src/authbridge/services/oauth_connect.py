@@ -100,7 +100,7 @@ async def authorize(bridge: Bridge, page: ConnectPage) -> Authorization:
         mechanism = get_mechanism("oauth2")
         assert isinstance(mechanism, OAuth2Mechanism)
         state = secrets.token_urlsafe(32)
-        scopes = requested_scopes(definition, context)
+        scopes = requested_scopes(definition, context, page.options.scopes)
         request = await mechanism.authorization_request(
             definition, context, state=state, scopes=scopes
         )

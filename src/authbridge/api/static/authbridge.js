@@ -5,6 +5,10 @@
  *     .then(function (result) { ... result.authId, result.connector ... })
  *     .catch(function (error) { ... the popup was blocked, or closed without a result ... });
  *
+ *   AuthBridge.configure(wizardUrl)   // the configuration wizard: {solutionInstanceId}
+ *
+ * An edit link (/external/auth/edit/...) opens with connect(): it ends like a connect link.
+ *
  * `url` is the one-time link from POST /v1/connect/sessions, opened with the host page's
  * origin as the session's `origin`. Call connect() from a click handler, or browsers block the
  * popup. The promise accepts a message only from the popup itself and from the origin of
@@ -24,7 +28,27 @@
       ",left=" + Math.round(left) + ",top=" + Math.round(top);
   }
 
+  function isConnected(data) {
+    return typeof data.authId === "string";
+  }
+
+  function isConfigured(data) {
+    return typeof data.solutionInstanceId === "string";
+  }
+
   function connect(url, options) {
+    return openPopup(url, options, isConnected, function (data) {
+      return { authId: data.authId, connector: data.connector };
+    });
+  }
+
+  function configure(url, options) {
+    return openPopup(url, options, isConfigured, function (data) {
+      return { solutionInstanceId: data.solutionInstanceId };
+    });
+  }
+
+  function openPopup(url, options, accepts, resultOf) {
     options = options || {};
     var width = Math.round(options.width || 480);
     var height = Math.round(options.height || 640);
@@ -58,11 +82,11 @@
           return;
         }
         var data = event.data;
-        if (!data || typeof data !== "object" || typeof data.authId !== "string") {
+        if (!data || typeof data !== "object" || !accepts(data)) {
           return;
         }
         settle();
-        resolve({ authId: data.authId, connector: data.connector });
+        resolve(resultOf(data));
       }
 
       global.addEventListener("message", onMessage);
@@ -88,5 +112,5 @@
     });
   }
 
-  global.AuthBridge = { connect: connect };
+  global.AuthBridge = { connect: connect, configure: configure };
 })(window);

@@ -2,6 +2,7 @@
 
 from authbridge.storage.models.audit_event import AuditEvent
 from authbridge.storage.models.authentication import Authentication, AuthStatus
+from authbridge.storage.models.authorization_code import AuthorizationCode
 from authbridge.storage.models.base import Base, UtcDateTime, new_id, utcnow
 from authbridge.storage.models.connect_session import ConnectSession
 from authbridge.storage.models.connector_config import ConnectorConfig
@@ -32,6 +33,7 @@ __all__ = [
     "AuthSlot",
     "AuthStatus",
     "Authentication",
+    "AuthorizationCode",
     "Base",
     "ConfigSlot",
     "ConnectSession",

@@ -12,6 +12,10 @@ from authbridge.storage.repositories.authentications import (
     StaleAuthentication,
     served_at,
 )
+from authbridge.storage.repositories.authorization_codes import (
+    AuthorizationCodeRepository,
+    IssuedAuthorizationCode,
+)
 from authbridge.storage.repositories.connect_sessions import (
     ConnectSessionRepository,
     IssuedConnectSession,
@@ -42,19 +46,24 @@ from authbridge.storage.repositories.reencrypt import (
     pending_count,
     reencrypt_batch,
 )
+from authbridge.storage.repositories.solutions import AuthUse, SolutionRepository
+from authbridge.storage.repositories.themes import ThemeRepository
 
 __all__ = [
     "DEFAULT_ENVIRONMENT",
     "MAX_PAGE_SIZE",
     "UNSET",
     "AuditRepository",
+    "AuthUse",
     "AuthenticationRepository",
+    "AuthorizationCodeRepository",
     "ClaimedOAuthState",
     "ConnectSessionRepository",
     "ConnectorConfigRepository",
     "ConnectorSettings",
     "EndUserRepository",
     "EnvironmentRepository",
+    "IssuedAuthorizationCode",
     "IssuedConnectSession",
     "IssuedMasterToken",
     "IssuedOAuthState",
@@ -63,7 +72,9 @@ __all__ = [
     "OAuthStateRepository",
     "Page",
     "ReencryptBatch",
+    "SolutionRepository",
     "StaleAuthentication",
+    "ThemeRepository",
     "count_rows",
     "pending_count",
     "reencrypt_batch",

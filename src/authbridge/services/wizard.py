@@ -1,0 +1,420 @@
+"""The configuration wizard and edit links, opened by one-time authorization codes.
+
+The host mints a code for one end user (:func:`create_authorization_code`, 10 minutes). The
+code opens the wizard for a solution (a new instance) or for one of the end user's instances,
+or an edit link for one of the end user's authentications. Like a connect link, it is used up
+by the flow that finishes (the instance stored, the account reconnected), not by the first
+visit, so a link prefetched by a mail scanner still works; a finished flow cannot be replayed.
+
+The wizard's progress is kept on the code's row (:attr:`AuthorizationCode.progress`): which
+account fills which slot, and the connect session a "connect a new account" step is waiting
+for (config values go straight from the last screen into the instance). The browser only
+ever names a step and, among the accounts it was offered, the one it picks; slots, connectors
+and scopes come from the solution. The settings form is :mod:`config_form`.
+
+"Connect a new account" opens an ordinary connect session (the connect pages and OAuth flows)
+for the slot's connector, version, variant and scopes, whose success comes back to
+:func:`connected` instead of posting to a popup's opener.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from authbridge import errors
+from authbridge.services import authentications, config_form, solutions
+from authbridge.services.bridge import Bridge
+from authbridge.services.connect import VARIANT_OPTION, ConnectOptions, check_origin
+from authbridge.services.principals import Principal
+from authbridge.storage.models import (
+    Authentication,
+    AuthorizationCode,
+    AuthSlot,
+    ConfigSlot,
+    EndUser,
+    Solution,
+    SolutionInstance,
+)
+from authbridge.storage.repositories import (
+    AuthorizationCodeRepository,
+    ConnectSessionRepository,
+    EndUserRepository,
+)
+
+EXPIRED_CODE = "This link has expired or was already used. Ask the application for a new one."
+CONFIG_STEP = "config"
+RETURN_PATH = "/external/return"
+
+
+# --- codes -------------------------------------------------------------------------------------
+
+
+def create_authorization_code(
+    bridge: Bridge,
+    session: Session,
+    principal: Principal,
+    *,
+    end_user_id: str,
+    origin: str | None = None,
+) -> tuple[str, datetime]:
+    """Mint a one-time code for ``end_user_id`` (a user token: only for its own end user).
+
+    ``origin`` is the host page's exact origin: the finished wizard posts its result there.
+    Return the code (its only plaintext copy) and when it expires.
+    """
+    principal.check_owner(end_user_id, what=f"end user '{end_user_id}'")
+    if EndUserRepository(session).get(principal.environment_id, end_user_id) is None:
+        raise errors.NotFound(f"end user '{end_user_id}' not found")
+    checked = check_origin(origin) if origin else None
+    issued = AuthorizationCodeRepository(session).create(
+        environment_id=principal.environment_id,
+        end_user_id=end_user_id,
+        origin=checked,
+        now=bridge.now(),
+    )
+    return issued.code, issued.record.expires_at
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A valid code, its end user, and the principal the pages act as (the end user's)."""
+
+    record: AuthorizationCode
+    end_user: EndUser
+
+    @property
+    def principal(self) -> Principal:
+        return Principal(
+            environment_id=self.record.environment_id,
+            actor=f"wizard:{self.record.id}",
+            end_user_id=self.end_user.id,
+            external_user_id=self.end_user.external_user_id,
+        )
+
+
+def open_code(bridge: Bridge, session: Session, code: str) -> Opened:
+    """The unused, unexpired code; :class:`errors.NotFound` otherwise (nothing is used up)."""
+    record = (
+        AuthorizationCodeRepository(session).get_valid(code, now=bridge.now()) if code else None
+    )
+    end_user = (
+        EndUserRepository(session).get(record.environment_id, record.end_user_id)
+        if record is not None
+        else None
+    )
+    if record is None or end_user is None:
+        raise errors.NotFound(EXPIRED_CODE)
+    return Opened(record=record, end_user=end_user)
+
+
+def _use_up(bridge: Bridge, session: Session, opened: Opened) -> None:
+    if not AuthorizationCodeRepository(session).consume(opened.record, now=bridge.now()):
+        raise errors.Conflict(EXPIRED_CODE)
+
+
+# --- the wizard --------------------------------------------------------------------------------
+
+
+@dataclass
+class Wizard:
+    """One opened wizard: the solution, the instance when editing, the values so far."""
+
+    opened: Opened
+    solution: Solution
+    instance: SolutionInstance | None
+    path: str
+    auth_values: dict[str, str]
+    config_values: dict[str, Any]
+    progress: dict[str, Any] = field(repr=False)
+
+    @property
+    def theme(self) -> str | None:
+        """The key of the theme the wizard's pages show (the connect page shows it too)."""
+        theme = self.progress.get("theme")
+        return theme if isinstance(theme, str) else None
+
+    @property
+    def auth_steps(self) -> list[AuthSlot]:
+        """The slots the end user fills: hidden and static slots never appear."""
+        return [slot for slot in self.solution.auth_slots if not slot.hidden and not slot.static]
+
+    @property
+    def config_slots(self) -> list[ConfigSlot]:
+        return [slot for slot in self.solution.config_slots if not slot.hidden]
+
+    @property
+    def steps(self) -> list[str]:
+        return [slot.external_id for slot in self.auth_steps] + [CONFIG_STEP]
+
+    def slot(self, external_id: str) -> AuthSlot:
+        for slot in self.auth_steps:
+            if slot.external_id == external_id:
+                return slot
+        raise errors.NotFound(f"this wizard has no step '{external_id[:128]}'")
+
+    def step_after(self, step: str) -> str:
+        steps = self.steps
+        return steps[min(steps.index(step) + 1, len(steps) - 1)] if step in steps else steps[0]
+
+
+def load_wizard(
+    bridge: Bridge,
+    session: Session,
+    code: str,
+    *,
+    path: str,
+    theme: str | None = None,
+    solution_id: str | None = None,
+    instance_id: str | None = None,
+) -> Wizard:
+    """The wizard of ``code`` for a solution (new instance) or an instance of the end user.
+
+    ``path`` is the wizard's page (without the code): progress made on another page of the
+    same code is dropped.
+    """
+    opened = open_code(bridge, session, code)
+    principal = opened.principal
+    instance = None
+    if instance_id is not None:
+        instance = solutions.get_instance(bridge, session, principal, instance_id)
+        solution = solutions.solution_of(session, instance)
+    else:
+        assert solution_id is not None
+        solution = solutions.get_solution(bridge, session, principal, solution_id)
+    progress = dict(opened.record.progress or {})
+    if progress.get("path") != path:
+        progress = {
+            "path": path,
+            "theme": theme,
+            "solution": solution.id,
+            "instance": instance.id if instance else None,
+            "auth": {},
+        }
+    auth_values = {row.external_id: row.auth_id for row in instance.auth_values} if instance else {}
+    auth_values.update(progress["auth"])
+    config_values = (
+        solutions.effective_config(solution, instance)
+        if instance is not None
+        else {s.external_id: s.default for s in solution.config_slots if s.default is not None}
+    )
+    return Wizard(
+        opened=opened,
+        solution=solution,
+        instance=instance,
+        path=path,
+        auth_values=auth_values,
+        config_values=config_values,
+        progress=progress,
+    )
+
+
+def choices(
+    bridge: Bridge, session: Session, wizard: Wizard, slot: AuthSlot
+) -> list[Authentication]:
+    """The end user's accounts that may fill ``slot`` (right connector and scopes, unused
+    elsewhere when the slot is force-unique). Within the wizard too, a force-unique slot does
+    not share its account with another slot."""
+    unique = {s.external_id for s in wizard.auth_steps if s.force_unique}
+    taken = {
+        auth_id
+        for step, auth_id in wizard.auth_values.items()
+        if step != slot.external_id and (slot.force_unique or step in unique)
+    }
+    offered = solutions.eligible_auths(
+        bridge, session, wizard.opened.principal, wizard.instance, slot, wizard.opened.end_user.id
+    )
+    return [auth for auth in offered if auth.id not in taken]
+
+
+def _save(session: Session, wizard: Wizard) -> None:
+    AuthorizationCodeRepository(session).save_progress(wizard.opened.record, wizard.progress)
+
+
+def pick(bridge: Bridge, session: Session, wizard: Wizard, step: str, auth_id: str) -> None:
+    """Fill the slot of ``step`` with one of the accounts it offers."""
+    slot = wizard.slot(step)
+    if auth_id not in {auth.id for auth in choices(bridge, session, wizard, slot)}:
+        raise errors.InvalidInput("choose one of the accounts listed", field="authentication_id")
+    wizard.progress["auth"] = {**wizard.progress["auth"], step: auth_id}
+    wizard.auth_values[step] = auth_id
+    _save(session, wizard)
+
+
+def start_connect(bridge: Bridge, session: Session, wizard: Wizard, step: str) -> tuple[str, str]:
+    """Open a connect session for the slot of ``step``; return its page's URL and its id.
+
+    The session's connector, version, variant and scopes are the slot's; its success comes
+    back to :data:`RETURN_PATH`.
+    """
+    slot = wizard.slot(step)
+    bridge.registry.get(slot.connector_key, slot.connector_version)
+    options = ConnectOptions(
+        scopes=tuple(slot.scopes or ()), return_to=RETURN_PATH, theme=wizard.theme
+    ).as_dict()
+    if slot.connector_variant is not None:
+        options[VARIANT_OPTION] = slot.connector_variant
+    issued = ConnectSessionRepository(session).create(
+        environment_id=wizard.opened.record.environment_id,
+        end_user_id=wizard.opened.end_user.id,
+        connector_key=slot.connector_key,
+        connector_version=slot.connector_version,
+        options=options,
+        now=bridge.now(),
+    )
+    wizard.progress["pending"] = {"connect_session": issued.record.id, "step": step}
+    _save(session, wizard)
+    return bridge.url(f"/connect/{issued.code}"), issued.record.id
+
+
+def config_fields(
+    wizard: Wizard, entered: Mapping[str, str] | None = None
+) -> list[config_form.ConfigField]:
+    """The settings form: one field per visible config slot, showing ``entered`` (after a
+    failed submission) or the current value (the instance's, else the default)."""
+    return [
+        config_form.field_for(slot, wizard.config_values, entered) for slot in wizard.config_slots
+    ]
+
+
+def finish(
+    bridge: Bridge, session: Session, wizard: Wizard, submitted: Mapping[str, str]
+) -> SolutionInstance:
+    """Check the config form, then create (or update) the instance, enable it when complete,
+    and use the code up. :class:`config_form.FormErrors` names each field that is wrong."""
+    entered = config_form.read(config_fields(wizard), submitted)
+    unfilled = [
+        slot.title for slot in wizard.auth_steps if slot.external_id not in wizard.auth_values
+    ]
+    if unfilled:
+        raise errors.InvalidInput(f"choose an account for: {', '.join(unfilled)}")
+    config_values = {**wizard.config_values, **entered}
+    principal = wizard.opened.principal
+    auth_values = {
+        step: wizard.auth_values[step] for step in (s.external_id for s in wizard.auth_steps)
+    }
+    if wizard.instance is None:
+        instance = solutions.create_instance(
+            bridge,
+            session,
+            principal,
+            solution_id=wizard.solution.id,
+            end_user_id=wizard.opened.end_user.id,
+            name=wizard.solution.title,
+            auth_values=auth_values,
+            config_values=config_values,
+        )
+    else:
+        instance = solutions.update_instance(
+            bridge,
+            session,
+            principal,
+            wizard.instance.id,
+            auth_values=auth_values,
+            config_values=config_values,
+        )
+    if not instance.enabled and not solutions.missing_for_enable(wizard.solution, instance):
+        instance = solutions.update_instance(bridge, session, principal, instance.id, enabled=True)
+    _use_up(bridge, session, wizard.opened)
+    return instance
+
+
+# --- edit links and the way back from the connect pages ---------------------------------------
+
+
+@dataclass(frozen=True)
+class EditOptions:
+    """The reference's query parameters of an edit link."""
+
+    skip_title_field: bool = False
+    skip_auth_settings: bool = False
+    theme: str | None = None
+
+
+def start_edit(
+    bridge: Bridge, session: Session, opened: Opened, auth_id: str, options: EditOptions
+) -> tuple[str, str]:
+    """Open a connect session that reconnects the end user's ``auth_id`` in place (same id);
+    return its page's URL and its id. Another end user's authentication is "not found"."""
+    auth = authentications.get(bridge, session, opened.principal, auth_id)
+    stored = ConnectOptions(
+        skip_title_field=options.skip_title_field,
+        skip_auth_settings=options.skip_auth_settings,
+        return_to=RETURN_PATH,
+        scopes=tuple(auth.scopes) if auth.scopes else None,
+        theme=options.theme,
+    ).as_dict()
+    if auth.connector_variant is not None:
+        stored[VARIANT_OPTION] = auth.connector_variant
+    issued = ConnectSessionRepository(session).create(
+        environment_id=opened.record.environment_id,
+        end_user_id=opened.end_user.id,
+        connector_key=auth.connector_key,
+        connector_version=auth.connector_version,
+        authentication_id=auth.id,
+        options=stored,
+        now=bridge.now(),
+    )
+    AuthorizationCodeRepository(session).save_progress(
+        opened.record, {"pending": {"connect_session": issued.record.id, "edit": auth.id}}
+    )
+    return bridge.url(f"/connect/{issued.code}"), issued.record.id
+
+
+@dataclass(frozen=True)
+class Returned:
+    """Where the browser goes after a connect: back to the wizard's ``path`` at ``step``, or,
+    for an edit link, the end (``auth`` reconnected in place, the code used up)."""
+
+    opened: Opened
+    auth: Authentication
+    path: str | None = None
+    step: str | None = None
+
+
+NOT_FOR_THIS_LINK = "This account was not connected for this link. Start again from the link."
+
+
+def connected(
+    bridge: Bridge, session: Session, code: str, connect_session_id: str, auth_id: str
+) -> Returned:
+    """Take the account that a connect session of this code's wizard or edit link stored.
+
+    The connect session must be the one the code waits for, and used up (its account stored);
+    in the wizard the account then fills the step's slot exactly as if it had been picked.
+    """
+    opened = open_code(bridge, session, code)
+    progress = dict(opened.record.progress or {})
+    pending = progress.get("pending") or {}
+    record = ConnectSessionRepository(session).get(opened.record.environment_id, connect_session_id)
+    if (
+        pending.get("connect_session") != connect_session_id
+        or record is None
+        or record.used_at is None
+    ):
+        raise errors.Conflict(NOT_FOR_THIS_LINK)
+    if "edit" in pending:
+        if pending["edit"] != auth_id:
+            raise errors.Conflict(NOT_FOR_THIS_LINK)
+        auth = authentications.get(bridge, session, opened.principal, auth_id)
+        AuthorizationCodeRepository(session).save_progress(opened.record, {})
+        _use_up(bridge, session, opened)
+        return Returned(opened=opened, auth=auth)
+    wizard = load_wizard(
+        bridge,
+        session,
+        code,
+        path=str(progress.get("path")),
+        theme=progress.get("theme"),
+        solution_id=progress.get("solution"),
+        instance_id=progress.get("instance"),
+    )
+    wizard.progress.pop("pending", None)
+    step = str(pending.get("step"))
+    pick(bridge, session, wizard, step, auth_id)
+    auth = authentications.get(bridge, session, opened.principal, auth_id)
+    return Returned(opened=opened, auth=auth, path=wizard.path, step=wizard.step_after(step))
