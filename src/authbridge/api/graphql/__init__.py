@@ -1,0 +1,47 @@
+"""The GraphQL API at ``/graphql`` (Strawberry): the reference's embedded queries and mutations.
+
+Authenticate with ``Authorization: Bearer <master token | user token>``, as for REST. Errors
+are answered with HTTP 200 and GraphQL ``errors``, each with ``extensions.code`` (see
+:mod:`.errors`); a request without a usable token gets ``UNAUTHENTICATED`` from every field
+that needs the caller (introspection needs none). Operations are sent with POST; the GraphiQL
+page is served at ``GET /graphql`` only when ``AUTHBRIDGE_GRAPHIQL=1``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials
+from strawberry.fastapi import GraphQLRouter
+
+from authbridge.api.deps import BridgeDep, bearer
+from authbridge.api.graphql.context import GraphQLContext
+from authbridge.api.graphql.schema import schema
+
+__all__ = ["GRAPHIQL_ENV_VAR", "GraphQLContext", "create_router", "schema"]
+
+GRAPHIQL_ENV_VAR = "AUTHBRIDGE_GRAPHIQL"
+
+
+async def _context(
+    bridge: BridgeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> GraphQLContext:
+    return GraphQLContext(bridge, credentials.credentials if credentials is not None else None)
+
+
+def create_router(environ: Mapping[str, str] | None = None) -> GraphQLRouter[GraphQLContext, None]:
+    """The ``/graphql`` endpoint; GraphiQL when ``AUTHBRIDGE_GRAPHIQL=1`` in ``environ``."""
+    environ = os.environ if environ is None else environ
+    graphiql = environ.get(GRAPHIQL_ENV_VAR, "").strip() == "1"
+    return GraphQLRouter(
+        schema,
+        path="/graphql",
+        graphql_ide="graphiql" if graphiql else None,
+        allow_queries_via_get=False,
+        context_getter=_context,
+        include_in_schema=False,  # GraphQL describes itself (introspection), not OpenAPI
+    )

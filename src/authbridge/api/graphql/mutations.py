@@ -1,0 +1,203 @@
+"""Mutations for end users, user tokens and authentications, named as in the reference.
+
+Each mutation runs in a savepoint of the request's transaction (see :mod:`.context`), so one
+that fails changes nothing. ``createUserAuthentication`` calls the provider to check the
+credentials: it commits what came before, then reads, calls and stores in separate steps, as
+the REST import does.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import anyio.from_thread
+import strawberry
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from strawberry.scalars import JSON
+
+from authbridge import errors
+from authbridge.api.graphql.types import AuthenticationNode, Info, UserNode, mutation
+from authbridge.services import authentications, imports
+from authbridge.services.principals import (
+    MAX_EXTERNAL_ID,
+    Principal,
+    is_external_id,
+    mint_user_token,
+)
+from authbridge.storage.models import EndUser
+from authbridge.storage.repositories import EndUserRepository, EnvironmentRepository
+
+
+def find_user(session: Session, principal: Principal, user_id: str) -> EndUser:
+    """The end user with id ``user_id`` (a user token finds only its own)."""
+    end_user = EndUserRepository(session).get(principal.environment_id, user_id)
+    if end_user is None:
+        raise errors.NotFound(f"user '{user_id}' not found")
+    principal.check_owner(end_user.id, what=f"user '{user_id}'")
+    return end_user
+
+
+def json_object(value: Any, field: str) -> dict[str, Any]:
+    """An input object, given as a GraphQL object or as JSON text of one (as the reference
+    shows ``data``: one line, quotes escaped)."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise errors.InvalidInput(f"{field} is not valid JSON", field=field) from None
+    if not isinstance(value, dict):
+        raise errors.InvalidInput(f"{field} must be a JSON object", field=field)
+    return value
+
+
+@strawberry.input
+class CreateExternalUserInput:
+    external_user_id: str = strawberry.field(description="The host's own id of the end user")
+    name: str | None = None
+
+
+@strawberry.type
+class CreateExternalUserPayload:
+    user_id: strawberry.ID
+    user: UserNode
+
+
+@strawberry.input
+class CreateUserTokenInput:
+    user_id: strawberry.ID
+
+
+@strawberry.type
+class CreateUserTokenPayload:
+    access_token: str = strawberry.field(description="A user token: send it as a bearer token")
+    expires_at: datetime
+
+
+@strawberry.input
+class CreateUserAuthenticationInput:
+    user_id: strawberry.ID
+    connector: str = strawberry.field(description="The connector's key (the reference's serviceId)")
+    version: str | None = strawberry.field(default=None, description="Default: the newest")
+    variant: str | None = strawberry.field(
+        default=None,
+        description="The connector variant (the reference's serviceEnvironmentId); default: the "
+        "connector's default",
+    )
+    name: str | None = None
+    data: JSON | None = strawberry.field(
+        default=None,
+        description="A form connector's fields, as an object or as JSON text of one",
+    )
+    tokens: JSON | None = strawberry.field(
+        default=None,
+        description="An OAuth connector's tokens (access_token, refresh_token …), as an object "
+        "or as JSON text of one",
+    )
+    scopes: list[str] | None = None
+    expires_at: datetime | None = strawberry.field(
+        default=None, description="When the access token expires"
+    )
+
+
+@strawberry.type
+class CreateUserAuthenticationPayload:
+    authentication_id: strawberry.ID
+    authentication: AuthenticationNode
+
+
+@strawberry.input
+class RemoveAuthenticationInput:
+    authentication_id: strawberry.ID
+
+
+@strawberry.type
+class RemoveAuthenticationPayload:
+    authentication_id: strawberry.ID
+
+
+@strawberry.type
+class AccountMutations:
+    @mutation("Add an end user (master token)")
+    def create_external_user(
+        self, info: Info, input: CreateExternalUserInput
+    ) -> CreateExternalUserPayload:
+        _, caller = info.context.use()
+        caller.require_master()
+        external = input.external_user_id
+        if not is_external_id(external):
+            raise errors.InvalidInput(
+                f"externalUserId must be 1 to {MAX_EXTERNAL_ID} characters of text",
+                field="externalUserId",
+            )
+        name = authentications.check_name(input.name) if input.name is not None else None
+        exists = errors.Conflict(f"an end user with externalUserId '{external}' exists")
+        try:
+            with info.context.change() as (session, principal):
+                users = EndUserRepository(session)
+                if users.get_by_external_id(principal.environment_id, external) is not None:
+                    raise exists
+                end_user = users.create(principal.environment_id, external, name=name)
+        except IntegrityError:  # added by a concurrent request meanwhile
+            raise exists from None
+        return CreateExternalUserPayload(
+            user_id=strawberry.ID(end_user.id), user=UserNode.of(end_user)
+        )
+
+    @mutation("Mint a user token for an end user (master token)")
+    def create_user_token(self, info: Info, input: CreateUserTokenInput) -> CreateUserTokenPayload:
+        bridge = info.context.bridge
+        with info.context.change() as (session, principal):
+            principal.require_master()
+            end_user = find_user(session, principal, input.user_id)
+            environment = EnvironmentRepository(session, bridge.keyring).get(
+                principal.environment_id
+            )
+            assert environment is not None
+            token, expires_at = mint_user_token(
+                session, bridge.keyring, environment, end_user, now=bridge.now()
+            )
+        return CreateUserTokenPayload(access_token=token, expires_at=expires_at)
+
+    @mutation("Import an authentication: credentials obtained elsewhere")
+    def create_user_authentication(
+        self, info: Info, input: CreateUserAuthenticationInput
+    ) -> CreateUserAuthenticationPayload:
+        context, bridge = info.context, info.context.bridge
+        fields, tokens = json_object(input.data, "data"), json_object(input.tokens, "tokens")
+        if input.expires_at is not None and input.expires_at.utcoffset() is None:
+            raise errors.InvalidInput("expiresAt must have a time zone", field="expiresAt")
+        context.end_transaction()  # no transaction spans the provider call
+        with context.change() as (session, principal):
+            end_user = find_user(session, principal, input.user_id)
+            request = imports.ImportRequest(
+                connector=input.connector,
+                external_user_id=end_user.external_user_id,
+                version=input.version,
+                variant=input.variant,
+                name=input.name,
+                fields=fields,
+                tokens=tokens,
+                scopes=tuple(input.scopes) if input.scopes is not None else None,
+                expires_at=input.expires_at,
+            )
+            prepared = imports.prepare(bridge, session, principal, request)
+        context.end_transaction()
+        result = anyio.from_thread.run(imports.connect, bridge, prepared, request)
+        with context.change() as (session, principal):
+            auth = imports.commit(bridge, session, principal, prepared, request, result)
+        return CreateUserAuthenticationPayload(
+            authentication_id=strawberry.ID(auth.id), authentication=AuthenticationNode.of(auth)
+        )
+
+    @mutation("Delete an authentication")
+    def remove_authentication(
+        self, info: Info, input: RemoveAuthenticationInput
+    ) -> RemoveAuthenticationPayload:
+        with info.context.change() as (session, principal):
+            authentications.delete(info.context.bridge, session, principal, input.authentication_id)
+        return RemoveAuthenticationPayload(authentication_id=input.authentication_id)
