@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import math
 import multiprocessing
 import os
 import platform
@@ -36,7 +35,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,6 +48,19 @@ from typing import Any
 
 import httpx
 import psycopg
+from _common import (
+    DEFAULT_MAINTENANCE_URL,
+    RESULTS,
+    ROOT,
+    answers,
+    child,
+    cpu_seconds,
+    free_port,
+    git_commit,
+    percentile,
+    temporary_postgres,
+    wait_until,
+)
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -61,8 +72,6 @@ from authbridge.storage.repositories import (
     MasterTokenRepository,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
 TARGET_RATIO = 0.60
 POOL_CEILING = 30  # connections one server's pool may open (storage/db.py)
 POSTGRES_SPARE_CONNECTIONS = 15  # left to other users of a shared PostgreSQL
@@ -70,7 +79,6 @@ POSTGRES_SPARE_CONNECTIONS = 15  # left to other users of a shared PostgreSQL
 HEALTHZ_MIN_BUSY = 0.6
 AUTHS_PER_END_USER = 10
 CREDENTIALS_READ = "authentication.credentials_read"
-DEFAULT_MAINTENANCE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 CREDENTIALS_LABEL = "GET /v1/authentications/{id}/credentials"
 HEALTHZ_LABEL = "GET /healthz"
 # Variables of the environment that would point the server somewhere else than the bench data.
@@ -198,7 +206,7 @@ class Run:
             "variant": self.variant or None,
             "server_src": self.server_src,
             "when": datetime.now(UTC).isoformat(timespec="seconds"),
-            "commit": _git_commit(),
+            "commit": git_commit(),
             "machine": {
                 "cpus": os.cpu_count(),
                 "python": platform.python_version(),
@@ -228,21 +236,6 @@ class Run:
             "notes": self.notes,
             "warnings": self.warnings,
         }
-
-
-def _git_commit() -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except OSError:
-        return None
-    return done.stdout.strip() or None
 
 
 # --------------------------------------------------------------------------------------------
@@ -332,27 +325,6 @@ def count_audited_reads(database_url: str) -> int:
 # Temporary database and server
 
 
-@contextlib.contextmanager
-def temporary_postgres(maintenance_url: str) -> Iterator[str]:
-    """Create a database on the server of ``maintenance_url``; drop it (forcefully) afterwards."""
-    url = make_url(maintenance_url)
-    name = f"authbridge_bench_{secrets.token_hex(6)}"
-    plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(plain, autocommit=True, connect_timeout=5) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.set(drivername="postgresql+psycopg", database=name).render_as_string(
-            hide_password=False
-        )
-    finally:
-        with (
-            _signals_held(),
-            psycopg.connect(plain, autocommit=True, connect_timeout=5) as connection,
-        ):
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        print(f"  dropped database {name}")
-
-
 def check_postgres_headroom(maintenance_url: str, servers: int) -> None:
     """Refuse to start servers whose pools could take the connections other users need.
 
@@ -394,79 +366,13 @@ def postgres_sessions(maintenance_url: str, database_url: str) -> int:
 
 
 @contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Let clean-up finish even when Ctrl-C is pressed again meanwhile."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def authbridge_command() -> list[str]:
-    beside = Path(sys.executable).with_name("authbridge")
-    if beside.exists():
-        return [str(beside)]
-    found = shutil.which("authbridge")
-    if found is None:
-        raise SystemExit("authbridge is not installed in this Python environment (make test)")
-    return [found]
-
-
-@contextlib.contextmanager
 def server(environ: dict[str, str], port: int, log_dir: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``authbridge serve`` until the block ends; its own session, so Ctrl-C reaches us."""
-    stdout = (log_dir / "server.out").open("wb")
-    stderr = (log_dir / "server.err").open("wb")
-    command = [*authbridge_command(), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    process = subprocess.Popen(
-        [*command, "--log-level", "warning"],
-        env=environ,
-        stdin=subprocess.DEVNULL,
-        stdout=stdout,
-        stderr=stderr,
-        start_new_session=True,
-    )
-    try:
-        wait_ready(process, f"http://127.0.0.1:{port}/healthz", log_dir)
-        yield process
-    finally:
-        with _signals_held():
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-            stdout.close()
-            stderr.close()
-
-
-def wait_ready(process: subprocess.Popen[bytes], url: str, log_dir: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"authbridge serve exited with {process.returncode}:\n{_tail(log_dir)}"
-            )
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"authbridge serve did not answer {url} within 60 s:\n{_tail(log_dir)}")
-
-
-def _tail(log_dir: Path, lines: int = 30) -> str:
-    text = (log_dir / "server.err").read_text(errors="replace").splitlines()
-    return "\n".join(text[-lines:])
+    """Run ``authbridge serve`` until the block ends, once it answers ``/healthz``."""
+    command = ["serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    with child("server", command, environ, log_dir) as started:
+        url = f"http://127.0.0.1:{port}/healthz"
+        wait_until(answers(url), started, f"authbridge serve did not answer {url}")
+        yield started.process
 
 
 # --------------------------------------------------------------------------------------------
@@ -547,13 +453,6 @@ class Wrk:
             mean_ms=latency["mean"] / 1000,
             max_ms=latency["max"] / 1000,
         )
-
-
-def _percentile(ordered: Sequence[float], percent: float) -> float:
-    if not ordered:
-        return 0.0
-    rank = max(0, math.ceil(percent / 100 * len(ordered)) - 1)
-    return ordered[rank]
 
 
 def _client_worker(
@@ -647,25 +546,15 @@ class PythonClient:
             seconds=seconds,
             errors=errors,
             error_detail={key: value for key, value in statuses.items() if key != "200"},
-            p50_ms=_percentile(latencies, 50) * 1000,
-            p90_ms=_percentile(latencies, 90) * 1000,
-            p99_ms=_percentile(latencies, 99) * 1000,
+            p50_ms=percentile(latencies, 50) * 1000,
+            p90_ms=percentile(latencies, 90) * 1000,
+            p99_ms=percentile(latencies, 99) * 1000,
             mean_ms=(sum(latencies) / len(latencies) * 1000) if latencies else 0.0,
             max_ms=(latencies[-1] * 1000) if latencies else 0.0,
         )
 
 
 LoadGenerator = Wrk | PythonClient
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``; else 0)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    # After the command name: state is field 3, utime 14 and stime 15 (1-based, man proc).
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(
@@ -678,9 +567,9 @@ def measure(
 ) -> Measurement:
     label = CREDENTIALS_LABEL if mode == "credentials" else HEALTHZ_LABEL
     print(f"  measuring {label} for {seconds:g} s ({target.base_url})")
-    before = process_cpu_seconds(pid)
+    before = cpu_seconds(pid)
     result = loadgen.run(target, mode, seconds, args.concurrency, label)
-    result.server_cpu_s = process_cpu_seconds(pid) - before
+    result.server_cpu_s = cpu_seconds(pid) - before
     return result
 
 

@@ -39,13 +39,10 @@ import base64
 import contextlib
 import http.client
 import json
-import math
 import os
 import platform
-import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -59,9 +56,20 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
-import psycopg
+from _common import (
+    DEFAULT_MAINTENANCE_URL,
+    RESULTS,
+    ROOT,
+    Child,
+    child,
+    cpu_seconds,
+    free_port,
+    git_commit,
+    percentile,
+    temporary_postgres,
+    wait_until,
+)
 from sqlalchemy import func, select, update
-from sqlalchemy.engine import make_url
 
 from authbridge.runtime import keyring_json
 from authbridge.storage import Database
@@ -75,11 +83,8 @@ from authbridge.storage.repositories import (
 )
 from authbridge.vault import Keyring
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
 RESULT_FILE = RESULTS / "refresh-storm.json"
 TARGET_RATE = 500.0
-DEFAULT_MAINTENANCE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 CLIENT_ID = "sandbox-client"
 CLIENT_SECRET = "sandbox-secret"
 REDIRECT_URI = "http://127.0.0.1/callback"
@@ -110,115 +115,7 @@ MANIFEST_YAML = f"key: {CONNECTOR}\nlabel: Sandbox OAuth 2 (bench)\nversion: '1'
 
 
 # --------------------------------------------------------------------------------------------
-# Processes, database, clean-up
-
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Let clean-up finish even when Ctrl-C is pressed again meanwhile."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-@contextlib.contextmanager
-def temporary_postgres(maintenance_url: str) -> Iterator[str]:
-    """Create a database on the server of ``maintenance_url``; drop it (forcefully) afterwards."""
-    url = make_url(maintenance_url)
-    name = f"authbridge_bench_{secrets.token_hex(6)}"
-    plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(plain, autocommit=True, connect_timeout=5) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.set(drivername="postgresql+psycopg", database=name).render_as_string(
-            hide_password=False
-        )
-    finally:
-        with (
-            _signals_held(),
-            psycopg.connect(plain, autocommit=True, connect_timeout=5) as connection,
-        ):
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        print(f"  dropped database {name}")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def authbridge_command() -> list[str]:
-    beside = Path(sys.executable).with_name("authbridge")
-    if beside.exists():
-        return [str(beside)]
-    found = shutil.which("authbridge")
-    if found is None:
-        raise SystemExit("authbridge is not installed in this Python environment (make test)")
-    return [found]
-
-
-@dataclass
-class Child:
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def tail(self, lines: int = 30) -> str:
-        text = self.log.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
-
-
-@contextlib.contextmanager
-def child(name: str, args: Sequence[str], environ: dict[str, str], work: Path) -> Iterator[Child]:
-    """Run ``authbridge <args>`` until the block ends; its own session, so Ctrl-C reaches us."""
-    log = work / f"{name}.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [*authbridge_command(), *args],
-            env=environ,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        yield Child(name, process, log)
-    finally:
-        with _signals_held():
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-
-
-def wait_until(ready: Any, started: Child, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if started.process.poll() is not None:
-            raise RuntimeError(
-                f"{started.name} exited ({started.process.returncode}):\n{started.tail()}"
-            )
-        with contextlib.suppress(httpx.HTTPError):
-            if ready():
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{started.name}: {what} within {timeout:g} s:\n{started.tail()}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``; else 0)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+# Machine and PostgreSQL CPU time
 
 
 def machine_cpu_seconds() -> float:
@@ -394,13 +291,6 @@ class Phase:
         return not self.problems
 
 
-def percentile(ordered: Sequence[float], percent: float) -> float:
-    if not ordered:
-        return 0.0
-    rank = max(0, math.ceil(percent / 100 * len(ordered)) - 1)
-    return ordered[rank]
-
-
 def sandbox_stats(sandbox: str) -> dict[str, Any]:
     stats: dict[str, Any] = httpx.get(sandbox + "/sandbox/stats", timeout=10).json()
     return stats
@@ -538,21 +428,6 @@ def print_phase(phase: Phase) -> None:
 
 # --------------------------------------------------------------------------------------------
 # Main
-
-
-def _git_commit() -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except OSError:
-        return None
-    return done.stdout.strip() or None
 
 
 def run(args: argparse.Namespace) -> list[Phase]:
@@ -734,7 +609,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = {
         "benchmark": "refresh-storm",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": _git_commit(),
+        "commit": git_commit(),
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),

@@ -12,16 +12,20 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from authbridge import __version__
-from authbridge.api import oauth_pages, pages, problems, rendering
+from authbridge.api import graphql, oauth_pages, pages, problems, rendering, wizard_pages
 from authbridge.api.deps import plain_params
 from authbridge.api.routes import (
     authentications,
+    authorization_codes,
     connect_sessions,
     connectors,
+    proxy,
     tenancy,
+    themes,
     webhooks,
 )
 from authbridge.api.routes.metrics import router as metrics_router
+from authbridge.api.routes.solutions import router as solutions_router
 from authbridge.api.schemas import Health
 from authbridge.services.bridge import Bridge
 from authbridge.services.refresh import Refresher
@@ -70,12 +74,26 @@ def create_app(
     async def healthz() -> Health:
         return Health(status="ok")
 
-    for module in (authentications, connect_sessions, connectors, tenancy, webhooks):
+    for module in (
+        authentications,
+        authorization_codes,
+        connect_sessions,
+        connectors,
+        proxy,
+        tenancy,
+        themes,
+        webhooks,
+    ):
         app.include_router(
             module.router, responses=problems.RESPONSES, dependencies=[Depends(plain_params)]
         )
+    app.include_router(
+        solutions_router, responses=problems.RESPONSES, dependencies=[Depends(plain_params)]
+    )
     app.include_router(metrics_router)
+    app.include_router(graphql.create_router())
     app.include_router(pages.router)
     app.include_router(oauth_pages.router)
+    app.include_router(wizard_pages.router)
     app.mount("/static", rendering.static_files(), name="static")
     return app

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -171,6 +171,29 @@ class OutboundClient:
         parsed = httpx.URL(url)
         with translate_errors(f"{method.upper()} {parsed.scheme}://{parsed.host}"):
             return await self._client.request(method, parsed, **kwargs)
+
+    async def open_stream(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        headers: Iterable[tuple[str, str]],
+        content: AsyncIterator[bytes] | None,
+        *,
+        auth: httpx.Auth | None = None,
+    ) -> httpx.Response:
+        """Send a request whose body streams from ``content``; return the response with its
+        body unread (read it with ``aiter_raw``, then ``aclose`` it). Redirects are returned,
+        not followed: the proxy passes them to its caller.
+
+        httpx's transport exceptions are raised as they are, for the caller to map.
+        """
+        request = self._client.build_request(method, url, headers=list(headers), content=content)
+        return await self._client.send(
+            request,
+            auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
+            stream=True,
+            follow_redirects=False,
+        )
 
     async def get(self, url: str | httpx.URL, **kwargs: Any) -> httpx.Response:
         return await self.request("GET", url, **kwargs)

@@ -1,0 +1,325 @@
+"""The credential-injecting proxy: one request forwarded to a connector's API, signed.
+
+``/v1/proxy/{auth_id}/{path}`` sends the request on to the base URL of the connector's request
+rules with the credentials applied (:mod:`authbridge.mechanisms.request_rules`). This module
+holds what the route needs besides HTTP plumbing:
+
+* :func:`read_target` reads the authentication, its fresh credentials and its connector in one
+  transaction (the route refreshes due credentials first through
+  :func:`authentications.read_fresh`), without an audit row: the proxied call writes one when
+  it ends, with its status and duration (:func:`record`);
+* the header filters of RFC 9110 §7.6.1 (hop-by-hop headers never cross a proxy) plus our own
+  ``Authorization`` and cookies;
+* :class:`BodySpool`, which keeps a copy of the request body while it streams upstream, so the
+  request can be sent again after a 401 and a refresh;
+* :func:`send`, which opens the upstream response through the process's outbound client (its
+  egress policy and timeouts) and maps transport failures to problems: 504 for a timeout,
+  502 for an unreachable or refused host.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote, unquote_plus, urlencode
+
+import httpx
+from sqlalchemy.orm import Session
+
+from authbridge import errors
+from authbridge.http import OutboundClient
+from authbridge.mechanisms.request_rules import RequestAuth
+from authbridge.redaction import redact
+from authbridge.services import authentications, connectors
+from authbridge.services.authentications import RefreshDue, RequestCredentials
+from authbridge.services.bridge import Bridge
+from authbridge.services.principals import Principal
+from authbridge.storage.models import AuthStatus
+from authbridge.storage.repositories import AuditRepository
+
+ACTION = "authentication.proxied"
+#: RFC 9110 §7.6.1 and §7.8: connection-specific headers, never forwarded by a proxy.
+HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade"}
+)
+#: Request headers that describe our hop, not the upstream's: the host, our bearer token, and
+#: ``Expect`` (a 100-continue is answered by our server, not forwarded).
+OWN_REQUEST_HEADERS = frozenset({"host", "authorization", "expect"})
+#: Our cookies (connect flows) start with this; the caller's other cookies are forwarded.
+OWN_COOKIE_PREFIX = "ab_"
+SPOOL_IN_MEMORY = 1024 * 1024
+REPLAY_CHUNK = 64 * 1024
+
+
+class UpstreamTimeout(errors.ProviderUnavailable):
+    """The connector's API did not answer in time."""
+
+    code = "upstream_timeout"
+    status = 504
+
+
+class UpstreamUnreachable(errors.ProviderError):
+    """The connector's API could not be reached (refused, reset, not resolvable)."""
+
+    code = "upstream_unreachable"
+    status = 502
+
+
+def read_target(
+    bridge: Bridge,
+    session: Session,
+    principal: Principal,
+    auth_id: str,
+    *,
+    after_refresh: bool = False,
+) -> RequestCredentials:
+    """The authentication, its credentials and its connector, for one proxied request.
+
+    Refuses someone else's authentication (not found) and an inactive one (409). Raises
+    :class:`RefreshDue` when the credentials are due (the caller refreshes and calls again with
+    ``after_refresh``); after a refresh that failed, an unexpired token is still used and an
+    expired one is :class:`errors.ProviderUnavailable`, as for a credentials read. The
+    credentials include the refresh token (never sent: the rules cannot name it), so the caller
+    can tell whether they can be renewed. Unlike a credentials read this writes no audit row:
+    the proxied request writes one when it ends.
+    """
+    auth = authentications.get(bridge, session, principal, auth_id)
+    if auth.status is not AuthStatus.ACTIVE:
+        reason = f": {auth.last_error}" if auth.last_error else ""
+        raise errors.Conflict(
+            f"authentication '{auth.id}' is {auth.status.value}{reason}; the end user must "
+            "reconnect it"
+        )
+    now = bridge.now()
+    expired = auth.expires_at is not None and auth.expires_at <= now
+    if not after_refresh and auth.refresh_due_at is not None and auth.refresh_due_at <= now:
+        raise RefreshDue(auth.id, expired=expired)
+    if after_refresh and expired:
+        reason = f": {auth.last_error}" if auth.last_error else ""
+        raise errors.ProviderUnavailable(
+            f"the credentials expired and could not be refreshed{reason}", retry_after=30
+        )
+    repository = authentications.repository(bridge, session)
+    setup = connectors.setup(
+        bridge,
+        session,
+        principal.environment_id,
+        auth.connector_key,
+        auth.connector_version,
+        auth.connector_variant,
+    )
+    return RequestCredentials(
+        auth=auth,
+        credentials=repository.credentials(auth),
+        profile=repository.profile(auth),
+        setup=setup,
+    )
+
+
+def secret_values(credentials: Mapping[str, Any]) -> list[str]:
+    """Every stored text value: what must never reach the audit log."""
+    return [value for value in credentials.values() if isinstance(value, str)]
+
+
+def upstream_url(rules: RequestAuth, raw_path: str, query: str) -> str:
+    """The connector's base URL joined with the path and query the caller sent (as sent), and
+    the rules' query parameters (which replace the caller's of the same name).
+
+    A ``.`` or ``..`` segment (also percent-encoded) is refused: it would climb out of the base
+    URL's path. Without a base URL there is nowhere to forward to (409).
+    """
+    if rules.base_url is None:
+        raise errors.Conflict(
+            "the connector declares no base URL in its request rules, so it cannot be proxied"
+        )
+    if any(unquote(segment) in {".", ".."} for segment in raw_path.split("/")):
+        raise errors.InvalidInput("the path must not contain '.' or '..' segments", field="path")
+    pairs = [
+        pair
+        for pair in query.split("&")
+        if pair and unquote_plus(pair.partition("=")[0]) not in rules.params
+    ]
+    if rules.params:
+        pairs.append(urlencode(rules.params))
+    url = rules.base_url.rstrip("/") + "/" + raw_path
+    return f"{url}?{'&'.join(pairs)}" if pairs else url
+
+
+def connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> set[str]:
+    """The header names a ``Connection`` header lists (they are hop-by-hop too)."""
+    named: set[str] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            named.update(
+                token.strip().lower() for token in value.decode("latin-1").split(",") if token
+            )
+    return named
+
+
+def _hop_by_hop(name: str, listed: set[str]) -> bool:
+    return name in HOP_BY_HOP or name.startswith("proxy-") or name in listed
+
+
+def request_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """The caller's headers to forward: without hop-by-hop headers, our own ``Authorization``,
+    ``Host`` (httpx sets the upstream's) and our cookies. Without an ``Accept-Encoding`` of the
+    caller's, ``identity`` is asked for, so the body arrives as the caller expects it."""
+    listed = connection_tokens(raw)
+    forwarded: list[tuple[str, str]] = []
+    for raw_name, raw_value in raw:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        if _hop_by_hop(name, listed) or name in OWN_REQUEST_HEADERS:
+            continue
+        if name == "cookie":
+            value = _foreign_cookies(value)
+            if not value:
+                continue
+        forwarded.append((name, value))
+    if not any(name == "accept-encoding" for name, _ in forwarded):
+        forwarded.append(("accept-encoding", "identity"))
+    return forwarded
+
+
+def _foreign_cookies(header: str) -> str:
+    pairs = (pair.strip() for pair in header.split(";"))
+    return "; ".join(pair for pair in pairs if pair and not pair.startswith(OWN_COOKIE_PREFIX))
+
+
+def response_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The upstream's headers to pass back: all but the hop-by-hop ones."""
+    listed = connection_tokens(raw)
+    return [
+        (name.lower(), value)
+        for name, value in raw
+        if not _hop_by_hop(name.decode("latin-1").lower(), listed)
+    ]
+
+
+class BodySpool:
+    """A request body streamed upstream while a copy is kept, to send it again after a 401.
+
+    The copy stays in memory up to 1 MiB, then moves to a temporary file, so a large body
+    never sits in memory whole. :meth:`replay` first reads what the first attempt left unread
+    (an upstream may answer before reading the whole body).
+    """
+
+    def __init__(self, source: AsyncIterator[bytes]) -> None:
+        self._source = source
+        self._copy = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        """The body from the caller, copied as it passes."""
+        async for chunk in self._source:
+            self._copy.write(chunk)
+            yield chunk
+
+    async def replay(self) -> AsyncIterator[bytes]:
+        """The whole body again, from the copy."""
+        async for chunk in self._source:
+            self._copy.write(chunk)
+        self._copy.seek(0)
+        while chunk := self._copy.read(REPLAY_CHUNK):
+            yield chunk
+
+    def close(self) -> None:
+        self._copy.close()
+
+
+async def send(
+    http: OutboundClient,
+    method: str,
+    url: str,
+    headers: list[tuple[str, str]],
+    body: AsyncIterator[bytes] | None,
+    rules: RequestAuth,
+) -> httpx.Response:
+    """Open the upstream response (status and headers read, body not yet): the caller reads
+    it with ``aiter_raw`` and closes it.
+
+    Timeouts are :class:`UpstreamTimeout` (504); a connection that fails is
+    :class:`UpstreamUnreachable` (502); an address the egress policy refuses is
+    :class:`errors.EgressDenied` (502). Messages name the host, never the URL.
+    """
+    target = httpx.URL(url)
+    where = f"{method} {target.scheme}://{target.host}"
+    try:
+        # The rules' query parameters are in ``url`` already (the caller's query as sent).
+        signing = dataclasses.replace(rules, params={})
+        return await http.open_stream(method, target, headers, body, auth=signing.auth())
+    except httpx.TimeoutException as exc:
+        raise UpstreamTimeout(f"{where}: the upstream API did not answer in time") from exc
+    except httpx.ConnectError as exc:
+        raise UpstreamUnreachable(f"{where}: could not connect to the upstream API") from exc
+    except httpx.TransportError as exc:
+        raise UpstreamUnreachable(f"{where}: the connection to the upstream API failed") from exc
+
+
+@dataclass(frozen=True)
+class ProxiedCall:
+    """One proxied request as the audit log keeps it: never a header, query value or body."""
+
+    environment_id: str
+    actor: str
+    auth_id: str
+    method: str
+    host: str
+    path: str
+    status: int
+    seconds: float
+    retried: bool
+    at: datetime
+
+
+def proxied_call(
+    principal: Principal,
+    auth_id: str,
+    *,
+    method: str,
+    url: str,
+    status: int,
+    seconds: float,
+    retried: bool,
+    secrets: Iterable[str],
+    at: datetime,
+) -> ProxiedCall:
+    """The audit entry of a request to ``url``: its host and path (no query; any stored value
+    in the path redacted), status and duration."""
+    target = httpx.URL(url)
+    return ProxiedCall(
+        environment_id=principal.environment_id,
+        actor=principal.actor,
+        auth_id=auth_id,
+        method=method,
+        host=target.host,
+        path=redact(target.path, secrets),
+        status=status,
+        seconds=seconds,
+        retried=retried,
+        at=at,
+    )
+
+
+def record(session: Session, calls: Iterable[ProxiedCall]) -> None:
+    """Write the audit rows of proxied requests (``authentication.proxied``)."""
+    audit = AuditRepository(session)
+    for call in calls:
+        audit.record(
+            environment_id=call.environment_id,
+            actor=call.actor,
+            action=ACTION,
+            target_type=authentications.TARGET,
+            target_id=call.auth_id,
+            detail={
+                "method": call.method,
+                "host": call.host,
+                "path": call.path,
+                "status": call.status,
+                "duration_ms": round(call.seconds * 1000, 1),
+                "retried": call.retried,
+            },
+            now=call.at,
+        )
