@@ -84,7 +84,7 @@ def test_list_show_and_delete(target: str, tmp_path: Path) -> None:
     assert "typeform-to-sheets" in listed
     assert "external_google_sheets_authentication" in listed
     shown = ok("solutions", "show", "typeform-to-sheets").stdout
-    assert "auth slot external_typeform_authentication: Typeform account" in shown
+    assert "auth slot external_typeform_authentication: Typeform" in shown
     assert "accounts:read forms:read responses:read offline" in shown
     assert 'default        "leads"' in shown
 
