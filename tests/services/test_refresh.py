@@ -184,3 +184,23 @@ async def test_a_provider_outage_backs_off_without_changing_the_status(
     recovered = await Refresher(bridge).refresh(auth.id, force=True)
     assert recovered.kind == "refreshed"
     assert events.RECOVERED in event_types(bridge)
+
+
+async def test_an_uninstalled_connector_backs_off_instead_of_failing_every_tick(
+    bridge: Bridge, environment: Environment, sandbox: str
+) -> None:
+    auth = due_oauth_auth(bridge, environment, sandbox)
+    removed = replace(bridge, registry=Registry.load([], include_catalog=False))
+
+    outcome = await Refresher(removed).refresh(auth.id)
+
+    assert outcome.kind == "failed"
+    assert outcome.message is not None
+    assert "no connector named 'sandbox-oauth2'" in outcome.message
+    after, _ = stored(bridge, auth.id)
+    assert after.status is AuthStatus.ACTIVE  # reinstalling the connector is enough
+    assert after.refresh_failures == 1
+    assert after.refresh_due_at is not None
+    assert after.refresh_due_at > bridge.now()  # not due again at the next tick
+    assert after.lease_owner is None
+    assert (await Refresher(removed).refresh(auth.id)).kind == "not_due"

@@ -63,6 +63,13 @@ class Lease:
 
 
 @dataclass(frozen=True)
+class Unusable:
+    """The lease was taken but the connector cannot be loaded (removed); a failure is stored."""
+
+    message: str
+
+
+@dataclass(frozen=True)
 class Outcome:
     """How a refresh ended: ``refreshed`` (by us), ``shared`` (another refresher's result),
     ``busy`` (another refresher is at it; not waited for), ``not_due``, ``failed`` (transient;
@@ -134,6 +141,8 @@ class Refresher:
                 return Outcome("shared")
             # The lease ran out with nothing stored (its holder died): take it over.
             taken = await self._db(lambda session: self._take(session, auth_id, force=force))
+        if isinstance(taken, Unusable):
+            return Outcome("failed", taken.message)
         if not isinstance(taken, Lease):
             return Outcome("not_due")
         auth = taken.auth
@@ -162,9 +171,12 @@ class Refresher:
         await self._db(lambda session: self._store(session, taken, result))
         return Outcome("refreshed")
 
-    def _take(self, session: Session, auth_id: str, *, force: bool) -> Lease | str | None:
-        """Take the lease: a :class:`Lease`, :data:`BUSY` (another refresher holds it), or
-        ``None`` when there is nothing to do (not due, not active, gone)."""
+    def _take(
+        self, session: Session, auth_id: str, *, force: bool
+    ) -> Lease | Unusable | str | None:
+        """Take the lease: a :class:`Lease`, :data:`BUSY` (another refresher holds it),
+        :class:`Unusable` (its connector cannot be loaded; backed off), or ``None`` when there is
+        nothing to do (not due, not active, gone)."""
         now = self.bridge.now()
         repo = AuthenticationRepository(session, self.bridge.keyring)
         # Most calls find the auth due and free (the worker asks only for due ones): try the
@@ -179,14 +191,23 @@ class Refresher:
             if not force and (current.refresh_due_at is None or current.refresh_due_at > now):
                 return None
             return BUSY
-        connector_setup = setup(
-            self.bridge,
-            session,
-            auth.environment_id,
-            auth.connector_key,
-            auth.connector_version,
-            auth.connector_variant,
-        )
+        try:
+            connector_setup = setup(
+                self.bridge,
+                session,
+                auth.environment_id,
+                auth.connector_key,
+                auth.connector_version,
+                auth.connector_variant,
+            )
+        except (errors.ConnectorNotFound, errors.DefinitionError, errors.InvalidInput) as exc:
+            # The connector (or this version or variant) is no longer installed: back off like
+            # any failure, so the worker does not stumble on it every tick, and keep the status
+            # (reinstalling it is enough).
+            message = f"cannot refresh: {exc.message}"
+            log.warning("refresh of %s impossible: %s", auth_id, message)
+            self._failed(session, auth, message, None)
+            return Unusable(message)
         return Lease(auth=auth, stored=repo.credentials(auth), setup=connector_setup)
 
     async def _call_provider(
