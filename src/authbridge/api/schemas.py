@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from authbridge.jsonvalues import json_problem
+from authbridge.services.imports import ImportRequest
 from authbridge.storage.models import (
     AuditEvent,
     Authentication,
@@ -206,6 +207,24 @@ class AuthenticationImport(Request):
     )
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def to_request(self, *, skip_validate: bool = False) -> ImportRequest:
+        """The import service's request for this body (``skip_validate`` overrides it)."""
+        return ImportRequest(
+            connector=self.connector,
+            external_user_id=self.external_user_id,
+            version=self.version,
+            variant=self.variant,
+            name=self.name,
+            fields=self.fields,
+            tokens=self.tokens.model_dump(exclude_none=True) if self.tokens else {},
+            scopes=tuple(self.scopes) if self.scopes is not None else None,
+            expires_at=self.expires_at,
+            hard_expires_at=self.hard_expires_at,
+            delete_at=self.delete_at,
+            delete_after_seconds=self.delete_after_seconds,
+            validate=self.validate_credentials and not skip_validate,
+        )
 
 
 class JwtConnect(Request):

@@ -80,21 +80,7 @@ def parse_line(line: str, *, skip_validate: bool) -> imports.ImportRequest:
         more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
         reason = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
         raise LineError(f"{where}: {reason}{more}") from None
-    return imports.ImportRequest(
-        connector=body.connector,
-        external_user_id=body.external_user_id,
-        version=body.version,
-        variant=body.variant,
-        name=body.name,
-        fields=body.fields,
-        tokens=body.tokens.model_dump(exclude_none=True) if body.tokens else {},
-        scopes=tuple(body.scopes) if body.scopes is not None else None,
-        expires_at=body.expires_at,
-        hard_expires_at=body.hard_expires_at,
-        delete_at=body.delete_at,
-        delete_after_seconds=body.delete_after_seconds,
-        validate=body.validate_credentials and not skip_validate,
-    )
+    return body.to_request(skip_validate=skip_validate)
 
 
 class _DryRun(Exception):

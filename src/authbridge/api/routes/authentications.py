@@ -70,21 +70,7 @@ async def import_authentication(
     Form connectors take `fields`; OAuth connectors take `tokens` (and `expires_at`,
     `scopes`). `validate` (default true) runs the definition's check first.
     """
-    request = imports.ImportRequest(
-        connector=body.connector,
-        external_user_id=body.external_user_id,
-        version=body.version,
-        variant=body.variant,
-        name=body.name,
-        fields=body.fields,
-        tokens=body.tokens.model_dump(exclude_none=True) if body.tokens else {},
-        scopes=tuple(body.scopes) if body.scopes is not None else None,
-        expires_at=body.expires_at,
-        hard_expires_at=body.hard_expires_at,
-        delete_at=body.delete_at,
-        delete_after_seconds=body.delete_after_seconds,
-        validate=body.validate_credentials,
-    )
+    request = body.to_request()
 
     def prepare() -> imports.Prepared:
         with transaction(bridge, token) as (session, principal):
