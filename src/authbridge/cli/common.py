@@ -6,6 +6,8 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from alembic.util.exc import CommandError
@@ -27,6 +29,22 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 wide = Console(highlight=False, width=None if out.is_terminal else 200)
 
 EnvOption = typer.Option(DEFAULT_ENVIRONMENT, "--env", "-e", help="The environment's name.")
+ConnectorsOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--connectors",
+        "-c",
+        exists=True,
+        file_okay=False,
+        help="A folder of connector definitions beside the catalog (repeatable); every process "
+        "of one deployment uses the same folders.",
+    ),
+]
+AllowLoopbackOption = typer.Option(
+    False,
+    "--allow-loopback",
+    help="Let connectors call providers on this machine (the sandbox); off in production.",
+)
 
 
 class CliError(AuthBridgeError):

@@ -14,7 +14,6 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
 
 import typer
 from pydantic import ValidationError
@@ -23,6 +22,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from authbridge.api.schemas import AuthenticationImport
 from authbridge.cli.common import (
+    AllowLoopbackOption,
+    ConnectorsOption,
     EnvOption,
     err,
     escape,
@@ -190,21 +191,8 @@ def import_command(
         "--skip-validate",
         help="Do not call the provider to check the credentials (the fields are still checked).",
     ),
-    connectors: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--connectors",
-            "-c",
-            exists=True,
-            file_okay=False,
-            help="A folder of connector definitions beside the catalog (repeatable).",
-        ),
-    ] = None,
-    allow_loopback: bool = typer.Option(
-        False,
-        "--allow-loopback",
-        help="Let connectors call providers on this machine (the sandbox); off in production.",
-    ),
+    connectors: ConnectorsOption = None,
+    allow_loopback: bool = AllowLoopbackOption,
     env: str = EnvOption,
 ) -> None:
     """Import authentications from a JSON Lines file, reporting each failed line.

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
 import typer
 import uvicorn
 
 from authbridge.api import create_app
 from authbridge.cli.common import (
+    AllowLoopbackOption,
+    ConnectorsOption,
     configure_logging,
     err,
     open_keys,
@@ -31,21 +30,8 @@ FIRST_TOKEN_NAME = "first run"
 def serve_command(
     host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 for every one)."),
     port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
-    connectors: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--connectors",
-            "-c",
-            exists=True,
-            file_okay=False,
-            help="A folder of connector definitions to serve beside the catalog (repeatable).",
-        ),
-    ] = None,
-    allow_loopback: bool = typer.Option(
-        False,
-        "--allow-loopback",
-        help="Let connectors call providers on this machine (the sandbox); off in production.",
-    ),
+    connectors: ConnectorsOption = None,
+    allow_loopback: bool = AllowLoopbackOption,
     log_level: str = typer.Option(
         "info", help="Log level of authbridge and uvicorn: debug, info, warning or error."
     ),

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from pathlib import Path
-from typing import Annotated
 
 import typer
 
 from authbridge.cli.common import (
+    AllowLoopbackOption,
+    ConnectorsOption,
     configure_logging,
     err,
     open_keys,
@@ -39,22 +39,8 @@ def worker_command(
     concurrency: int = typer.Option(
         32, min=1, max=1000, help="Refreshes in flight at once in this process."
     ),
-    connectors: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--connectors",
-            "-c",
-            exists=True,
-            file_okay=False,
-            help="A folder of connector definitions beside the catalog (repeatable); use the "
-            "same folders as the server.",
-        ),
-    ] = None,
-    allow_loopback: bool = typer.Option(
-        False,
-        "--allow-loopback",
-        help="Let connectors call providers on this machine (the sandbox); off in production.",
-    ),
+    connectors: ConnectorsOption = None,
+    allow_loopback: bool = AllowLoopbackOption,
     once: bool = typer.Option(
         False, "--once", help="Run one tick (and one webhook round), print what it did, exit."
     ),
