@@ -1,27 +1,23 @@
 """The configuration wizard and edit links end to end in Chromium, the host page on another
 origin.
 
-The host page loads ``/static/authbridge.js`` from authbridge and opens the wizard with
-``AuthBridge.configure(url)`` (an edit link with ``AuthBridge.connect(url)``) on a click. The
-end user picks an existing account for one slot, connects a new one for the other through the
-reused connect page, fills the settings form, and the host page receives the new instance's
-id; an edit link reconnects an account in place; an OAuth edit link with
-``skipAuthSettings`` goes straight to the sandbox provider's consent page.
+The host page (``tests/support/host_page.py``) loads ``/static/authbridge.js`` from authbridge
+and opens the wizard with ``AuthBridge.configure(url)`` (an edit link with
+``AuthBridge.connect(url)``) on a click. The end user picks an existing account for one slot,
+connects a new one for the other through the reused connect page, fills the settings form, and
+the host page receives the new instance's id; an edit link reconnects an account in place; an
+OAuth edit link with ``skipAuthSettings`` goes straight to the sandbox provider's consent page.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import pytest
 from playwright.sync_api import Page, Route
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import HTMLResponse
-from starlette.routing import Route as StarletteRoute
 
 from authbridge.services import solutions
 from authbridge.services.principals import Principal
@@ -30,35 +26,21 @@ from authbridge.services.principals import Principal
 from tests.api.conftest import SANDBOX_KEY, Api, api, api_connectors, sandbox_url  # noqa: F401
 from tests.api.helpers import import_key
 from tests.api.test_wizard_pages import OAUTH_CLIENT, auth_values_of, instance, two_slot_solution
-from tests.support.loopback import serve
+from tests.support.host_page import HostPage, host_page
 
 pytestmark = pytest.mark.browser
-
-HOST_PAGE = """<!doctype html>
-<title>host</title>
-<script src="%(script)s"></script>
-<button id="open">Set up the integration</button>
-<pre id="result"></pre>
-<pre id="error"></pre>
-<script>
-  document.getElementById("open").addEventListener("click", () => {
-    AuthBridge[%(method)s](%(url)s, {width: 560, height: 720}).then(
-      (result) => { document.getElementById("result").textContent = JSON.stringify(result); },
-      (error) => { document.getElementById("error").textContent = error.message; },
-    );
-  });
-</script>
-"""
 
 
 @dataclass
 class Host:
-    """The host page's server: its origin, and the link the next page load opens."""
+    """The host page, and the authbridge server whose wizard and edit links it opens."""
 
     api: Api
-    url: str = ""
-    method: str = "configure"
-    link: str = field(default="", repr=False)
+    page: HostPage
+
+    @property
+    def url(self) -> str:
+        return self.page.url
 
     def code(self) -> str:
         body = {"external_user_id": "user-1", "origin": self.url}
@@ -67,12 +49,14 @@ class Host:
         code: str = response.json()["code"]
         return code
 
-    def open(self, page: Page, link: str, method: str = "configure") -> Page:
+    def open(
+        self, page: Page, link: str, method: Literal["connect", "configure"] = "configure"
+    ) -> Page:
         """Load the host page for ``link`` and click its button; return the popup."""
-        self.link, self.method = link, method
+        self.page.url_to_open, self.page.method = link, method
         page.goto(self.url + "/")
         with page.expect_popup() as opened:
-            page.click("#open")
+            page.click("#connect")
         popup = opened.value
         popup.wait_for_load_state()
         return popup
@@ -80,20 +64,8 @@ class Host:
 
 @pytest.fixture
 def host(api: Api) -> Iterator[Host]:  # noqa: F811 (the imported fixture)
-    state = Host(api)
-
-    async def page(request: Request) -> HTMLResponse:
-        values = {
-            "script": f"{api.url}/static/authbridge.js",
-            "method": json.dumps(state.method),
-            "url": json.dumps(state.link),
-        }
-        return HTMLResponse(HOST_PAGE % values)
-
-    with serve(Starlette(routes=[StarletteRoute("/", page)])) as url:
-        state.url = url
-        assert url != api.url
-        yield state
+    with host_page(api.url) as page:
+        yield Host(api, page)
 
 
 def offline_images(page: Page) -> None:

@@ -1,8 +1,9 @@
 """The host's page for browser tests: another origin that opens authbridge pages in a popup.
 
 The page loads ``/static/authbridge.js`` from authbridge and, on a click of ``#connect``, calls
-``AuthBridge.connect(url)`` with the URL the test set last (:attr:`HostPage.url_to_open`); the
-promise's result lands in ``#result`` as JSON, its error in ``#error``.
+``AuthBridge.connect(url)`` (or the method the test set, :attr:`HostPage.method`: ``configure``
+opens the configuration wizard) with the URL the test set last (:attr:`HostPage.url_to_open`);
+the promise's result lands in ``#result`` as JSON, its error in ``#error``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Literal
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -27,7 +29,7 @@ PAGE = """<!doctype html>
 <pre id="error"></pre>
 <script>
   document.getElementById("connect").addEventListener("click", () => {
-    AuthBridge.connect(%(url)s, {width: 520, height: 640}).then(
+    AuthBridge[%(method)s](%(url)s, {width: 520, height: 640}).then(
       (result) => { document.getElementById("result").textContent = JSON.stringify(result); },
       (error) => { document.getElementById("error").textContent = error.message; },
     );
@@ -38,10 +40,12 @@ PAGE = """<!doctype html>
 
 @dataclass
 class HostPage:
-    """The running host page: its origin, and the authbridge URL its button opens next."""
+    """The running host page: its origin, and the authbridge URL its button opens next with
+    which ``AuthBridge`` method."""
 
     url: str
     url_to_open: str = field(default="", repr=False)
+    method: Literal["connect", "configure"] = "connect"
 
 
 @contextmanager
@@ -53,6 +57,7 @@ def host_page(authbridge_url: str) -> Iterator[HostPage]:
     async def page(request: Request) -> HTMLResponse:
         values = {
             "script": f"{authbridge_url}/static/authbridge.js",
+            "method": json.dumps(state.method),
             "url": json.dumps(state.url_to_open),
         }
         return HTMLResponse(PAGE % values)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from typing import Literal
 
 import pytest
 import uvicorn
@@ -24,7 +25,9 @@ STARTUP_TIMEOUT = 10.0
 
 
 @contextmanager
-def serve(app: ASGIApp, host: str = "127.0.0.1", *, lifespan: str = "off") -> Iterator[str]:
+def serve(
+    app: ASGIApp, host: str = "127.0.0.1", *, lifespan: Literal["auto", "on", "off"] = "off"
+) -> Iterator[str]:
     """Serve ``app`` on ``host`` and an ephemeral port; yield ``http://host:port``.
 
     ``lifespan="on"`` runs the app's startup and shutdown (which may close its clients).
