@@ -2,31 +2,36 @@
 
 What it does:
 
-1. starts a minimal upstream (a raw asyncio HTTP/1.1 server answering every request with a
-   small JSON body) in a process of its own, on a free loopback port;
+1. starts the upstreams in processes of their own, on free loopback ports: ``raw``, a minimal
+   asyncio HTTP/1.1 server answering every request with the same small JSON body (the
+   proxy's own cost, nothing else), and ``asgi``, a small Starlette app under uvicorn
+   answering JSON (as a real provider's API would, with a framework's cost per request);
+   ``--upstream`` picks one or both (the default);
 2. makes a throw-away data folder (SQLite; ``--db postgresql`` makes a throw-away database
    through 127.0.0.1:5432 instead), seeds a master token with the repositories, writes a
-   connector folder with an API-key connector whose request rules point at the upstream
+   connector folder with an API-key connector per upstream whose request rules point at it
    (``X-Api-Key`` header and a query parameter), and starts ONE ``authbridge serve
    --allow-loopback --no-worker`` process on it;
-3. imports an API-key authentication through the REST API and checks that one proxied request
-   reaches the upstream with the key applied;
-4. drives both from a separate load-generator process (``wrk`` if installed, else a raw
+3. imports an API-key authentication per upstream through the REST API and checks that a
+   proxied request gets the upstream's own answer;
+4. for each upstream, drives it directly and through the proxy from a separate load-generator
+   process (``wrk`` if installed, else a raw
    asyncio HTTP/1.1 client: one keep-alive connection per concurrent client, latency from
    request written to response read): ``--warmup`` seconds each, then ``--rounds`` alternating
    slices of direct and proxied requests (``--duration`` seconds in all for each) with
    ``--concurrency`` (32) clients, then the same with ONE client (the latency a request pays
    without queueing), then the authbridge process's ``/healthz`` (what one process can answer
    at all, the ceiling of the proxied rate);
-5. prints p50/p99 latency of both, the latency the proxy adds (p50, p99), requests per second
-   both ways and their ratio, the CPU time per request of the authbridge process, and writes
-   ``bench/results/proxy.json``. Targets: p50 added latency under 1 ms, proxied throughput at
-   least 50% of direct.
+5. prints, per upstream, p50/p99 latency of both, the latency the proxy adds (p50, p99),
+   requests per second both ways and their ratio, the CPU time per request of the authbridge
+   process, and writes them all to ``bench/results/proxy.json``. Targets: p50 added latency
+   under 1 ms, proxied throughput at least 50% of direct.
 
 The processes and the temporary data are removed at the end, also after a failure or Ctrl-C.
 
     .venv/bin/python bench/proxy.py
     .venv/bin/python bench/proxy.py --duration 20 --concurrency 64 --db postgresql
+    .venv/bin/python bench/proxy.py --upstream asgi --profile
 """
 
 from __future__ import annotations
@@ -74,6 +79,7 @@ TARGET_RATIO = 0.5
 API_KEY = "bench-key-0123456789abcdef"
 UPSTREAM_PATH = "/v1/items/42?fields=name"
 UPSTREAM_BODY = b'{"id": 42, "name": "bench item", "tags": ["a", "b", "c"]}'
+UPSTREAMS = ("raw", "asgi")
 SCRUBBED_ENV = (
     "AUTHBRIDGE_HOME",
     "AUTHBRIDGE_DATABASE_URL",
@@ -92,7 +98,7 @@ definition:
     headers: {{X-Api-Key: "{{{{api_key}}}}"}}
     params: {{source: authbridge}}
 """
-MANIFEST_YAML = "key: bench-upstream\nlabel: Bench upstream\nversion: '1'\n"
+MANIFEST_YAML = "key: bench-{kind}\nlabel: Bench upstream ({kind})\nversion: '1'\n"
 WRK_SCRIPT = r"""
 -- Written by bench/proxy.py: sends BENCH_TOKEN when set, prints the summary as JSON.
 local token = os.getenv("BENCH_TOKEN")
@@ -149,6 +155,25 @@ async def _serve_upstream(port: int) -> None:
     server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
     async with server:
         await server.serve_forever()
+
+
+def _serve_asgi_upstream(port: int) -> None:
+    """A provider-like API: a Starlette app under uvicorn (uvloop and httptools when installed,
+    as in production) answering every request with ``UPSTREAM_BODY`` as JSON."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    item = json.loads(UPSTREAM_BODY)
+
+    async def answer(_request: Request) -> JSONResponse:
+        return JSONResponse(item)
+
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    app = Starlette(routes=[Route("/{path:path}", answer, methods=methods)])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -298,9 +323,11 @@ def seed_token(environ: dict[str, str]) -> str:
         database.dispose()
 
 
-def import_auth(base_url: str, token: str) -> str:
+def import_auth(base_url: str, token: str, kind: str, direct_url: str) -> str:
+    """Import the API-key authentication of upstream ``kind``; check that a proxied request
+    gets the upstream's own answer."""
     body = {
-        "connector": "bench-upstream",
+        "connector": f"bench-{kind}",
         "external_user_id": "bench-user",
         "fields": {"api_key": API_KEY},
         "validate": False,
@@ -311,17 +338,19 @@ def import_auth(base_url: str, token: str) -> str:
         raise RuntimeError(f"importing the authentication answered {answer.status_code}")
     auth_id: str = answer.json()["id"]
     check = httpx.get(f"{base_url}/v1/proxy/{auth_id}{UPSTREAM_PATH}", headers=headers, timeout=10)
-    if check.status_code != 200 or check.content != UPSTREAM_BODY:
+    expected = httpx.get(direct_url, timeout=10).content
+    if check.status_code != 200 or check.content != expected:
         raise RuntimeError(f"a proxied request answered {check.status_code}: {check.text[:200]}")
     return auth_id
 
 
-PROFILE_FILE = RESULTS / "profile-proxy.txt"
+PROFILE_FILE = "profile-proxy-{kind}.txt"
 
 
 @contextlib.contextmanager
-def profiled(pid: int, duration: float, enabled: bool) -> Iterator[None]:
-    """Sample the authbridge process with py-spy while the block runs (``--profile``)."""
+def profiled(pid: int, duration: float, enabled: bool, kind: str) -> Iterator[None]:
+    """Sample the authbridge process with py-spy while the block runs (``--profile``): only
+    the thread holding the GIL, so the stacks show where its CPU time goes."""
     if not enabled:
         yield
         return
@@ -329,8 +358,9 @@ def profiled(pid: int, duration: float, enabled: bool) -> Iterator[None]:
     command = [str(spy if spy.exists() else "py-spy"), "record", "--pid", str(pid)]
     command += ["--duration", str(max(1, round(duration))), "--rate", "200", "--format", "raw"]
     RESULTS.mkdir(parents=True, exist_ok=True)
+    output = RESULTS / PROFILE_FILE.format(kind=kind)
     process = subprocess.Popen(
-        [*command, "--output", str(PROFILE_FILE), "--nonblocking"],
+        [*command, "--output", str(output), "--nonblocking", "--gil"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -338,7 +368,7 @@ def profiled(pid: int, duration: float, enabled: bool) -> Iterator[None]:
         yield
     finally:
         process.wait(timeout=duration + 30)
-        print(f"  collapsed stacks in {PROFILE_FILE.relative_to(ROOT)}")
+        print(f"  collapsed stacks in {output.relative_to(ROOT)}")
 
 
 @dataclass
@@ -354,14 +384,21 @@ class Run:
         return self.proxied.rps / self.direct.rps if self.direct.rps else 0.0
 
 
-def upstream_connections(direct_url: str) -> int:
-    """How many connections the upstream has accepted so far."""
+def upstream_connections(kind: str, direct_url: str) -> int | None:
+    """How many connections the raw upstream has accepted so far (the ASGI one does not say)."""
+    if kind != "raw":
+        return None
     origin = direct_url.split("/v1/", 1)[0]
     return int(httpx.get(origin + "/__connections", timeout=10).text) - 1  # minus this one
 
 
 def measure(
-    args: argparse.Namespace, direct_url: str, proxy_url: str, token: str, server_pid: int
+    args: argparse.Namespace,
+    kind: str,
+    direct_url: str,
+    proxy_url: str,
+    token: str,
+    server_pid: int,
 ) -> Run:
     def one(url: str, bearer: str, connections: int, seconds: float, pid: int) -> Measurement:
         before = cpu_seconds(pid) if pid else 0.0
@@ -377,10 +414,12 @@ def measure(
     for number in range(args.rounds):
         print(f"  round {number + 1}/{args.rounds}: {share:g} s direct, {share:g} s proxied")
         runs["direct"].append(one(direct_url, "", args.concurrency, share, 0))
-        opened = upstream_connections(direct_url)
-        with profiled(server_pid, share, args.profile and number == 0):
+        opened = upstream_connections(kind, direct_url)
+        with profiled(server_pid, share, args.profile and number == 0, kind):
             runs["proxied"].append(one(proxy_url, token, args.concurrency, share, server_pid))
-        runs["proxied"][-1].upstream_connections = upstream_connections(direct_url) - opened
+        now_open = upstream_connections(kind, direct_url)
+        if now_open is not None and opened is not None:
+            runs["proxied"][-1].upstream_connections = now_open - opened
     single = max(2.0, share / 2)
     print(f"  one client: {single:g} s direct, {single:g} s proxied")
     runs["d1"].append(one(direct_url, "", 1, single, 0))
@@ -397,7 +436,9 @@ def measure(
     )
 
 
-def run(args: argparse.Namespace) -> Run:
+def run(args: argparse.Namespace) -> dict[str, Run]:
+    """Measure each chosen upstream, direct and through one authbridge process."""
+    kinds = UPSTREAMS if args.upstream == "both" else (args.upstream,)
     with contextlib.ExitStack() as stack:
         work = Path(tempfile.mkdtemp(prefix="authbridge-proxy-bench-"))
         stack.callback(shutil.rmtree, work, True)
@@ -408,23 +449,26 @@ def run(args: argparse.Namespace) -> Run:
                 temporary_postgres(args.postgres_url)
             )
 
-        upstream_port = free_port()
-        upstream = stack.enter_context(
-            child(
-                "upstream",
-                ["--internal-upstream", str(upstream_port)],
-                environ,
-                work,
-                command=[sys.executable, str(Path(__file__).resolve())],
+        upstream_urls: dict[str, str] = {}
+        for kind in kinds:
+            upstream_port = free_port()
+            upstream = stack.enter_context(
+                child(
+                    f"upstream-{kind}",
+                    ["--internal-upstream", str(upstream_port), "--upstream", kind],
+                    environ,
+                    work,
+                    command=[sys.executable, str(Path(__file__).resolve())],
+                )
             )
-        )
-        upstream_url = f"http://127.0.0.1:{upstream_port}"
-        wait_until(answers(upstream_url + "/"), upstream, "the upstream did not answer")
-
-        folder = work / "connectors" / "bench" / "upstream"
-        folder.mkdir(parents=True)
-        (folder / "auth.yaml").write_text(CONNECTOR_YAML.format(upstream=upstream_url))
-        (folder / "manifest.yaml").write_text(MANIFEST_YAML)
+            upstream_urls[kind] = f"http://127.0.0.1:{upstream_port}"
+            wait_until(
+                answers(upstream_urls[kind] + "/"), upstream, f"the {kind} upstream did not answer"
+            )
+            folder = work / "connectors" / "bench" / kind
+            folder.mkdir(parents=True)
+            (folder / "auth.yaml").write_text(CONNECTOR_YAML.format(upstream=upstream_urls[kind]))
+            (folder / "manifest.yaml").write_text(MANIFEST_YAML.format(kind=kind))
         token = seed_token(environ)
 
         port = free_port()
@@ -439,15 +483,21 @@ def run(args: argparse.Namespace) -> Run:
         server = stack.enter_context(child("server", command, environ, work))
         base_url = f"http://127.0.0.1:{port}"
         wait_until(answers(base_url + "/healthz"), server, "authbridge serve did not answer")
-        auth_id = import_auth(base_url, token)
-        print(f"  upstream on {upstream_url}, authbridge serve pid {server.process.pid} on {port}")
-        return measure(
-            args,
-            upstream_url + UPSTREAM_PATH,
-            f"{base_url}/v1/proxy/{auth_id}{UPSTREAM_PATH}",
-            token,
-            server.process.pid,
-        )
+        print(f"  authbridge serve pid {server.process.pid} on {port}")
+        results: dict[str, Run] = {}
+        for kind in kinds:
+            direct_url = upstream_urls[kind] + UPSTREAM_PATH
+            auth_id = import_auth(base_url, token, kind, direct_url)
+            print(f"  {kind} upstream on {upstream_urls[kind]}")
+            results[kind] = measure(
+                args,
+                kind,
+                direct_url,
+                f"{base_url}/v1/proxy/{auth_id}{UPSTREAM_PATH}",
+                token,
+                server.process.pid,
+            )
+        return results
     raise AssertionError("unreachable")
 
 
@@ -455,7 +505,8 @@ def run(args: argparse.Namespace) -> Run:
 # Main
 
 
-def report(args: argparse.Namespace, result: Run, load: float) -> dict[str, Any]:
+def report_upstream(args: argparse.Namespace, kind: str, result: Run) -> dict[str, Any]:
+    """Print one upstream's figures; return them as JSON."""
     added_p50 = result.proxied.p50_ms - result.direct.p50_ms
     added_p99 = result.proxied.p99_ms - result.direct.p99_ms
     single_p50 = result.proxied_single.p50_ms - result.direct_single.p50_ms
@@ -464,8 +515,9 @@ def report(args: argparse.Namespace, result: Run, load: float) -> dict[str, Any]
         ("direct", result.direct, result.direct_single),
         ("proxied", result.proxied, result.proxied_single),
     ]
+    print(f"\n  {kind} upstream")
     print(
-        f"\n  {args.concurrency} clients        req/s    p50 ms   p99 ms   errors"
+        f"  {args.concurrency} clients        req/s    p50 ms   p99 ms   errors"
         "   1 client p50/p99 ms"
     )
     for name, many, single in rows:
@@ -491,6 +543,24 @@ def report(args: argparse.Namespace, result: Run, load: float) -> dict[str, Any]
         f"for {result.proxied.requests} requests"
     )
     return {
+        "direct": result.direct.as_json(),
+        "proxied": result.proxied.as_json(),
+        "direct_one_client": result.direct_single.as_json(),
+        "proxied_one_client": result.proxied_single.as_json(),
+        "authbridge_healthz": result.healthz.as_json(),
+        "added_latency_ms": {"p50": round(added_p50, 3), "p99": round(added_p99, 3)},
+        "added_latency_one_client_ms": {"p50": round(single_p50, 3), "p99": round(single_p99, 3)},
+        "throughput_ratio": round(result.ratio, 3),
+        "targets": {"added_p50_ms": TARGET_ADDED_P50_MS, "throughput_ratio": TARGET_RATIO},
+        "meets_targets": {
+            "added_p50": added_p50 < TARGET_ADDED_P50_MS,
+            "throughput_ratio": result.ratio >= TARGET_RATIO,
+        },
+    }
+
+
+def report(args: argparse.Namespace, results: dict[str, Run], load: float) -> dict[str, Any]:
+    return {
         "benchmark": "proxy",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": git_commit(),
@@ -509,18 +579,8 @@ def report(args: argparse.Namespace, result: Run, load: float) -> dict[str, Any]
             "rounds": args.rounds,
             "server_processes": 1,
         },
-        "direct": result.direct.as_json(),
-        "proxied": result.proxied.as_json(),
-        "direct_one_client": result.direct_single.as_json(),
-        "proxied_one_client": result.proxied_single.as_json(),
-        "authbridge_healthz": result.healthz.as_json(),
-        "added_latency_ms": {"p50": round(added_p50, 3), "p99": round(added_p99, 3)},
-        "added_latency_one_client_ms": {"p50": round(single_p50, 3), "p99": round(single_p99, 3)},
-        "throughput_ratio": round(result.ratio, 3),
-        "targets": {"added_p50_ms": TARGET_ADDED_P50_MS, "throughput_ratio": TARGET_RATIO},
-        "meets_targets": {
-            "added_p50": added_p50 < TARGET_ADDED_P50_MS,
-            "throughput_ratio": result.ratio >= TARGET_RATIO,
+        "upstreams": {
+            kind: report_upstream(args, kind, result) for kind, result in results.items()
         },
     }
 
@@ -531,6 +591,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument(
+        "--upstream",
+        choices=[*UPSTREAMS, "both"],
+        default="both",
+        help="raw: a minimal asyncio server (the proxy's own cost); asgi: a Starlette app "
+        "under uvicorn (like a provider's API)",
+    )
     parser.add_argument("--concurrency", type=int, default=32, help="concurrent clients")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds measured per side")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up per side")
@@ -544,7 +611,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--profile",
         action="store_true",
         help="sample authbridge with py-spy during the first proxied round (pip install py-spy);"
-        f" collapsed stacks in results/{PROFILE_FILE.name}",
+        f" collapsed stacks in results/{PROFILE_FILE.format(kind='<upstream>')}",
     )
     parser.add_argument("--no-save", action="store_true", help=f"do not write {RESULT_FILE.name}")
     parser.add_argument("--internal-upstream", type=int, help=argparse.SUPPRESS)
@@ -562,7 +629,10 @@ def _terminate(_signum: int, _frame: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.internal_upstream is not None:
-        asyncio.run(_serve_upstream(args.internal_upstream))
+        if args.upstream == "asgi":
+            _serve_asgi_upstream(args.internal_upstream)
+        else:
+            asyncio.run(_serve_upstream(args.internal_upstream))
         return 0
     if args.internal_load is not None:
         token = os.environ.get("BENCH_TOKEN", "")
@@ -577,16 +647,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"in {args.rounds} rounds (load average {load:.2f})"
     )
     try:
-        result = run(args)
+        results = run(args)
     except KeyboardInterrupt:
         print("\ninterrupted; the processes and the temporary data were removed")
         return 130
-    summary = report(args, result, load)
+    summary = report(args, results, load)
     if not args.no_save:
         RESULTS.mkdir(parents=True, exist_ok=True)
         RESULT_FILE.write_text(json.dumps(summary, indent=2) + "\n")
         print(f"  wrote {RESULT_FILE.relative_to(ROOT)}")
-    failed = result.direct.errors + result.proxied.errors
+    failed = sum(result.direct.errors + result.proxied.errors for result in results.values())
     return 1 if failed else 0
 
 

@@ -13,6 +13,7 @@ import json
 import socket
 import textwrap
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from authbridge.storage.repositories import (
     AuthenticationRepository,
     ConnectorConfigRepository,
     EndUserRepository,
+    MasterTokenRepository,
 )
 from tests.api.conftest import Api
 from tests.api.helpers import assert_problem, user_token
@@ -85,6 +87,15 @@ CONNECTORS = {
           request_access_token: $OAUTH1/token
           request:
             base_url: $OAUTH1
+        """,
+    "proxy-client": """
+        type: api_key
+        definition:
+          auth:
+            api_key: {type: password, name: API key}
+          request:
+            base_url: $UPSTREAM/api
+            headers: {X-Api-Key: "{{api_key}}", X-Client: "{{client_id}}"}
         """,
     "proxy-nobase": """
         type: api_key
@@ -318,10 +329,17 @@ def proxied(api: Api, tmp_path: Path, servers: Servers) -> Proxy:
     return Proxy(api, servers.upstream, servers.upstream_url, servers.oauth1)
 
 
-def audit_events(api: Api, auth_id: str) -> list[dict[str, Any]]:
-    answer = api.call("GET", "/v1/audit-events", params={"target_id": auth_id})
-    items: list[dict[str, Any]] = answer.json()["items"]
-    return [item for item in items if item["action"] == "authentication.proxied"]
+def audit_events(api: Api, auth_id: str, expected: int) -> list[dict[str, Any]]:
+    """The proxied requests' audit rows of ``auth_id``, once ``expected`` of them are written
+    (a background task writes them within milliseconds of the answer), or after 5 s."""
+    deadline = time.monotonic() + 5
+    while True:
+        answer = api.call("GET", "/v1/audit-events", params={"target_id": auth_id})
+        items: list[dict[str, Any]] = answer.json()["items"]
+        proxied = [item for item in items if item["action"] == "authentication.proxied"]
+        if len(proxied) >= expected or time.monotonic() > deadline:
+            return proxied
+        time.sleep(0.02)
 
 
 # -- pass-through ------------------------------------------------------------------------------
@@ -391,6 +409,17 @@ def test_hop_by_hop_headers_and_our_token_are_not_forwarded(proxied: Proxy) -> N
     for name in ("keep-alive", "proxy-authenticate", "x-hop"):
         assert name not in answer.headers, name
     assert "x-hop" not in answer.headers.get("connection", "").lower()
+
+
+def test_cookies_an_upstream_sets_never_go_out_with_later_requests(proxied: Proxy) -> None:
+    mine = proxied.api_key_auth(user="user-1")
+    theirs = proxied.api_key_auth(user="user-2")
+
+    first = proxied.call("GET", mine, "echo")
+    proxied.call("GET", theirs, "echo")
+
+    assert first.headers.get_list("set-cookie") == ["a=1", "b=2"]  # the caller gets them
+    assert [seen.header("cookie") for seen in proxied.upstream.seen] == [None, None]
 
 
 def test_the_header_filters_drop_every_hop_by_hop_header() -> None:
@@ -491,7 +520,7 @@ def test_a_401_forces_one_refresh_and_one_retry_with_the_same_body(proxied: Prox
     assert first.digest == second.digest == hashlib.sha256(body).hexdigest()
     grants = [request.form["grant_type"] for request in proxied.upstream.oauth2.token_requests]
     assert grants == ["refresh_token"]
-    assert audit_events(proxied.api, auth_id)[-1]["detail"]["retried"] is True
+    assert audit_events(proxied.api, auth_id, 1)[-1]["detail"]["retried"] is True
 
 
 def test_a_second_401_is_returned(proxied: Proxy) -> None:
@@ -567,6 +596,34 @@ def test_a_user_token_reaches_only_its_own_authentications(proxied: Proxy) -> No
     assert len(proxied.upstream.seen) == 1
 
 
+def test_a_revoked_master_token_stops_working_at_once(proxied: Proxy) -> None:
+    auth_id = proxied.api_key_auth()
+    with proxied.api.bridge.session() as session:
+        issued = MasterTokenRepository(session).create(proxied.api.environment_id, "revoked")
+    assert proxied.call("GET", auth_id, "echo", token=issued.token).status_code == 200
+
+    with proxied.api.bridge.session() as session:
+        MasterTokenRepository(session).revoke(proxied.api.environment_id, issued.record.id)
+
+    answer = proxied.call("GET", auth_id, "echo", token=issued.token)
+    assert_problem(answer, 401, "unauthenticated")
+    assert len(proxied.upstream.seen) == 1
+
+
+def test_a_master_tokens_use_is_recorded_by_a_proxied_request(proxied: Proxy) -> None:
+    # The read runs read-only; a token whose last use is to be written reads again to write.
+    auth_id = proxied.api_key_auth()
+    with proxied.api.bridge.session() as session:
+        issued = MasterTokenRepository(session).create(proxied.api.environment_id, "fresh")
+
+    assert proxied.call("GET", auth_id, "echo", token=issued.token).status_code == 200
+
+    with proxied.api.bridge.session() as session:
+        record = MasterTokenRepository(session).get(proxied.api.environment_id, issued.record.id)
+        assert record is not None
+        assert record.last_used_at is not None
+
+
 def test_without_a_token_nothing_is_forwarded(proxied: Proxy) -> None:
     auth_id = proxied.api_key_auth()
 
@@ -591,6 +648,47 @@ def test_dot_segments_are_refused(proxied: Proxy) -> None:
 
     assert_problem(answer, 422, "invalid_input")
     assert proxied.upstream.seen == []
+
+
+# -- rendered rules are reused until the authentication or its configuration changes -----------
+
+
+def test_changed_credentials_are_used_by_the_next_request(proxied: Proxy) -> None:
+    auth_id = proxied.api_key_auth()
+    assert proxied.call("GET", auth_id, "echo").status_code == 200
+    bridge = proxied.api.bridge
+    with bridge.session() as session:
+        repository = AuthenticationRepository(session, bridge.keyring)
+        auth = repository.get_any(auth_id)
+        assert auth is not None
+        repository.update_credentials(auth, {"api_key": "sk_live_rotated"}, now=bridge.now())
+
+    assert proxied.call("GET", auth_id, "echo").status_code == 200
+
+    first, second = proxied.upstream.seen
+    assert first.header("x-api-key") == f"Key {API_KEY}"
+    assert second.header("x-api-key") == "Key sk_live_rotated"
+
+
+def test_a_changed_configuration_is_used_by_the_next_request(proxied: Proxy) -> None:
+    bridge = proxied.api.bridge
+
+    def configure(client_id: str) -> None:
+        with bridge.session() as session:
+            configs = ConnectorConfigRepository(session, bridge.keyring)
+            configs.upsert(proxied.api.environment_id, "proxy-client", client_id=client_id)
+
+    configure("client-one")
+    auth_id = proxied.api_key_auth("proxy-client")
+    assert proxied.call("GET", auth_id, "echo").status_code == 200
+    configure("client-two")
+
+    assert proxied.call("GET", auth_id, "echo").status_code == 200
+
+    assert [seen.header("x-client") for seen in proxied.upstream.seen] == [
+        "client-one",
+        "client-two",
+    ]
 
 
 # -- egress, failures, audit -------------------------------------------------------------------
@@ -621,7 +719,7 @@ def test_an_upstream_that_does_not_answer_in_time_is_a_504(proxied: Proxy) -> No
 
     problem = assert_problem(answer, 504, "upstream_timeout")
     assert "did not answer in time" in problem["detail"]
-    assert audit_events(proxied.api, auth_id)[-1]["detail"]["status"] == 504
+    assert audit_events(proxied.api, auth_id, 1)[-1]["detail"]["status"] == 504
 
 
 def test_an_upstream_that_refuses_connections_is_a_502(proxied: Proxy) -> None:
@@ -643,7 +741,7 @@ def test_each_proxied_request_is_audited_without_secrets(proxied: Proxy) -> None
         headers={"X-Header": "header-secret"},
     )
 
-    events = audit_events(proxied.api, auth_id)
+    events = audit_events(proxied.api, auth_id, 1)
     assert len(events) == 1
     detail = events[0]["detail"]
     assert detail["method"] == "POST"
@@ -664,5 +762,6 @@ def test_concurrent_requests_each_get_their_audit_row(proxied: Proxy) -> None:
         answers = list(pool.map(lambda n: proxied.call("GET", auth_id, f"echo/{n}"), range(20)))
 
     assert {answer.status_code for answer in answers} == {200}
-    paths = sorted(event["detail"]["path"] for event in audit_events(proxied.api, auth_id))
+    events = audit_events(proxied.api, auth_id, 20)
+    paths = sorted(event["detail"]["path"] for event in events)
     assert paths == sorted(f"/api/echo/{n}" for n in range(20))

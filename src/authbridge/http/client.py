@@ -14,6 +14,7 @@ import re
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -36,6 +37,10 @@ from authbridge.spec.templates import (
 DEFAULT_POLICY = EgressPolicy()
 DEFAULT_USER_AGENT = f"authbridge/{__version__}"
 MAX_REDIRECTS = 5
+#: Connections kept open for reuse as many as may be open at all: httpcore 1.0 closes an idle
+#: connection whenever the pool holds more connections *in all* than the keep-alive limit, so
+#: with a lower limit a busy proxy opened a new connection for most requests.
+POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 _FORM_TEXT = re.compile(r"[\w.\-\[\]%+]+=[^&\s]*(?:&[\w.\-\[\]%+]+=[^&\s]*)*")
 _TARGET = re.compile(r"(?P<scheme>[^:/?#]+://)?(?:[^/?#@]*@)?(?P<host>[^/?#]*)(?P<path>[^?#]*)")
 
@@ -132,6 +137,13 @@ async def _refuse_downgrade(response: httpx.Response) -> None:
         raise ProviderError("the provider redirected from https to an insecure URL")
 
 
+def _no_cookies() -> CookieJar:
+    """A cookie jar that keeps nothing. The client is shared by every end user, provider and
+    proxied request: a cookie one answer sets must never go out with another request (through
+    the proxy, one end user's upstream session would reach the next end user's requests)."""
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+
+
 class OutboundClient:
     """The one outbound HTTP client (an ``httpx.AsyncClient`` behind an egress policy).
 
@@ -149,7 +161,7 @@ class OutboundClient:
     ) -> None:
         self.policy = policy
         guarded: httpx.AsyncBaseTransport = (
-            GuardedTransport(policy)
+            GuardedTransport(policy, limits=POOL_LIMITS)
             if transport is None
             else HostCheckingTransport(transport, policy)
         )
@@ -161,6 +173,7 @@ class OutboundClient:
             trust_env=False,
             headers={"User-Agent": user_agent},
             event_hooks={"response": [_refuse_downgrade]},
+            cookies=_no_cookies(),
         )
 
     async def request(self, method: str, url: str | httpx.URL, **kwargs: Any) -> httpx.Response:

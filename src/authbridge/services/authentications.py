@@ -8,7 +8,7 @@ audit log with the actor, never with a secret value.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -207,20 +207,30 @@ async def read_fresh(refresher: Refresher, auth_id: str, read: Callable[[bool], 
     refresh (once, however many callers ask at the same time, in every process). Every
     endpoint serving credentials goes through here, so they all refresh the same way.
     """
+    return await read_fresh_with(
+        refresher, auth_id, lambda after_refresh: run_in_threadpool(read, after_refresh)
+    )
+
+
+async def read_fresh_with(
+    refresher: Refresher, auth_id: str, read: Callable[[bool], Awaitable[T]]
+) -> T:
+    """:func:`read_fresh` for a caller that runs its read itself (``await read(after_refresh)``),
+    such as the proxy, which reads SQLite without a thread hop."""
     from authbridge.services.refresh import BUSY  # refresh.py imports this module
 
     try:
-        return await run_in_threadpool(read, False)
+        return await read(False)
     except RefreshDue as due:
         outcome = await refresher.refresh(auth_id, wait=due.expired)
         if outcome.kind == BUSY:
             # Another process is refreshing and the token was still valid, so this read did
             # not wait; if the token expired meanwhile, it waits for that refresh after all.
             try:
-                return await run_in_threadpool(read, True)
+                return await read(True)
             except errors.ProviderUnavailable:
                 await refresher.refresh(auth_id, wait=True)
-    return await run_in_threadpool(read, True)
+    return await read(True)
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,13 @@
 rules with the credentials applied (:mod:`authbridge.mechanisms.request_rules`). This module
 holds what the route needs besides HTTP plumbing:
 
-* :func:`read_target` reads the authentication, its fresh credentials and its connector in one
-  transaction (the route refreshes due credentials first through
-  :func:`authentications.read_fresh`), without an audit row: the proxied call writes one when
-  it ends, with its status and duration (:func:`record`);
+* :func:`read_only` / :func:`read_first` run the token check and :func:`read_target` in one
+  read-only transaction (the route refreshes due credentials first through
+  :func:`authentications.read_fresh_with`), without an audit row: the proxied call writes
+  one when it ends, with its status and duration (:func:`record`);
+* :class:`RuleCache` keeps the request rules rendered for an authentication as long as its row
+  and its connector configuration stay as they were, so an unchanged authentication is not
+  decrypted and rendered again for every request;
 * the header filters of RFC 9110 §7.6.1 (hop-by-hop headers never cross a proxy) plus our own
   ``Authorization`` and cookies;
 * :class:`BodySpool`, which keeps a copy of the request body while it streams upstream, so the
@@ -21,16 +24,20 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
-from collections.abc import AsyncIterator, Iterable, Mapping
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, unquote_plus, urlencode
 
 import httpx
-from sqlalchemy.orm import Session
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from authbridge import errors
+from authbridge.connectors.models import RequestRules
 from authbridge.http import OutboundClient
 from authbridge.mechanisms.request_rules import RequestAuth
 from authbridge.redaction import redact
@@ -39,7 +46,7 @@ from authbridge.services.authentications import RefreshDue, RequestCredentials
 from authbridge.services.bridge import Bridge
 from authbridge.services.principals import Principal
 from authbridge.storage.models import AuthStatus
-from authbridge.storage.repositories import AuditRepository
+from authbridge.storage.repositories import AuditRepository, ConnectorConfigRepository
 
 ACTION = "authentication.proxied"
 #: RFC 9110 §7.6.1 and §7.8: connection-specific headers, never forwarded by a proxy.
@@ -53,6 +60,12 @@ OWN_REQUEST_HEADERS = frozenset({"host", "authorization", "expect"})
 OWN_COOKIE_PREFIX = "ab_"
 SPOOL_IN_MEMORY = 1024 * 1024
 REPLAY_CHUNK = 64 * 1024
+#: An upstream body of at most this size (by its Content-Length) is read whole and sent on in
+#: one piece, which costs less than streaming it; a larger or unsized one streams.
+BUFFERED_BODY = 64 * 1024
+#: How many authentications' rendered rules a process keeps (least recently used go first).
+CACHED_RULES = 1024
+T = TypeVar("T")
 
 
 class UpstreamTimeout(errors.ProviderUnavailable):
@@ -69,15 +82,116 @@ class UpstreamUnreachable(errors.ProviderError):
     status = 502
 
 
+# -- reading -----------------------------------------------------------------------------------
+
+
+class WriteNeeded(Exception):
+    """The work of a read-only transaction tried to write."""
+
+
+def _refuse_statement(state: ORMExecuteState) -> None:
+    if not state.is_select:
+        raise WriteNeeded
+
+
+def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
+    raise WriteNeeded
+
+
+def read_only(bridge: Bridge, work: Callable[[Session], T]) -> T:
+    """Run ``work`` in a read-only transaction; :class:`WriteNeeded` if it tries to write.
+
+    The token check writes only now and then (a master token's last use, once a minute; an end
+    user seen for the first time); a read-only transaction runs beside any writer, which on
+    SQLite a write transaction does not: it takes the database's one write lock and the
+    process's writer turn, so proxied requests reading in write transactions queued behind
+    each other and behind the audit writer. Nothing written is ever lost: the statement is
+    refused before it runs, and the caller runs ``work`` again in a write transaction
+    (:func:`read_first`).
+    """
+    with bridge.session(readonly=True) as session:
+        event.listen(session, "do_orm_execute", _refuse_statement)
+        event.listen(session, "before_flush", _refuse_flush)
+        return work(session)
+
+
+def read_first(bridge: Bridge, work: Callable[[Session], T]) -> T:
+    """Run ``work`` with :func:`read_only`; should it write, again in a write transaction."""
+    try:
+        return read_only(bridge, work)
+    except WriteNeeded:
+        pass
+    with bridge.session() as session:
+        return work(session)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An authentication's request rules, rendered, with what a proxied request needs besides."""
+
+    rules: RequestAuth = dataclasses.field(repr=False)
+    """The rules to sign requests with (their query parameters are put in the URL instead)."""
+    secrets: tuple[str, ...] = dataclasses.field(repr=False)
+    """Every stored text value: what must never reach the audit log."""
+    renewable: bool
+    """Whether a 401 is worth a forced refresh (an API key cannot be renewed)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One authentication as a proxied request found it: rendered rules from the cache, or
+    what rendering them needs (:func:`prepare`)."""
+
+    auth_id: str
+    stamp: tuple[Any, ...]
+    """What the rendered rules depend on: the row's version, its connector, the
+    configuration's last change."""
+    prepared: Prepared | None
+    read: RequestCredentials | None = dataclasses.field(default=None, repr=False)
+
+
+class RuleCache:
+    """Rendered request rules per authentication, reused while the stamp is the same.
+
+    The stamp holds the row's ``version``, which every change of the credentials, the profile
+    or the connector version bumps, and the connector configuration's ``updated_at``; both are
+    read by every request, so a change is used by the next request. Only declarative rules are
+    kept: a callable ``request`` is called for every request. Shared by the event loop and the
+    worker threads, hence the lock.
+    """
+
+    def __init__(self, size: int = CACHED_RULES) -> None:
+        self._size = size
+        self._entries: OrderedDict[str, tuple[tuple[Any, ...], Prepared]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, auth_id: str, stamp: tuple[Any, ...]) -> Prepared | None:
+        with self._lock:
+            entry = self._entries.get(auth_id)
+            if entry is None or entry[0] != stamp:
+                return None
+            self._entries.move_to_end(auth_id)
+            return entry[1]
+
+    def put(self, auth_id: str, stamp: tuple[Any, ...], prepared: Prepared) -> None:
+        with self._lock:
+            self._entries[auth_id] = (stamp, prepared)
+            self._entries.move_to_end(auth_id)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+
 def read_target(
     bridge: Bridge,
     session: Session,
     principal: Principal,
     auth_id: str,
+    cache: RuleCache,
     *,
     after_refresh: bool = False,
-) -> RequestCredentials:
-    """The authentication, its credentials and its connector, for one proxied request.
+) -> Target:
+    """The authentication for one proxied request: its rendered rules when the cache has them
+    for its current stamp, else its credentials and connector.
 
     Refuses someone else's authentication (not found) and an inactive one (409). Raises
     :class:`RefreshDue` when the credentials are due (the caller refreshes and calls again with
@@ -103,6 +217,19 @@ def read_target(
         raise errors.ProviderUnavailable(
             f"the credentials expired and could not be refreshed{reason}", retry_after=30
         )
+    settings = ConnectorConfigRepository(session, bridge.keyring).get(
+        principal.environment_id, auth.connector_key, auth.connector_variant or ""
+    )
+    stamp = (
+        auth.version,
+        auth.connector_key,
+        auth.connector_version,
+        auth.connector_variant,
+        None if settings is None else settings.updated_at,
+    )
+    cached = cache.get(auth.id, stamp)
+    if cached is not None:
+        return Target(auth.id, stamp, cached)
     repository = authentications.repository(bridge, session)
     setup = connectors.setup(
         bridge,
@@ -112,12 +239,32 @@ def read_target(
         auth.connector_version,
         auth.connector_variant,
     )
-    return RequestCredentials(
+    read = RequestCredentials(
         auth=auth,
         credentials=repository.credentials(auth),
         profile=repository.profile(auth),
         setup=setup,
     )
+    return Target(auth.id, stamp, None, read)
+
+
+async def prepare(bridge: Bridge, cache: RuleCache, target: Target) -> Prepared:
+    """The target's rendered rules: from the cache, or rendered now (and kept when the rules
+    are declarative)."""
+    if target.prepared is not None:
+        return target.prepared
+    read = target.read
+    assert read is not None  # a target without cached rules carries what rendering needs
+    rules = await authentications.request_auth(bridge, read)
+    prepared = Prepared(
+        rules=rules,
+        secrets=tuple(secret_values(read.credentials)),
+        renewable=authentications.can_refresh(read.setup.definition, read.credentials),
+    )
+    declared = read.setup.definition.request
+    if declared is None or isinstance(declared, RequestRules):
+        cache.put(target.auth_id, target.stamp, prepared)
+    return prepared
 
 
 def secret_values(credentials: Mapping[str, Any]) -> list[str]:
@@ -254,6 +401,22 @@ async def send(
         raise UpstreamTimeout(f"{where}: the upstream API did not answer in time") from exc
     except httpx.ConnectError as exc:
         raise UpstreamUnreachable(f"{where}: could not connect to the upstream API") from exc
+    except httpx.TransportError as exc:
+        raise UpstreamUnreachable(f"{where}: the connection to the upstream API failed") from exc
+
+
+async def small_body(upstream: httpx.Response) -> bytes | None:
+    """The upstream's body when its ``Content-Length`` says it is small, else ``None`` (it is
+    streamed). Failures are mapped like :func:`send`'s."""
+    length = upstream.headers.get("content-length", "")
+    if not length.isdigit() or int(length) > BUFFERED_BODY:
+        return None
+    url = upstream.request.url
+    where = f"{upstream.request.method} {url.scheme}://{url.host}"
+    try:
+        return b"".join([chunk async for chunk in upstream.aiter_raw()])
+    except httpx.TimeoutException as exc:
+        raise UpstreamTimeout(f"{where}: the upstream API did not answer in time") from exc
     except httpx.TransportError as exc:
         raise UpstreamUnreachable(f"{where}: the connection to the upstream API failed") from exc
 
