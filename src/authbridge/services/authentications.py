@@ -9,7 +9,6 @@ audit log with the actor, never with a secret value.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -19,13 +18,10 @@ from starlette.concurrency import run_in_threadpool
 from authbridge import errors
 from authbridge.connectors.models import (
     AuthDefinition,
-    OAuth1Definition,
     OAuth2Definition,
-    PwdDefinition,
 )
-from authbridge.mechanisms import ConnectResult, request_rules
-from authbridge.mechanisms.request_rules import RequestAuth
-from authbridge.services import connectors, events
+from authbridge.mechanisms import ConnectResult
+from authbridge.services import events
 from authbridge.services.bridge import Bridge
 from authbridge.services.connectors import ConnectorSetup
 from authbridge.services.principals import Principal
@@ -40,7 +36,7 @@ from authbridge.storage.repositories import (
 )
 
 if TYPE_CHECKING:
-    from authbridge.services.refresh import Outcome, Refresher
+    from authbridge.services.refresh import Refresher
 
 TARGET = "authentication"
 MAX_NAME_LENGTH = 255
@@ -132,7 +128,7 @@ def update(
         auth = repo.schedule_deletion(auth, delete_at, now=now)
         changed.append("delete_at")
     if changed:
-        _audit(session, principal, "authentication.updated", auth, {"fields": changed}, now)
+        record_audit(session, principal, "authentication.updated", auth, {"fields": changed}, now)
     return auth
 
 
@@ -141,7 +137,7 @@ def delete(bridge: Bridge, session: Session, principal: Principal, auth_id: str)
     detail = {"connector": auth.connector_key}
     events.emit(bridge, session, events.DELETED, auth, reason="deleted")
     repository(bridge, session).delete(auth)
-    _audit(session, principal, "authentication.deleted", auth, detail, bridge.now())
+    record_audit(session, principal, "authentication.deleted", auth, detail, bridge.now())
 
 
 class RefreshDue(Exception):
@@ -175,7 +171,7 @@ def read_credentials(
     do.
     """
     auth = get(bridge, session, principal, auth_id)
-    _require_active(auth)
+    require_active(auth)
     now = bridge.now()
     if auth.refresh_due_at is not None and auth.refresh_due_at <= now and not after_refresh:
         expired = auth.expires_at is not None and auth.expires_at <= now
@@ -186,11 +182,11 @@ def read_credentials(
             f"the credentials expired and could not be refreshed{reason}", retry_after=30
         )
     credentials = repository(bridge, session).credentials(auth)
-    _audit(session, principal, action, auth, None, bridge.now())
+    record_audit(session, principal, action, auth, None, bridge.now())
     return auth, public_credentials(credentials)
 
 
-def _require_active(auth: Authentication) -> None:
+def require_active(auth: Authentication) -> None:
     if auth.status is not AuthStatus.ACTIVE:
         reason = f": {auth.last_error}" if auth.last_error else ""
         raise errors.Conflict(
@@ -231,124 +227,6 @@ async def read_fresh_with(
             except errors.ProviderUnavailable:
                 await refresher.refresh(auth_id, wait=True)
     return await read(True)
-
-
-@dataclass(frozen=True)
-class RequestCredentials:
-    """What rendering an authentication's request rules needs, read in one transaction."""
-
-    auth: Authentication
-    credentials: dict[str, Any] = field(repr=False)
-    profile: dict[str, Any] | None = field(repr=False)
-    setup: ConnectorSetup = field(repr=False)
-
-
-def read_for_requests(
-    bridge: Bridge,
-    session: Session,
-    principal: Principal,
-    auth_id: str,
-    *,
-    after_refresh: bool = False,
-) -> RequestCredentials:
-    """:func:`read_credentials` (audited as ``authentication.request_auth_read``) with the
-    connector's definition and configuration, for :func:`request_auth`.
-
-    OAuth 1.0a requests are signed with the consumer secret, the host's own secret: a user
-    token (an end user's) may not have it, so it is :class:`errors.Forbidden` there.
-    """
-    auth, credentials = read_credentials(
-        bridge, session, principal, auth_id, after_refresh=after_refresh, action=REQUEST_AUTH_READ
-    )
-    connector = connectors.setup(
-        bridge,
-        session,
-        principal.environment_id,
-        auth.connector_key,
-        auth.connector_version,
-        auth.connector_variant,
-    )
-    if isinstance(connector.definition, OAuth1Definition) and not principal.is_master:
-        raise errors.Forbidden(
-            "OAuth 1.0a signing needs the connector's consumer secret, which only a master token"
-            " may read"
-        )
-    profile = repository(bridge, session).profile(auth)
-    return RequestCredentials(auth=auth, credentials=credentials, profile=profile, setup=connector)
-
-
-async def request_auth(bridge: Bridge, read: RequestCredentials) -> RequestAuth:
-    """The connector's request rules rendered with these credentials (no transaction open:
-    a callable ``request`` may call out)."""
-    return await request_rules.prepare(
-        read.setup.definition,
-        credentials=read.credentials,
-        config=read.setup.config,
-        profile=read.profile,
-        http=bridge.http,
-        now=bridge.now(),
-    )
-
-
-def can_refresh(definition: AuthDefinition, credentials: Mapping[str, Any]) -> bool:
-    """Whether the mechanism can renew these credentials (an API key cannot)."""
-    if isinstance(definition, OAuth2Definition):
-        return definition.grant_type == "client_credentials" or any(
-            credentials.get(name) for name in PRIVATE_CREDENTIALS
-        )
-    return isinstance(definition, PwdDefinition)
-
-
-def check_refreshable(
-    bridge: Bridge, session: Session, principal: Principal, auth_id: str
-) -> Authentication:
-    """Refuse a forced refresh of someone else's, an inactive or an unrenewable authentication."""
-    auth = get(bridge, session, principal, auth_id)
-    _require_active(auth)
-    connector = connectors.setup(
-        bridge,
-        session,
-        principal.environment_id,
-        auth.connector_key,
-        auth.connector_version,
-        auth.connector_variant,
-    )
-    if not can_refresh(connector.definition, repository(bridge, session).credentials(auth)):
-        raise errors.Conflict(
-            f"authentication '{auth.id}' cannot be refreshed: its {auth.auth_type} credentials"
-            " have no way to be renewed"
-        )
-    return auth
-
-
-def record_forced_refresh(
-    bridge: Bridge, session: Session, principal: Principal, auth_id: str, outcome: Outcome
-) -> Authentication:
-    """Audit a forced refresh and its outcome (then :func:`check_refresh_outcome`)."""
-    auth = get(bridge, session, principal, auth_id)
-    detail = {"outcome": outcome.kind}
-    _audit(session, principal, "authentication.refresh_forced", auth, detail, bridge.now())
-    return auth
-
-
-def check_refresh_outcome(auth: Authentication, outcome: Outcome) -> None:
-    """Raise the error a forced refresh's outcome means for the caller.
-
-    ``invalid`` (the provider refused the credentials) is a conflict: the end user must
-    reconnect; ``failed`` (transient) is :class:`errors.ProviderUnavailable` with a retry time.
-    """
-    if outcome.kind == "invalid":
-        raise errors.Conflict(
-            f"authentication '{auth.id}' is invalid: {outcome.message}; the end user must "
-            "reconnect it"
-        )
-    if outcome.kind == "failed":
-        raise errors.ProviderUnavailable(
-            f"the credentials could not be refreshed: {outcome.message}",
-            retry_after=outcome.retry_after or 30,
-        )
-    if outcome.kind not in {"refreshed", "shared"}:
-        _require_active(auth)  # it stopped being active meanwhile
 
 
 def public_credentials(credentials: Mapping[str, Any]) -> dict[str, Any]:
@@ -415,7 +293,7 @@ def store(
             hard_expires_at=hard_expires_at,
             now=now,
         )
-        _audit(
+        record_audit(
             session,
             principal,
             "authentication.updated",
@@ -443,7 +321,7 @@ def store(
         delete_at=delete_at,
         now=now,
     )
-    _audit(session, principal, "authentication.created", auth, detail, now)
+    record_audit(session, principal, "authentication.created", auth, detail, now)
     events.emit(bridge, session, events.CREATED, auth, now=now)
     return auth
 
@@ -469,7 +347,7 @@ def deletion_time(
     return delete_at
 
 
-def _audit(
+def record_audit(
     session: Session,
     principal: Principal,
     action: str,

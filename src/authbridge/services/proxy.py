@@ -41,9 +41,10 @@ from authbridge.connectors.models import RequestRules
 from authbridge.http import OutboundClient
 from authbridge.mechanisms.request_rules import RequestAuth
 from authbridge.redaction import redact
-from authbridge.services import authentications, connectors
-from authbridge.services.authentications import RefreshDue, RequestCredentials
+from authbridge.services import authentications, connectors, credential_use
+from authbridge.services.authentications import RefreshDue
 from authbridge.services.bridge import Bridge
+from authbridge.services.credential_use import RequestCredentials
 from authbridge.services.principals import Principal
 from authbridge.storage.models import AuthStatus
 from authbridge.storage.repositories import AuditRepository, ConnectorConfigRepository
@@ -255,11 +256,11 @@ async def prepare(bridge: Bridge, cache: RuleCache, target: Target) -> Prepared:
         return target.prepared
     read = target.read
     assert read is not None  # a target without cached rules carries what rendering needs
-    rules = await authentications.request_auth(bridge, read)
+    rules = await credential_use.request_auth(bridge, read)
     prepared = Prepared(
         rules=rules,
         secrets=tuple(secret_values(read.credentials)),
-        renewable=authentications.can_refresh(read.setup.definition, read.credentials),
+        renewable=credential_use.can_refresh(read.setup.definition, read.credentials),
     )
     declared = read.setup.definition.request
     if declared is None or isinstance(declared, RequestRules):

@@ -22,7 +22,7 @@ from authbridge.api.schemas import (
     RefreshOut,
     RequestAuthOut,
 )
-from authbridge.services import authentications, imports, metrics
+from authbridge.services import authentications, credential_use, imports, metrics
 from authbridge.services.bridge import Bridge
 from authbridge.services.refresh import Outcome, Refresher
 from authbridge.storage.models import Authentication, AuthStatus
@@ -173,7 +173,7 @@ async def read_request_auth(
         auth_id,
         lambda after_refresh: _read_for_requests(bridge, token, auth_id, after_refresh),
     )
-    rendered = await authentications.request_auth(bridge, read)
+    rendered = await credential_use.request_auth(bridge, read)
     return RequestAuthOut.model_validate(rendered.to_json() | {"expires_at": read.auth.expires_at})
 
 
@@ -191,18 +191,18 @@ async def force_refresh(
 
     def check() -> None:
         with transaction(bridge, token) as (session, principal):
-            authentications.check_refreshable(bridge, session, principal, auth_id)
+            credential_use.check_refreshable(bridge, session, principal, auth_id)
 
     def record(outcome: Outcome) -> Authentication:
         with transaction(bridge, token) as (session, principal):
-            return authentications.record_forced_refresh(
+            return credential_use.record_forced_refresh(
                 bridge, session, principal, auth_id, outcome
             )
 
     await run_in_threadpool(check)
     outcome = await refresher.refresh(auth_id, force=True)
     auth = await run_in_threadpool(record, outcome)  # audited even when it failed
-    authentications.check_refresh_outcome(auth, outcome)
+    credential_use.check_refresh_outcome(auth, outcome)
     return RefreshOut(
         outcome="refreshed" if outcome.kind == "refreshed" else "shared", expires_at=auth.expires_at
     )
@@ -227,9 +227,9 @@ def _read_credentials(
 
 def _read_for_requests(
     bridge: Bridge, token: str, auth_id: str, after_refresh: bool
-) -> authentications.RequestCredentials:
+) -> credential_use.RequestCredentials:
     with transaction(bridge, token) as (session, principal):
-        read = authentications.read_for_requests(
+        read = credential_use.read_for_requests(
             bridge, session, principal, auth_id, after_refresh=after_refresh
         )
         metrics.CREDENTIAL_READS.labels(read.auth.auth_type).inc()

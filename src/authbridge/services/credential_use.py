@@ -1,0 +1,160 @@
+"""Using an authentication's credentials: its request rules rendered for a caller
+(``GET /v1/authentications/{id}/request-auth``, the proxy), and forced refreshes
+(``POST …/refresh``).
+
+Reads go through :func:`authentications.read_credentials`, so access rules, the
+refresh-when-due dance and the audit are the same as for ``GET …/credentials``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from authbridge import errors
+from authbridge.connectors.models import (
+    AuthDefinition,
+    OAuth1Definition,
+    OAuth2Definition,
+    PwdDefinition,
+)
+from authbridge.mechanisms import request_rules
+from authbridge.mechanisms.request_rules import RequestAuth
+from authbridge.services import connectors
+from authbridge.services.authentications import (
+    PRIVATE_CREDENTIALS,
+    REQUEST_AUTH_READ,
+    get,
+    read_credentials,
+    record_audit,
+    repository,
+    require_active,
+)
+from authbridge.services.bridge import Bridge
+from authbridge.services.connectors import ConnectorSetup
+from authbridge.services.principals import Principal
+from authbridge.storage.models import Authentication
+
+if TYPE_CHECKING:
+    from authbridge.services.refresh import Outcome
+
+
+@dataclass(frozen=True)
+class RequestCredentials:
+    """What rendering an authentication's request rules needs, read in one transaction."""
+
+    auth: Authentication
+    credentials: dict[str, Any] = field(repr=False)
+    profile: dict[str, Any] | None = field(repr=False)
+    setup: ConnectorSetup = field(repr=False)
+
+
+def read_for_requests(
+    bridge: Bridge,
+    session: Session,
+    principal: Principal,
+    auth_id: str,
+    *,
+    after_refresh: bool = False,
+) -> RequestCredentials:
+    """:func:`read_credentials` (audited as ``authentication.request_auth_read``) with the
+    connector's definition and configuration, for :func:`request_auth`.
+
+    OAuth 1.0a requests are signed with the consumer secret, the host's own secret: a user
+    token (an end user's) may not have it, so it is :class:`errors.Forbidden` there.
+    """
+    auth, credentials = read_credentials(
+        bridge, session, principal, auth_id, after_refresh=after_refresh, action=REQUEST_AUTH_READ
+    )
+    connector = connectors.setup(
+        bridge,
+        session,
+        principal.environment_id,
+        auth.connector_key,
+        auth.connector_version,
+        auth.connector_variant,
+    )
+    if isinstance(connector.definition, OAuth1Definition) and not principal.is_master:
+        raise errors.Forbidden(
+            "OAuth 1.0a signing needs the connector's consumer secret, which only a master token"
+            " may read"
+        )
+    profile = repository(bridge, session).profile(auth)
+    return RequestCredentials(auth=auth, credentials=credentials, profile=profile, setup=connector)
+
+
+async def request_auth(bridge: Bridge, read: RequestCredentials) -> RequestAuth:
+    """The connector's request rules rendered with these credentials (no transaction open:
+    a callable ``request`` may call out)."""
+    return await request_rules.prepare(
+        read.setup.definition,
+        credentials=read.credentials,
+        config=read.setup.config,
+        profile=read.profile,
+        http=bridge.http,
+        now=bridge.now(),
+    )
+
+
+def can_refresh(definition: AuthDefinition, credentials: Mapping[str, Any]) -> bool:
+    """Whether the mechanism can renew these credentials (an API key cannot)."""
+    if isinstance(definition, OAuth2Definition):
+        return definition.grant_type == "client_credentials" or any(
+            credentials.get(name) for name in PRIVATE_CREDENTIALS
+        )
+    return isinstance(definition, PwdDefinition)
+
+
+def check_refreshable(
+    bridge: Bridge, session: Session, principal: Principal, auth_id: str
+) -> Authentication:
+    """Refuse a forced refresh of someone else's, an inactive or an unrenewable authentication."""
+    auth = get(bridge, session, principal, auth_id)
+    require_active(auth)
+    connector = connectors.setup(
+        bridge,
+        session,
+        principal.environment_id,
+        auth.connector_key,
+        auth.connector_version,
+        auth.connector_variant,
+    )
+    if not can_refresh(connector.definition, repository(bridge, session).credentials(auth)):
+        raise errors.Conflict(
+            f"authentication '{auth.id}' cannot be refreshed: its {auth.auth_type} credentials"
+            " have no way to be renewed"
+        )
+    return auth
+
+
+def record_forced_refresh(
+    bridge: Bridge, session: Session, principal: Principal, auth_id: str, outcome: Outcome
+) -> Authentication:
+    """Audit a forced refresh and its outcome (then :func:`check_refresh_outcome`)."""
+    auth = get(bridge, session, principal, auth_id)
+    detail = {"outcome": outcome.kind}
+    record_audit(session, principal, "authentication.refresh_forced", auth, detail, bridge.now())
+    return auth
+
+
+def check_refresh_outcome(auth: Authentication, outcome: Outcome) -> None:
+    """Raise the error a forced refresh's outcome means for the caller.
+
+    ``invalid`` (the provider refused the credentials) is a conflict: the end user must
+    reconnect; ``failed`` (transient) is :class:`errors.ProviderUnavailable` with a retry time.
+    """
+    if outcome.kind == "invalid":
+        raise errors.Conflict(
+            f"authentication '{auth.id}' is invalid: {outcome.message}; the end user must "
+            "reconnect it"
+        )
+    if outcome.kind == "failed":
+        raise errors.ProviderUnavailable(
+            f"the credentials could not be refreshed: {outcome.message}",
+            retry_after=outcome.retry_after or 30,
+        )
+    if outcome.kind not in {"refreshed", "shared"}:
+        require_active(auth)  # it stopped being active meanwhile
