@@ -5,6 +5,11 @@
 command line open the keyring with :func:`open_keyring` (the key file in the data folder is
 created on first run, and the caller must then say that it has to be backed up) and the database
 with :func:`open_database`, which migrates it to the current schema when it is behind.
+
+Starting must be quick, so that a restarted process serves again at once: the schema check
+is a read of ``alembic_version`` against the head revision read from the migration
+scripts' ``revision =`` lines, and Alembic (its environment, every script) is imported only
+when the database is behind.
 """
 
 from __future__ import annotations
@@ -12,12 +17,16 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
+
+from sqlalchemy import String, column, inspect, select, table
+from sqlalchemy.pool import NullPool
 
 from authbridge.connectors.registry import Registry, folders_from_env
 from authbridge.errors import InvalidInput
@@ -30,9 +39,9 @@ from authbridge.storage.db import (
     DEFAULT_HOME,
     HOME_ENV_VAR,
     default_url,
+    make_engine,
     normalize_url,
 )
-from authbridge.storage.migrate import current_revision, head_revision, upgrade
 from authbridge.vault import ENV_VAR as KEYS_ENV_VAR
 from authbridge.vault import Keyring, from_env, load_or_create
 
@@ -41,6 +50,8 @@ POOL_SIZE_ENV_VAR = "AUTHBRIDGE_DATABASE_POOL_SIZE"
 REFRESH_LEASE_ENV_VAR = "AUTHBRIDGE_REFRESH_LEASE_SECONDS"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 KEY_FILE = "keys.json"
+MIGRATION_SCRIPTS = Path(__file__).resolve().parent / "storage" / "migrations" / "versions"
+VERSION_TABLE = "alembic_version"
 
 
 @dataclass(frozen=True)
@@ -170,12 +181,74 @@ def keyring_json(keyring: Keyring) -> str:
 
 
 def migrate_database(settings: Settings) -> str:
-    """Bring the database to the newest schema if it is behind; return its revision."""
+    """Bring the database to the newest schema if it is behind; return its revision.
+
+    A database already at the head costs one connection and two small queries; Alembic is imported
+    (and every migration script loaded) only to upgrade, or when the scripts' revisions cannot
+    be read without it.
+    """
     url = settings.resolved_database_url()
+    head = packaged_head_revision()
+    if head is not None and database_revisions(url) == {head}:
+        return head
+    from authbridge.storage.migrate import current_revision, head_revision, upgrade
+
     head = head_revision()
     if current_revision(url) != head:
         upgrade(url)
     return head
+
+
+# `revision: str = "0005"` and `down_revision: str | None = "0004"` (or `= None`), as the
+# script template writes them.
+_REVISION_LINE = re.compile(
+    r"""^(?P<name>revision|down_revision) [ \t]* (?: : [^=\n]* )? = [ \t]*
+    (?: "(?P<double>[^"\n]+)" | '(?P<single>[^'\n]+)' | None ) [ \t]* (?: \#.* )? $""",
+    re.MULTILINE | re.VERBOSE,
+)
+
+
+def packaged_head_revision(folder: Path = MIGRATION_SCRIPTS) -> str | None:
+    """The newest revision of the migration scripts in ``folder``, read from their
+    ``revision = "…"`` and ``down_revision = …`` lines without importing Alembic.
+
+    ``None`` when that is not certain (a script whose lines are not one plain string or
+    ``None`` each, a merge, several heads, no scripts): then Alembic has to say.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in folder.glob("*.py"):
+        if script.name.startswith("_"):
+            continue
+        found: dict[str, list[str | None]] = {"revision": [], "down_revision": []}
+        for match in _REVISION_LINE.finditer(script.read_text(encoding="utf-8")):
+            found[match["name"]].append(match["double"] or match["single"])
+        if len(found["revision"]) != 1 or len(found["down_revision"]) != 1:
+            return None
+        revision, parent = found["revision"][0], found["down_revision"][0]
+        if revision is None or revision in revisions:
+            return None
+        revisions.add(revision)
+        if parent is not None:
+            parents.add(parent)
+    heads = revisions - parents
+    if len(heads) != 1 or not parents <= revisions:
+        return None
+    return heads.pop()
+
+
+def database_revisions(url: str) -> set[str]:
+    """The revisions in the database's ``alembic_version`` table, read over one short-lived
+    connection; empty when the table does not exist (a database never migrated)."""
+    engine = make_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            if not inspect(connection).has_table(VERSION_TABLE):
+                return set()
+            query = select(column("version_num", String)).select_from(table(VERSION_TABLE))
+            return set(connection.scalars(query))
+    finally:
+        engine.dispose()
 
 
 def open_database(settings: Settings) -> Database:
