@@ -31,6 +31,7 @@ from starlette.routing import Route
 
 from authbridge.connectors.registry import Registry
 from authbridge.http import EgressPolicy, OutboundClient
+from authbridge.services.principals import DEFAULT_CACHE_SECONDS
 from authbridge.services.proxy import request_headers, response_headers
 from authbridge.storage.repositories import (
     AuthenticationRepository,
@@ -596,14 +597,33 @@ def test_a_user_token_reaches_only_its_own_authentications(proxied: Proxy) -> No
     assert len(proxied.upstream.seen) == 1
 
 
-def test_a_revoked_master_token_stops_working_at_once(proxied: Proxy) -> None:
+def test_a_token_revoked_elsewhere_stops_working_within_the_cache_bound(proxied: Proxy) -> None:
     auth_id = proxied.api_key_auth()
     with proxied.api.bridge.session() as session:
         issued = MasterTokenRepository(session).create(proxied.api.environment_id, "revoked")
     assert proxied.call("GET", auth_id, "echo", token=issued.token).status_code == 200
 
+    # Revoked by another process (the CLI, another server): this one trusts what it checked
+    # for the cache's lifetime at most.
     with proxied.api.bridge.session() as session:
         MasterTokenRepository(session).revoke(proxied.api.environment_id, issued.record.id)
+    revoked = time.monotonic()
+    while (answer := proxied.call("GET", auth_id, "echo", token=issued.token)).status_code == 200:
+        assert time.monotonic() - revoked < DEFAULT_CACHE_SECONDS + 0.5
+        time.sleep(0.05)
+
+    assert_problem(answer, 401, "unauthenticated")
+    assert time.monotonic() - revoked < DEFAULT_CACHE_SECONDS + 0.5
+
+
+def test_a_token_revoked_through_the_api_stops_working_at_once(proxied: Proxy) -> None:
+    auth_id = proxied.api_key_auth()
+    with proxied.api.bridge.session() as session:
+        issued = MasterTokenRepository(session).create(proxied.api.environment_id, "revoked")
+    assert proxied.call("GET", auth_id, "echo", token=issued.token).status_code == 200
+
+    revoked = proxied.api.call("DELETE", f"/v1/master-tokens/{issued.record.id}")
+    assert revoked.status_code == 204
 
     answer = proxied.call("GET", auth_id, "echo", token=issued.token)
     assert_problem(answer, 401, "unauthenticated")

@@ -26,6 +26,7 @@ from authbridge.storage.repositories import (
 )
 from tests.api.conftest import CONNECTORS
 from tests.support.connectors import render_connectors
+from tests.support.faults import failing_refresh_stores
 
 pytestmark = pytest.mark.anyio
 
@@ -204,3 +205,88 @@ async def test_an_uninstalled_connector_backs_off_instead_of_failing_every_tick(
     assert after.refresh_due_at > bridge.now()  # not due again at the next tick
     assert after.lease_owner is None
     assert (await Refresher(removed).refresh(auth.id)).kind == "not_due"
+
+
+def reuse_detected(sandbox: str) -> int:
+    count: int = httpx.get(sandbox + "/sandbox/stats").json()["refresh_reuse_detected"]
+    return count
+
+
+async def test_a_store_the_database_refuses_is_retried_until_the_rotated_token_is_kept(
+    bridge: Bridge, environment: Environment, sandbox: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    auth = due_oauth_auth(bridge, environment, sandbox)
+    _, before = stored(bridge, auth.id)
+
+    with failing_refresh_stores(bridge.database, times=3) as faults:
+        outcome = await Refresher(bridge).refresh(auth.id)
+
+    assert faults.injected == 3
+    assert outcome.kind == "refreshed"
+    assert refresh_requests(sandbox) == 1  # the provider was asked once, the store tried 4 times
+    after_auth, after = stored(bridge, auth.id)
+    assert after["refresh_token"] != before["refresh_token"]
+    assert after_auth.status is AuthStatus.ACTIVE
+    assert after_auth.lease_owner is None
+    retries = [r for r in caplog.records if "storing the new credentials failed" in r.message]
+    assert len(retries) == 3
+    assert all(auth.id in r.getMessage() and r.exc_info is None for r in retries)
+    # What was kept is the token the provider issued last: the next refresh is accepted.
+    assert (await Refresher(bridge).refresh(auth.id, force=True)).kind == "refreshed"
+    assert reuse_detected(sandbox) == 0
+
+
+async def test_a_refusal_after_a_lease_taken_over_says_the_refresh_was_interrupted(
+    bridge: Bridge, environment: Environment, sandbox: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    auth = due_oauth_auth(bridge, environment, sandbox)
+    _, credentials = stored(bridge, auth.id)
+    dead = "0f0f0f0f-dead-4000-8000-000000000000"
+    with bridge.session() as session:  # a refresher took the lease, then died ...
+        repo = AuthenticationRepository(session, bridge.keyring)
+        taken = repo.acquire_lease(auth.id, dead, now=bridge.now(), duration=timedelta(0))
+        assert taken is not None
+    # ... after the provider had rotated the refresh token: its answer died with it.
+    async with httpx.AsyncClient() as client:
+        rotated = await client.post(
+            sandbox + "/oauth2/token",
+            data={"grant_type": "refresh_token", "refresh_token": credentials["refresh_token"]},
+            auth=(CLIENT["client_id"], CLIENT["client_secret"]),
+        )
+    assert rotated.status_code == 200
+
+    outcome = await Refresher(bridge).refresh(auth.id)
+
+    assert outcome.kind == "invalid"
+    after, _ = stored(bridge, auth.id)
+    assert after.status is AuthStatus.INVALID
+    assert after.last_error is not None
+    assert "a refresh was interrupted" in after.last_error
+    assert dead in after.last_error
+    messages = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(f"takes over the lease of refresher {dead}" in m for m in messages)
+    invalid = [m for m in messages if m.startswith(f"authentication {auth.id} (sandbox-oauth2)")]
+    assert len(invalid) == 1
+    assert "is now invalid" in invalid[0]
+    assert "interrupted" in invalid[0]
+    with bridge.session() as session:
+        event = session.scalars(select(WebhookEvent).where(WebhookEvent.type == events.INVALID))
+        assert "a refresh was interrupted" in str(event.one().payload)
+
+
+async def test_stopping_waits_for_the_refresh_under_way_and_starts_no_other(
+    bridge: Bridge, environment: Environment, sandbox: str
+) -> None:
+    auth = due_oauth_auth(bridge, environment, sandbox)
+    other = due_oauth_auth(bridge, environment, sandbox)
+    refresher = Refresher(bridge)
+
+    under_way = asyncio.ensure_future(refresher.refresh(auth.id))
+    await asyncio.sleep(0)  # it has started
+    await refresher.stop()
+
+    assert under_way.done()
+    assert under_way.result().kind == "refreshed"
+    assert stored(bridge, auth.id)[0].lease_owner is None
+    assert (await refresher.refresh(other.id)).kind == "busy"
+    assert refresh_requests(sandbox) == 1

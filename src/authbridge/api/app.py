@@ -27,7 +27,9 @@ from authbridge.api.routes import (
 from authbridge.api.routes.metrics import router as metrics_router
 from authbridge.api.routes.solutions import router as solutions_router
 from authbridge.api.schemas import Health
+from authbridge.services.audit_trail import AuditTrail
 from authbridge.services.bridge import Bridge
+from authbridge.services.credential_reads import CredentialReader
 from authbridge.services.refresh import Refresher
 from authbridge.services.worker import BackgroundWorker, Worker
 
@@ -51,8 +53,12 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         background = BackgroundWorker(worker).start() if worker is not None else None
         yield
+        # After the last request: the worker's refreshes end and are stored, then every queued
+        # audit row is written.
         if background is not None:
             await background.stop()
+        await reader.refresher.stop()  # no-op when the worker's run stopped it already
+        await reader.trail.close()
         await bridge.http.aclose()
 
     app = FastAPI(
@@ -68,6 +74,7 @@ def create_app(
     if refresher is None:
         refresher = worker.refresher if worker is not None else Refresher(bridge)
     app.state.refresher = refresher
+    reader = app.state.reader = CredentialReader(bridge, refresher, AuditTrail(bridge))
     problems.install(app)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")

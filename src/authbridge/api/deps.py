@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from authbridge import errors
 from authbridge.services.bridge import Bridge
@@ -65,3 +66,23 @@ def transaction(
         if master:
             principal.require_master()
         yield session, principal
+
+
+async def caller(bridge: Bridge, token: str) -> Principal:
+    """The principal of ``token``, from the process's cache when it was checked in the last
+    seconds (:class:`~authbridge.services.principals.PrincipalCache`), else checked in a
+    transaction of its own (which may record the token's use) in a worker thread.
+
+    For the credential reads, which otherwise need no transaction that writes.
+    """
+    principal = bridge.principals.get(token)
+    if principal is not None:
+        return principal
+
+    def check() -> Principal:
+        with bridge.session() as session:
+            return authenticate(session, bridge.keyring, token, now=bridge.now())
+
+    principal = await run_in_threadpool(check)
+    bridge.principals.put(token, principal, now=bridge.now())
+    return principal

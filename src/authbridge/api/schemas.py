@@ -104,6 +104,12 @@ class AuthenticationOut(BaseModel):
         )
 
 
+def timestamp(value: datetime | None) -> str | None:
+    """``value`` as the response models render a UTC time (``2026-01-01T00:00:00Z``), for a
+    body built without a model."""
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
 class CredentialsOut(BaseModel):
     authentication_id: str
     connector: str

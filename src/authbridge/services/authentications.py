@@ -8,12 +8,11 @@ audit log with the actor, never with a secret value.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from authbridge import errors
 from authbridge.connectors.models import (
@@ -21,7 +20,7 @@ from authbridge.connectors.models import (
     OAuth2Definition,
 )
 from authbridge.mechanisms import ConnectResult
-from authbridge.services import events
+from authbridge.services import events, freshness
 from authbridge.services.bridge import Bridge
 from authbridge.services.connectors import ConnectorSetup
 from authbridge.services.principals import Principal
@@ -35,16 +34,10 @@ from authbridge.storage.repositories import (
     Page,
 )
 
-if TYPE_CHECKING:
-    from authbridge.services.refresh import Refresher
-
 TARGET = "authentication"
 MAX_NAME_LENGTH = 255
 #: Credential entries only authbridge itself uses; callers get fresh access tokens instead.
 PRIVATE_CREDENTIALS = frozenset({"refresh_token", "refreshToken"})
-CREDENTIALS_READ = "authentication.credentials_read"
-REQUEST_AUTH_READ = "authentication.request_auth_read"
-T = TypeVar("T")
 
 
 def repository(bridge: Bridge, session: Session) -> AuthenticationRepository:
@@ -140,97 +133,10 @@ def delete(bridge: Bridge, session: Session, principal: Principal, auth_id: str)
     record_audit(session, principal, "authentication.deleted", auth, detail, bridge.now())
 
 
-class RefreshDue(Exception):
-    """The credentials are due for a refresh: refresh them, then read again.
-
-    ``expired`` says whether the current token has expired already (then the reader must wait
-    for a refresh in progress elsewhere; otherwise it may be served meanwhile).
-    """
-
-    def __init__(self, auth_id: str, *, expired: bool) -> None:
-        super().__init__(auth_id)
-        self.expired = expired
-
-
-def read_credentials(
-    bridge: Bridge,
-    session: Session,
-    principal: Principal,
-    auth_id: str,
-    *,
-    after_refresh: bool = False,
-    action: str = CREDENTIALS_READ,
-) -> tuple[Authentication, dict[str, Any]]:
-    """Return the authentication and its credentials (never the refresh token); audited.
-
-    Raises :class:`RefreshDue` when they are due for a refresh (the caller refreshes and calls
-    again with ``after_refresh``). After a refresh that could not reach the provider, a token
-    that has not expired yet is still served; an expired one is
-    :class:`errors.ProviderUnavailable`. An authentication that is not ``active`` (invalid,
-    expired, revoked) has no usable credentials: :class:`errors.Conflict` says so and what to
-    do.
-    """
-    auth = get(bridge, session, principal, auth_id)
-    require_active(auth)
-    now = bridge.now()
-    if auth.refresh_due_at is not None and auth.refresh_due_at <= now and not after_refresh:
-        expired = auth.expires_at is not None and auth.expires_at <= now
-        raise RefreshDue(auth.id, expired=expired)
-    if after_refresh and auth.expires_at is not None and auth.expires_at <= now:
-        reason = f": {auth.last_error}" if auth.last_error else ""
-        raise errors.ProviderUnavailable(
-            f"the credentials expired and could not be refreshed{reason}", retry_after=30
-        )
-    credentials = repository(bridge, session).credentials(auth)
-    record_audit(session, principal, action, auth, None, bridge.now())
-    return auth, public_credentials(credentials)
-
-
 def require_active(auth: Authentication) -> None:
+    """Refuse an authentication that is not active (409: the end user must reconnect it)."""
     if auth.status is not AuthStatus.ACTIVE:
-        reason = f": {auth.last_error}" if auth.last_error else ""
-        raise errors.Conflict(
-            f"authentication '{auth.id}' is {auth.status.value}{reason}; the end user must "
-            "reconnect it"
-        )
-
-
-async def read_fresh(refresher: Refresher, auth_id: str, read: Callable[[bool], T]) -> T:
-    """Run ``read`` in a worker thread, refreshing the credentials first when they are due.
-
-    ``read(after_refresh)`` is one blocking read in its own transaction (such as
-    :func:`read_credentials`) that raises :class:`RefreshDue`; it is then run again after the
-    refresh (once, however many callers ask at the same time, in every process). Every
-    endpoint serving credentials goes through here, so they all refresh the same way.
-    """
-    return await read_fresh_with(
-        refresher, auth_id, lambda after_refresh: run_in_threadpool(read, after_refresh)
-    )
-
-
-async def read_fresh_with(
-    refresher: Refresher, auth_id: str, read: Callable[[bool], Awaitable[T]]
-) -> T:
-    """:func:`read_fresh` for a caller that runs its read itself (``await read(after_refresh)``),
-    such as the proxy, which reads SQLite without a thread hop."""
-    from authbridge.services.refresh import BUSY  # refresh.py imports this module
-
-    try:
-        return await read(False)
-    except RefreshDue as due:
-        outcome = await refresher.refresh(auth_id, wait=due.expired)
-        if outcome.kind == BUSY:
-            # Another process is refreshing and the token was still valid, so this read did
-            # not wait; if the token expired meanwhile, it waits for that refresh after all.
-            try:
-                return await read(True)
-            except errors.ProviderUnavailable:
-                await refresher.refresh(auth_id, wait=True)
-    return await read(True)
-
-
-def public_credentials(credentials: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in credentials.items() if key not in PRIVATE_CREDENTIALS}
+        raise freshness.unusable(auth)
 
 
 def refresh_due_at(

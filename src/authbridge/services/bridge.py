@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from authbridge.connectors.registry import Registry
 from authbridge.http import OutboundClient
+from authbridge.services.principals import PrincipalCache
 from authbridge.storage import Database
 from authbridge.storage.models import utcnow
 from authbridge.vault import Keyring, load
@@ -64,7 +65,9 @@ class Bridge:
     """The dependencies of the services, shared by every request of one process.
 
     ``public_url`` is where browsers reach this server (connect pages, OAuth callbacks);
-    ``clock`` returns the current UTC time (tests pass a fixed one).
+    ``clock`` returns the current UTC time (tests pass a fixed one); ``principals`` holds the
+    callers of recently checked tokens (see :class:`PrincipalCache` for the bound on
+    revocation).
     """
 
     database: Database
@@ -73,6 +76,7 @@ class Bridge:
     http: OutboundClient
     public_url: str
     clock: Callable[[], datetime] = field(default=utcnow)
+    principals: PrincipalCache = field(default_factory=PrincipalCache)
 
     @property
     def keyring(self) -> Keyring:

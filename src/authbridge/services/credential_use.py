@@ -2,8 +2,8 @@
 (``GET /v1/authentications/{id}/request-auth``, the proxy), and forced refreshes
 (``POST …/refresh``).
 
-Reads go through :func:`authentications.read_credentials`, so access rules, the
-refresh-when-due dance and the audit are the same as for ``GET …/credentials``.
+Reads are served by :class:`~authbridge.services.credential_reads.CredentialReader`, so access
+rules, freshness and the audit are the same as for ``GET …/credentials``.
 """
 
 from __future__ import annotations
@@ -26,9 +26,7 @@ from authbridge.mechanisms.request_rules import RequestAuth
 from authbridge.services import connectors
 from authbridge.services.authentications import (
     PRIVATE_CREDENTIALS,
-    REQUEST_AUTH_READ,
     get,
-    read_credentials,
     record_audit,
     repository,
     require_active,
@@ -53,22 +51,16 @@ class RequestCredentials:
 
 
 def read_for_requests(
-    bridge: Bridge,
-    session: Session,
-    principal: Principal,
-    auth_id: str,
-    *,
-    after_refresh: bool = False,
+    bridge: Bridge, session: Session, principal: Principal, auth_id: str
 ) -> RequestCredentials:
-    """:func:`read_credentials` (audited as ``authentication.request_auth_read``) with the
+    """The authentication, its credentials (the whole stored document) and profile, with the
     connector's definition and configuration, for :func:`request_auth`.
 
+    Whether the credentials may be served is for the caller to judge (:mod:`freshness`).
     OAuth 1.0a requests are signed with the consumer secret, the host's own secret: a user
     token (an end user's) may not have it, so it is :class:`errors.Forbidden` there.
     """
-    auth, credentials = read_credentials(
-        bridge, session, principal, auth_id, after_refresh=after_refresh, action=REQUEST_AUTH_READ
-    )
+    auth = get(bridge, session, principal, auth_id)
     connector = connectors.setup(
         bridge,
         session,
@@ -82,8 +74,10 @@ def read_for_requests(
             "OAuth 1.0a signing needs the connector's consumer secret, which only a master token"
             " may read"
         )
-    profile = repository(bridge, session).profile(auth)
-    return RequestCredentials(auth=auth, credentials=credentials, profile=profile, setup=connector)
+    repo = repository(bridge, session)
+    return RequestCredentials(
+        auth=auth, credentials=repo.credentials(auth), profile=repo.profile(auth), setup=connector
+    )
 
 
 async def request_auth(bridge: Bridge, read: RequestCredentials) -> RequestAuth:

@@ -164,6 +164,9 @@ async def expire_due(bridge: Bridge, *, limit: int = 500) -> int:
             auth = repo.expire(auth_id, message=message, now=now)
             if auth is None or auth.hard_expires_at is None:
                 continue
+            log.warning(
+                "authentication %s (%s) is now expired: %s", auth.id, auth.connector_key, message
+            )
             events.emit(
                 bridge,
                 session,

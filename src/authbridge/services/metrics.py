@@ -21,6 +21,13 @@ REFRESH_LAG = Histogram(
     buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900),
     registry=REGISTRY,
 )
+REFRESH_STORE_WINDOW = Histogram(
+    "authbridge_refresh_store_window_seconds",
+    "From the provider's answer to a refresh to the commit of the new credentials: the time"
+    " a killed process would lose a rotated refresh token in.",
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 5),
+    registry=REGISTRY,
+)
 DELIVERIES = Counter(
     "authbridge_webhook_deliveries",
     "Webhook delivery attempts by outcome (succeeded, retrying, failed).",

@@ -10,7 +10,11 @@ public key registered for the environment. The optional ``env`` claim names the 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeGuard
@@ -38,6 +42,11 @@ DEFAULT_USER_TOKEN_TTL = timedelta(minutes=15)
 MAX_USER_TOKEN_TTL = timedelta(hours=24)
 MAX_EXTERNAL_ID = 255
 """The longest external user id (the ``end_users.external_user_id`` column)."""
+DEFAULT_CACHE_SECONDS = 2.0
+"""How long a checked token is trusted without asking the database again: the bound within
+which a revoked master token (or a removed environment key) stops working in every process."""
+MAX_CACHE_SECONDS = 5.0
+CACHED_PRINCIPALS = 10_000
 
 
 def storable_text(value: object) -> TypeGuard[str]:
@@ -195,3 +204,65 @@ def mint_user_token(
     }
     secret = EnvironmentRepository(session, keyring).jwt_secret(environment)
     return jwt.encode(claims, secret, algorithm="HS256"), expires_at
+
+
+class PrincipalCache:
+    """Principals of recently checked bearer tokens, trusted for ``seconds`` (≤ 5).
+
+    A credentials read would otherwise verify its token in the database (and a user token's
+    signature) on every call. An entry is keyed by the SHA-256 of the token, never the token,
+    and lives ``seconds`` at most, and never past a user token's ``exp``: a token revoked in
+    another process stops working within ``seconds``; :meth:`clear` (on revocation in this
+    process) at once. Failed checks are never cached. Shared by the event loop and worker
+    threads, hence the lock.
+    """
+
+    def __init__(
+        self,
+        seconds: float = DEFAULT_CACHE_SECONDS,
+        *,
+        size: int = CACHED_PRINCIPALS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 0 <= seconds <= MAX_CACHE_SECONDS:
+            raise ValueError(f"a token is cached between 0 and {MAX_CACHE_SECONDS} seconds")
+        self.seconds = seconds
+        self._size = size
+        self._clock = clock
+        self._entries: dict[bytes, tuple[float, Principal]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(token: str) -> bytes:
+        return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+    def get(self, token: str) -> Principal | None:
+        key = self._key(token)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= self._clock():
+            with self._lock:
+                self._entries.pop(key, None)
+            return None
+        return entry[1]
+
+    def put(self, token: str, principal: Principal, *, now: datetime) -> None:
+        if self.seconds <= 0:
+            return
+        lifetime = self.seconds
+        if not principal.is_master:
+            # A user token is trusted no longer than it is valid.
+            exp = _unverified_claims(token).get("exp")
+            if isinstance(exp, int | float):
+                lifetime = min(lifetime, exp - now.timestamp())
+        if lifetime <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self._size:
+                self._entries.clear()  # rare: more distinct tokens in seconds than it holds
+            self._entries[self._key(token)] = (self._clock() + lifetime, principal)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()

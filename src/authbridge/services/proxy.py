@@ -4,10 +4,10 @@
 rules with the credentials applied (:mod:`authbridge.mechanisms.request_rules`). This module
 holds what the route needs besides HTTP plumbing:
 
-* :func:`read_only` / :func:`read_first` run the token check and :func:`read_target` in one
-  read-only transaction (the route refreshes due credentials first through
-  :func:`authentications.read_fresh_with`), without an audit row: the proxied call writes
-  one when it ends, with its status and duration (:func:`record`);
+* :func:`read_only` / :func:`read_first` run :func:`read_target` in one read-only
+  transaction (the route refreshes due credentials first through
+  :func:`freshness.read_fresh`), without an audit row: the proxied call queues one when it
+  ends, with its status and duration (:func:`audit_entry`);
 * :class:`RuleCache` keeps the request rules rendered for an authentication as long as its row
   and its connector configuration stay as they were, so an unchanged authentication is not
   decrypted and rendered again for every request;
@@ -42,12 +42,11 @@ from authbridge.http import OutboundClient
 from authbridge.mechanisms.request_rules import RequestAuth
 from authbridge.redaction import redact
 from authbridge.services import authentications, connectors, credential_use
-from authbridge.services.authentications import RefreshDue
 from authbridge.services.bridge import Bridge
 from authbridge.services.credential_use import RequestCredentials
 from authbridge.services.principals import Principal
-from authbridge.storage.models import AuthStatus
-from authbridge.storage.repositories import AuditRepository, ConnectorConfigRepository
+from authbridge.storage.models import Authentication
+from authbridge.storage.repositories import AuditEntry, ConnectorConfigRepository
 
 ACTION = "authentication.proxied"
 #: RFC 9110 §7.6.1 and §7.8: connection-specific headers, never forwarded by a proxy.
@@ -143,7 +142,7 @@ class Target:
     """One authentication as a proxied request found it: rendered rules from the cache, or
     what rendering them needs (:func:`prepare`)."""
 
-    auth_id: str
+    auth: Authentication = dataclasses.field(repr=False)
     stamp: tuple[Any, ...]
     """What the rendered rules depend on: the row's version, its connector, the
     configuration's last change."""
@@ -188,36 +187,17 @@ def read_target(
     principal: Principal,
     auth_id: str,
     cache: RuleCache,
-    *,
-    after_refresh: bool = False,
 ) -> Target:
     """The authentication for one proxied request: its rendered rules when the cache has them
     for its current stamp, else its credentials and connector.
 
-    Refuses someone else's authentication (not found) and an inactive one (409). Raises
-    :class:`RefreshDue` when the credentials are due (the caller refreshes and calls again with
-    ``after_refresh``); after a refresh that failed, an unexpired token is still used and an
-    expired one is :class:`errors.ProviderUnavailable`, as for a credentials read. The
-    credentials include the refresh token (never sent: the rules cannot name it), so the caller
-    can tell whether they can be renewed. Unlike a credentials read this writes no audit row:
-    the proxied request writes one when it ends.
+    Refuses someone else's authentication (not found); whether its credentials may be used is
+    for the caller to judge (:mod:`freshness`). The credentials include the refresh token
+    (never sent: the rules cannot name it), so the caller can tell whether they can be renewed.
+    Unlike a credentials read this writes no audit row: the proxied request writes one when it
+    ends.
     """
     auth = authentications.get(bridge, session, principal, auth_id)
-    if auth.status is not AuthStatus.ACTIVE:
-        reason = f": {auth.last_error}" if auth.last_error else ""
-        raise errors.Conflict(
-            f"authentication '{auth.id}' is {auth.status.value}{reason}; the end user must "
-            "reconnect it"
-        )
-    now = bridge.now()
-    expired = auth.expires_at is not None and auth.expires_at <= now
-    if not after_refresh and auth.refresh_due_at is not None and auth.refresh_due_at <= now:
-        raise RefreshDue(auth.id, expired=expired)
-    if after_refresh and expired:
-        reason = f": {auth.last_error}" if auth.last_error else ""
-        raise errors.ProviderUnavailable(
-            f"the credentials expired and could not be refreshed{reason}", retry_after=30
-        )
     settings = ConnectorConfigRepository(session, bridge.keyring).get(
         principal.environment_id, auth.connector_key, auth.connector_variant or ""
     )
@@ -230,7 +210,7 @@ def read_target(
     )
     cached = cache.get(auth.id, stamp)
     if cached is not None:
-        return Target(auth.id, stamp, cached)
+        return Target(auth, stamp, cached)
     repository = authentications.repository(bridge, session)
     setup = connectors.setup(
         bridge,
@@ -246,7 +226,7 @@ def read_target(
         profile=repository.profile(auth),
         setup=setup,
     )
-    return Target(auth.id, stamp, None, read)
+    return Target(auth, stamp, None, read)
 
 
 async def prepare(bridge: Bridge, cache: RuleCache, target: Target) -> Prepared:
@@ -264,7 +244,7 @@ async def prepare(bridge: Bridge, cache: RuleCache, target: Target) -> Prepared:
     )
     declared = read.setup.definition.request
     if declared is None or isinstance(declared, RequestRules):
-        cache.put(target.auth_id, target.stamp, prepared)
+        cache.put(target.auth.id, target.stamp, prepared)
     return prepared
 
 
@@ -467,23 +447,21 @@ def proxied_call(
     )
 
 
-def record(session: Session, calls: Iterable[ProxiedCall]) -> None:
-    """Write the audit rows of proxied requests (``authentication.proxied``)."""
-    audit = AuditRepository(session)
-    for call in calls:
-        audit.record(
-            environment_id=call.environment_id,
-            actor=call.actor,
-            action=ACTION,
-            target_type=authentications.TARGET,
-            target_id=call.auth_id,
-            detail={
-                "method": call.method,
-                "host": call.host,
-                "path": call.path,
-                "status": call.status,
-                "duration_ms": round(call.seconds * 1000, 1),
-                "retried": call.retried,
-            },
-            now=call.at,
-        )
+def audit_entry(call: ProxiedCall) -> AuditEntry:
+    """The audit row of a proxied request (``authentication.proxied``)."""
+    return AuditEntry(
+        environment_id=call.environment_id,
+        actor=call.actor,
+        action=ACTION,
+        target_type=authentications.TARGET,
+        target_id=call.auth_id,
+        detail={
+            "method": call.method,
+            "host": call.host,
+            "path": call.path,
+            "status": call.status,
+            "duration_ms": round(call.seconds * 1000, 1),
+            "retried": call.retried,
+        },
+        at=call.at,
+    )

@@ -12,6 +12,17 @@ the old refresh token kept when the provider sends none) and releases the lease 
 statement, and only while it still holds the lease. No database transaction is open while the
 provider is called.
 
+Once the provider has answered, its answer is the only copy of the rotated refresh token: the
+store is tried again with backoff on any database error, the lease extended meanwhile, for as
+long as it takes (an ERROR names the authentication once the lease's time is used up), and the
+lease is never released as if nothing happened. Each attempt runs in a task of its own, so a
+caller that goes away (a cancelled request) does not cut a store short; :meth:`Refresher.stop`
+(at shutdown) stops taking new leases and waits for the attempts under way.
+
+A lease that ran out without being released (its holder died, maybe after the provider had
+rotated the refresh token) is taken over and the takeover recorded (``lease_taken_from``): if
+the provider then refuses the old token, the failure says that a refresh was interrupted.
+
 Outcomes: success (``authentication.recovered`` when the previous attempt had failed);
 a transient failure (timeout, 5xx, 429: backoff with jitter, status unchanged); or the provider
 no longer accepts the credentials (``invalid_grant``, 401: status ``invalid``,
@@ -21,9 +32,13 @@ no longer accepts the credentials (``invalid_grant``, 401: status ``invalid``,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import random
+import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -35,12 +50,13 @@ from starlette.concurrency import run_in_threadpool
 from authbridge import errors
 from authbridge.mechanisms import ConnectResult, Context, get_mechanism
 from authbridge.redaction import redact
-from authbridge.services import events, metrics
+from authbridge.services import events, freshness, metrics
 from authbridge.services.authentications import refresh_due_at
 from authbridge.services.bridge import Bridge
 from authbridge.services.connectors import ConnectorSetup, setup
-from authbridge.storage.models import Authentication, AuthStatus
-from authbridge.storage.repositories import AuthenticationRepository
+from authbridge.services.freshness import Freshness
+from authbridge.storage.models import Authentication
+from authbridge.storage.repositories import AuthenticationRepository, StaleAuthentication
 
 log = logging.getLogger("authbridge.refresh")
 
@@ -48,6 +64,14 @@ LEASE = timedelta(seconds=30)
 WAIT_POLL_SECONDS = 0.05
 MAX_BACKOFF = timedelta(hours=1)
 BASE_BACKOFF = timedelta(seconds=30)
+
+#: First wait before a failed store is tried again; it doubles up to :data:`STORE_RETRY_MAX`.
+STORE_RETRY_FIRST = 0.05
+STORE_RETRY_MAX = 2.0
+#: Seconds between two ERRORs about the same result still not stored.
+STORE_ERROR_EVERY = 30.0
+#: How long :meth:`Refresher.stop` waits for the attempts under way by default.
+STOP_GRACE = 20.0
 
 T = TypeVar("T")
 BUSY = "busy"
@@ -60,6 +84,11 @@ class Lease:
     auth: Authentication
     stored: dict[str, object] = field(repr=False)
     setup: ConnectorSetup = field(repr=False)
+
+    @property
+    def taken_from(self) -> str | None:
+        """The refresher whose lease ran out and was taken over (its refresh was interrupted)."""
+        return self.auth.lease_taken_from
 
 
 @dataclass(frozen=True)
@@ -97,7 +126,11 @@ class Refresher:
         self.bridge = bridge
         self.lease = lease
         self.owner = str(uuid.uuid4())
-        self._inflight: dict[str, asyncio.Future[Outcome]] = {}
+        self._inflight: dict[str, asyncio.Task[Outcome]] = {}
+        self._stopping = False
+        #: Seconds from the provider's answer to the commit of the new credentials, recent ones.
+        self.store_windows: deque[float] = deque(maxlen=100_000)
+        log.info("refresher %s runs in process %d", self.owner, os.getpid())
 
     async def _db(self, work: Callable[[Session], T]) -> T:
         def run() -> T:
@@ -106,31 +139,64 @@ class Refresher:
 
         return await run_in_threadpool(run)
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    async def stop(self, *, grace: float = STOP_GRACE) -> None:
+        """Take no new lease, and wait (``grace`` seconds at most) for the refreshes under way
+        to end and their results to be stored; log an ERROR for each that did not."""
+        if self._stopping and not self._inflight:
+            return
+        self._stopping = True
+        running = list(self._inflight.items())
+        if running:
+            log.info("waiting for %d refreshes under way to be stored", len(running))
+            await asyncio.wait([task for _, task in running], timeout=grace)
+        for auth_id, task in running:
+            if not task.done():
+                log.error(
+                    "refresh of authentication %s did not end within %.0f s of the shutdown; "
+                    "if the provider answered, its new credentials are lost",
+                    auth_id,
+                    grace,
+                )
+                task.cancel()
+        if self.store_windows:
+            log.info("refresh store window: %s", window_summary(self.store_windows))
+
     async def refresh(self, auth_id: str, *, force: bool = False, wait: bool = True) -> Outcome:
         """Refresh ``auth_id`` if it is due (always with ``force``); concurrent calls share one.
 
         When another process holds the lease, wait for its result, or with ``wait=False``
         return at once (outcome ``busy``): a reader whose token has not expired yet need not
-        wait for a refresh it does not need yet.
+        wait for a refresh it does not need yet. Once :meth:`stop` was called, no refresh
+        starts (outcome ``busy``).
         """
         while (running := self._inflight.get(auth_id)) is not None:
             outcome = await asyncio.shield(running)
             if outcome.kind != BUSY or not wait:
                 return outcome
             # The attempt joined did not wait for another process's refresh; this caller must.
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._inflight[auth_id] = future
-        try:
-            outcome = await self._refresh_once(auth_id, force=force, wait=wait)
-            metrics.REFRESHES.labels(outcome.kind).inc()
-            future.set_result(outcome)
-            return outcome
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: no "never retrieved" warning when nobody waits
-            raise
-        finally:
+        if self._stopping:
+            return Outcome(BUSY, "the process is shutting down")
+        # A task of its own: the caller may be cancelled (a request cut short), the attempt
+        # and its store are not.
+        task = asyncio.create_task(
+            self._refresh_once(auth_id, force=force, wait=wait), name=f"refresh {auth_id}"
+        )
+        self._inflight[auth_id] = task
+        task.add_done_callback(lambda _: self._finished(auth_id, task))
+        return await asyncio.shield(task)
+
+    def _finished(self, auth_id: str, task: asyncio.Task[Outcome]) -> None:
+        if self._inflight.get(auth_id) is task:
             del self._inflight[auth_id]
+        if task.cancelled():
+            return
+        error = task.exception()  # retrieved: no "never retrieved" warning when nobody waits
+        if error is None:
+            metrics.REFRESHES.labels(task.result().kind).inc()
 
     async def _refresh_once(self, auth_id: str, *, force: bool, wait: bool) -> Outcome:
         taken = await self._db(lambda session: self._take(session, auth_id, force=force))
@@ -155,7 +221,7 @@ class Refresher:
             await self._db(lambda session: self._failed(session, auth, message, None))
             return Outcome("failed", message)
         except errors.InvalidToken as exc:
-            message = exc.message
+            message = invalid_message(exc.message, taken.taken_from)
             await self._db(lambda session: self._invalid(session, auth, message))
             return Outcome("invalid", message)
         except errors.ProviderError as exc:
@@ -168,8 +234,80 @@ class Refresher:
             log.exception("refresh of %s failed", auth_id, exc_info=exc)
             await self._db(lambda session: self._failed(session, auth, message, None))
             return Outcome("failed", message)
-        await self._db(lambda session: self._store(session, taken, result))
-        return Outcome("refreshed")
+        return await self._store_durably(taken, result, answered=time.perf_counter())
+
+    async def _store_durably(
+        self, lease: Lease, result: ConnectResult, *, answered: float
+    ) -> Outcome:
+        """Store the provider's answer, trying again on any database error until it is stored
+        (extending the lease meanwhile) or the lease is found lost."""
+        auth = lease.auth
+        delay = STORE_RETRY_FIRST
+        failures = 0
+        reported = 0.0
+        while True:
+            try:
+                await self._db(lambda session: self._store(session, lease, result))
+            except StaleAuthentication:
+                # Someone else holds the lease (it ran out and was taken over): this result can
+                # no longer be stored, and the refresh token it replaces may be refused.
+                log.error(
+                    "refresh of authentication %s (%s): the lease was lost before the new "
+                    "credentials were stored; they are dropped, and the provider may refuse the "
+                    "refresh token now stored",
+                    auth.id,
+                    auth.connector_key,
+                )
+                return Outcome("failed", "the refresh lease was lost before the result was stored")
+            except Exception as exc:
+                failures += 1
+                waited = time.perf_counter() - answered
+                reason = type(exc).__name__
+                if waited < self.lease.total_seconds() / 2:
+                    log.warning(
+                        "refresh of authentication %s: storing the new credentials failed (%s); "
+                        "retrying in %.2f s",
+                        auth.id,
+                        reason,
+                        delay,
+                    )
+                elif time.perf_counter() - reported >= STORE_ERROR_EVERY:
+                    reported = time.perf_counter()
+                    log.error(
+                        "refresh of authentication %s (%s): the new credentials are still not "
+                        "stored after %.0f s and %d attempts (%s); keeping them in memory and "
+                        "retrying",
+                        auth.id,
+                        auth.connector_key,
+                        waited,
+                        failures,
+                        reason,
+                    )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, STORE_RETRY_MAX)
+                await self._extend(auth.id)
+                continue
+            window = time.perf_counter() - answered
+            self.store_windows.append(window)
+            metrics.REFRESH_STORE_WINDOW.observe(window)
+            if failures:
+                log.info(
+                    "refresh of authentication %s: new credentials stored after %d failed attempts",
+                    auth.id,
+                    failures,
+                )
+            return Outcome("refreshed")
+
+    async def _extend(self, auth_id: str) -> None:
+        """Extend the lease while a result waits to be stored (when the database lets us)."""
+        until = self.bridge.now() + self.lease
+
+        def extend(session: Session) -> bool:
+            repo = AuthenticationRepository(session, self.bridge.keyring)
+            return repo.extend_lease(auth_id, self.owner, until=until)
+
+        with contextlib.suppress(Exception):  # the store that follows reports the trouble
+            await self._db(extend)
 
     def _take(
         self, session: Session, auth_id: str, *, force: bool
@@ -186,11 +324,22 @@ class Refresher:
         )
         if auth is None:
             current = repo.get_any(auth_id)
-            if current is None or current.status is not AuthStatus.ACTIVE:
+            if current is None:
                 return None
-            if not force and (current.refresh_due_at is None or current.refresh_due_at > now):
+            verdict = freshness.assess(current, now)
+            if verdict is Freshness.UNUSABLE or (not force and verdict is Freshness.FRESH):
                 return None
+            if not force and current.refresh_due_at is None:
+                return None  # expired, but nothing can renew it (a hard expiry)
             return BUSY
+        if auth.lease_taken_from is not None:
+            log.warning(
+                "refresh of authentication %s (%s) takes over the lease of refresher %s, which "
+                "did not finish",
+                auth.id,
+                auth.connector_key,
+                auth.lease_taken_from,
+            )
         try:
             connector_setup = setup(
                 self.bridge,
@@ -249,6 +398,9 @@ class Refresher:
         repo = AuthenticationRepository(session, self.bridge.keyring)
         failed = repo.fail_refresh(auth, self.owner, message=message, retry_at=None, now=now)
         if failed is not None:
+            log.warning(
+                "authentication %s (%s) is now invalid: %s", auth.id, auth.connector_key, message
+            )
             events.emit(self.bridge, session, events.INVALID, failed, now=now, message=message)
 
     def _failed(
@@ -282,3 +434,28 @@ def _lease_state(refresher: Refresher, session: Session, auth_id: str) -> str:
     if auth is None or auth.lease_until is None:
         return "released"
     return "lapsed" if auth.lease_until <= now else "held"
+
+
+def invalid_message(refused: str, taken_from: str | None) -> str:
+    """Why the credentials are invalid: the provider's refusal, and whether a refresh was
+    interrupted (a lease taken over), the likely cause when the provider rotates tokens."""
+    if taken_from is None:
+        return refused
+    return (
+        f"{refused}; a refresh was interrupted (refresher {taken_from} did not finish; if the "
+        "provider had rotated the refresh token, the new one was lost with it), so the end "
+        "user must reconnect"
+    )
+
+
+def window_summary(windows: deque[float]) -> str:
+    """``n=…, p50=… ms, p99=… ms, max=… ms`` of answer-to-commit windows."""
+    ordered = sorted(windows)
+
+    def at(share: float) -> float:
+        return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
+
+    return (
+        f"n={len(ordered)}, p50={at(0.5):.1f} ms, p99={at(0.99):.1f} ms, "
+        f"max={ordered[-1] * 1000:.1f} ms"
+    )

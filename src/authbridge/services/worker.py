@@ -324,6 +324,9 @@ class Worker:
             for loop in loops:
                 loop.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
+            # Refreshes run in tasks of their own: a cancelled round leaves them running. No
+            # new one starts now, and those under way end and store their results first.
+            await self.refresher.stop()
             log.info("worker stopped")
 
     async def _tick_loop(self, stop: asyncio.Event) -> None:
@@ -363,8 +366,8 @@ class Worker:
 
 
 SHUTDOWN_GRACE = 30.0
-"""Seconds a stopping worker gets to finish its round (refreshes in flight) before it is
-cancelled; a refresh cut short keeps its lease until the lease expires, then is retried."""
+"""Seconds a stopping worker gets to finish its round before it is cancelled; refreshes under
+way are not cancelled with it (see :meth:`Refresher.stop`)."""
 
 
 class BackgroundWorker:

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from authbridge.api.deps import BridgeDep, TokenDep, transaction
+from authbridge.api.deps import BridgeDep, TokenDep, caller, transaction
 from authbridge.api.schemas import (
     AuthenticationImport,
     AuthenticationOut,
@@ -21,9 +22,10 @@ from authbridge.api.schemas import (
     PageOut,
     RefreshOut,
     RequestAuthOut,
+    timestamp,
 )
-from authbridge.services import authentications, credential_use, imports, metrics
-from authbridge.services.bridge import Bridge
+from authbridge.services import authentications, credential_use, imports
+from authbridge.services.credential_reads import CredentialReader
 from authbridge.services.refresh import Outcome, Refresher
 from authbridge.storage.models import Authentication, AuthStatus
 from authbridge.storage.repositories import MAX_PAGE_SIZE, EndUserRepository
@@ -139,22 +141,32 @@ def delete_authentication(auth_id: str, bridge: BridgeDep, token: TokenDep) -> R
     return Response(status_code=204)
 
 
-@router.get("/{auth_id}/credentials", summary="Read an authentication's credentials")
+@router.get(
+    "/{auth_id}/credentials",
+    response_model=CredentialsOut,
+    summary="Read an authentication's credentials",
+)
 async def read_credentials(
     auth_id: str, request: Request, bridge: BridgeDep, token: TokenDep
-) -> CredentialsOut:
+) -> Response:
     """Fresh credentials: the stored fields and tokens, never the refresh token.
 
     Credentials due for a refresh are refreshed first (once, however many callers ask at the
-    same time, in every process). Every read is audited.
+    same time, in every process); expired credentials are never served (503 while they cannot
+    be refreshed). Every read is audited.
     """
-    # One thread hop per read: for a plain ``def`` endpoint FastAPI also validates the response
-    # in the threadpool, a second hop on the hottest endpoint.
-    refresher: Refresher = request.app.state.refresher
-    return await authentications.read_fresh(
-        refresher,
-        auth_id,
-        lambda after_refresh: _read_credentials(bridge, token, auth_id, after_refresh),
+    reader: CredentialReader = request.app.state.reader
+    row, credentials = await reader.credentials(await caller(bridge, token), auth_id)
+    # The hottest endpoint: the body is built here rather than validated through the model
+    # (whose schema the decorator still documents).
+    return JSONResponse(
+        {
+            "authentication_id": row.id,
+            "connector": row.connector_key,
+            "auth_type": row.auth_type,
+            "credentials": credentials,
+            "expires_at": timestamp(row.expires_at),
+        }
     )
 
 
@@ -167,12 +179,8 @@ async def read_request_auth(
 
     Refreshed and audited like a credentials read; the SDK applies it to its HTTP client.
     """
-    refresher: Refresher = request.app.state.refresher
-    read = await authentications.read_fresh(
-        refresher,
-        auth_id,
-        lambda after_refresh: _read_for_requests(bridge, token, auth_id, after_refresh),
-    )
+    reader: CredentialReader = request.app.state.reader
+    read = await reader.for_requests(await caller(bridge, token), auth_id)
     rendered = await credential_use.request_auth(bridge, read)
     return RequestAuthOut.model_validate(rendered.to_json() | {"expires_at": read.auth.expires_at})
 
@@ -206,31 +214,3 @@ async def force_refresh(
     return RefreshOut(
         outcome="refreshed" if outcome.kind == "refreshed" else "shared", expires_at=auth.expires_at
     )
-
-
-def _read_credentials(
-    bridge: Bridge, token: str, auth_id: str, after_refresh: bool
-) -> CredentialsOut:
-    with transaction(bridge, token) as (session, principal):
-        auth, credentials = authentications.read_credentials(
-            bridge, session, principal, auth_id, after_refresh=after_refresh
-        )
-        metrics.CREDENTIAL_READS.labels(auth.auth_type).inc()
-        return CredentialsOut(
-            authentication_id=auth.id,
-            connector=auth.connector_key,
-            auth_type=auth.auth_type,
-            credentials=credentials,
-            expires_at=auth.expires_at,
-        )
-
-
-def _read_for_requests(
-    bridge: Bridge, token: str, auth_id: str, after_refresh: bool
-) -> credential_use.RequestCredentials:
-    with transaction(bridge, token) as (session, principal):
-        read = credential_use.read_for_requests(
-            bridge, session, principal, auth_id, after_refresh=after_refresh
-        )
-        metrics.CREDENTIAL_READS.labels(read.auth.auth_type).inc()
-        return read

@@ -7,78 +7,62 @@ retry; every proxied request is audited when its response ends.
 
 The database is read once per request, in one read-only transaction (the token, the
 authentication, the connector configuration; see :class:`_Reader` for where it runs);
-rendered rules come from the process's :class:`proxy.RuleCache`, and audit rows are written by
-a background task (:class:`AuditWriter`), so neither costs the request a thread hop.
+rendered rules come from the process's :class:`proxy.RuleCache`, and audit rows are written in
+batches by the app's :class:`~authbridge.services.audit_trail.AuditTrail`, so neither costs
+the request a thread hop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import anyio.to_thread
 import httpx
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Request, Response
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from authbridge.api.deps import BridgeDep, TokenDep
-from authbridge.services import authentications, proxy
+from authbridge.api.deps import BridgeDep, TokenDep, caller
+from authbridge.services import freshness, proxy
+from authbridge.services.audit_trail import AuditTrail
 from authbridge.services.bridge import Bridge
-from authbridge.services.principals import Principal, authenticate
+from authbridge.services.credential_reads import CredentialReader
+from authbridge.services.principals import Principal
 from authbridge.services.refresh import Refresher
 
 log = logging.getLogger("authbridge.proxy")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
-#: Refresh outcomes after which the new credentials are worth a second attempt.
-RENEWED = frozenset({"refreshed", "shared"})
 #: What the audit log records when the caller disconnected before the upstream answered.
 CLIENT_CLOSED = 499
-#: Audit rows waiting to be written at most; a request ending beyond that waits for room.
-MAX_QUEUED_ROWS = 10_000
-#: Rows written in one transaction at most.
-MAX_BATCH = 500
-#: Seconds between the starts of two audit transactions at least: what a crash may lose.
-FLUSH_INTERVAL = 0.02
 #: Proxied requests reading the database at once: fewer than the connections a database pool
 #: keeps (SQLite's keeps 5 and opens and closes any beyond), and plenty for reads this short.
 CONCURRENT_READS = 4
 
 
 class ProxyState:
-    """What the proxy keeps per app: the rendered-rules cache and the audit writer."""
+    """What the proxy keeps per app: the rendered-rules cache, and the app's audit trail."""
 
-    def __init__(self, bridge: Bridge) -> None:
+    def __init__(self, audit: AuditTrail) -> None:
         self.rules = proxy.RuleCache()
-        self.audit = AuditWriter(bridge)
+        self.audit = audit
         self.reads = anyio.CapacityLimiter(CONCURRENT_READS)
 
     @classmethod
     def of(cls, app: Any) -> ProxyState:
         state: ProxyState | None = getattr(app.state, "proxy", None)
         if state is None:
-            state = app.state.proxy = cls(app.state.bridge)
+            reader: CredentialReader = app.state.reader
+            state = app.state.proxy = cls(reader.trail)
         return state
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """At shutdown, after the last request, write the audit rows still queued."""
-    yield
-    state: ProxyState | None = getattr(app.state, "proxy", None)
-    if state is not None:
-        await state.audit.close()
-
-
-router = APIRouter(prefix="/v1/proxy", tags=["proxy"], lifespan=lifespan)
+router = APIRouter(prefix="/v1/proxy", tags=["proxy"])
 
 
 class ProxiedResponse(StreamingResponse):
@@ -133,7 +117,7 @@ class BufferedResponse(Response):
 class AuditCall:
     """The audit row of one proxied request, queued when it ends."""
 
-    def __init__(self, writer: AuditWriter, request: Request, auth_id: str) -> None:
+    def __init__(self, writer: AuditTrail, request: Request, auth_id: str) -> None:
         self.writer = writer
         self.auth_id, self.method = auth_id, request.method
         self.started = time.perf_counter()
@@ -156,64 +140,7 @@ class AuditCall:
             secrets=self.secrets,
             at=self.writer.bridge.now(),
         )
-        await self.writer.write(call)
-
-
-class AuditWriter:
-    """Writes the audit rows of proxied requests from a queue, off the requests' path.
-
-    A request queues its row when it ends; one task takes every row queued so far and writes
-    them in one transaction in a worker thread (group commit), at most one transaction per
-    :data:`FLUSH_INTERVAL`. No request waits for a thread or a commit, and the writer's thread
-    takes the GIL from the event loop 50 times a second at most, not once per request. The
-    queue is bounded: when it is full a request waits for room, a row is never dropped. At
-    shutdown the queue is written out; a crash loses the rows not written yet: those of the
-    requests that ended in the last 20 ms or so, and during the write under way.
-    """
-
-    def __init__(self, bridge: Bridge) -> None:
-        self.bridge = bridge
-        self._queue: asyncio.Queue[proxy.ProxiedCall] = asyncio.Queue(MAX_QUEUED_ROWS)
-        self._task: asyncio.Task[None] | None = None
-
-    async def write(self, call: proxy.ProxiedCall) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="proxy audit writer")
-        await self._queue.put(call)
-
-    async def close(self) -> None:
-        """Write what is queued, then stop."""
-        if self._task is None:
-            return
-        if self._task.done():  # it never stops by itself, but never leave rows behind
-            self._task = asyncio.create_task(self._run(), name="proxy audit writer")
-        await self._queue.join()
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-        self._task = None
-
-    async def _run(self) -> None:
-        flushed = 0.0
-        while True:
-            batch = [await self._queue.get()]
-            wait = flushed + FLUSH_INTERVAL - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            flushed = time.monotonic()
-            while len(batch) < MAX_BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            try:
-                await run_in_threadpool(self._store, batch)
-            except Exception:
-                # The answers were sent already; the failure is the database's.
-                log.exception("%d audit rows of proxied requests could not be written", len(batch))
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
-
-    def _store(self, batch: list[proxy.ProxiedCall]) -> None:
-        with self.bridge.session() as session:
-            proxy.record(session, batch)
+        await self.writer.add(proxy.audit_entry(call))
 
 
 async def forward(
@@ -273,13 +200,14 @@ async def forward(
 
 
 class _Reader:
-    """Reads the target of one proxied request: token, authentication and connector
-    configuration in one read-only transaction, refreshing due credentials first.
+    """Reads the target of one proxied request: the caller (from the principal cache), the
+    authentication and connector configuration in one read-only transaction, refreshing due
+    credentials first (:func:`freshness.read_fresh`).
 
     On SQLite the read runs on the event loop: a read in WAL mode waits for no lock, and its
     few statements cost less than handing the work to a thread and the GIL back and forth
-    (each statement releases and takes it again). A read that must write (a token's last use,
-    once a minute) and every PostgreSQL read (a network round trip per statement) run in a
+    (each statement releases and takes it again). A read that must write (an end user seen for
+    the first time) and every PostgreSQL read (a network round trip per statement) run in a
     worker thread, at most :data:`CONCURRENT_READS` at once.
     """
 
@@ -295,36 +223,25 @@ class _Reader:
         self.bridge, self.refresher, self.state = bridge, refresher, state
         self.token, self.auth_id, self.audit = token, auth_id, audit
 
-    async def read(self, *, after: bool = False) -> proxy.Target:
-        async def read(after_refresh: bool) -> proxy.Target:
-            work = self._work(after_refresh or after)
-            if self.bridge.database.is_sqlite:
+    async def read(self) -> proxy.Target:
+        principal = await caller(self.bridge, self.token)
+        self.audit.principal = principal
+        bridge, rules = self.bridge, self.state.rules
+
+        def work(session: Session) -> proxy.Target:
+            return proxy.read_target(bridge, session, principal, self.auth_id, rules)
+
+        async def read() -> proxy.Target:
+            if bridge.database.is_sqlite:
                 try:
-                    return proxy.read_only(self.bridge, work)
+                    return proxy.read_only(bridge, work)
                 except proxy.WriteNeeded:
                     pass
             return await anyio.to_thread.run_sync(
-                proxy.read_first, self.bridge, work, limiter=self.state.reads
+                proxy.read_first, bridge, work, limiter=self.state.reads
             )
 
-        return await authentications.read_fresh_with(self.refresher, self.auth_id, read)
-
-    def _work(self, after_refresh: bool) -> Callable[[Session], proxy.Target]:
-        bridge = self.bridge
-
-        def work(session: Session) -> proxy.Target:
-            principal = authenticate(session, bridge.keyring, self.token, now=bridge.now())
-            self.audit.principal = principal
-            return proxy.read_target(
-                bridge,
-                session,
-                principal,
-                self.auth_id,
-                self.state.rules,
-                after_refresh=after_refresh,
-            )
-
-        return work
+        return await freshness.read_fresh(self.refresher, read, lambda target: target.auth)
 
 
 class _Attempt:
@@ -365,13 +282,13 @@ async def _renewed(
     When the stored credentials changed since they were read (another request refreshed
     them meanwhile), those are used without refreshing again.
     """
-    current = await reader.read(after=True)
+    current = await reader.read()
     if current.stamp != used.stamp:
         return current
     outcome = await refresher.refresh(reader.auth_id, force=True)
-    if outcome.kind not in RENEWED:
+    if outcome.kind not in freshness.RENEWED:
         return None
-    return await reader.read(after=True)
+    return await reader.read()
 
 
 def _has_body(request: Request) -> bool:

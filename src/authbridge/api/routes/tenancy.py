@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from authbridge import errors
 from authbridge.api.deps import BridgeDep, TokenDep, transaction
@@ -20,6 +21,8 @@ from authbridge.api.schemas import (
     UserTokenIn,
     UserTokenOut,
 )
+from authbridge.services.bridge import Bridge
+from authbridge.services.credential_reads import CredentialReader
 from authbridge.services.principals import mint_user_token
 from authbridge.storage.repositories import (
     MAX_PAGE_SIZE,
@@ -118,11 +121,14 @@ def revoke_master_token(token_id: str, bridge: BridgeDep, token: TokenDep) -> Re
     with transaction(bridge, token, master=True) as (session, principal):
         if not MasterTokenRepository(session).revoke(principal.environment_id, token_id):
             raise errors.NotFound(f"master token '{token_id}' not found")
+    # This process stops trusting it at once; the others within the cache's bound.
+    bridge.principals.clear()
     return Response(status_code=204)
 
 
 @router.get("/audit-events", summary="List audit events")
-def list_audit_events(
+async def list_audit_events(
+    request: Request,
     bridge: BridgeDep,
     token: TokenDep,
     target_id: Annotated[str | None, Query(max_length=255)] = None,
@@ -130,7 +136,24 @@ def list_audit_events(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> PageOut[AuditEventOut]:
-    """Who created, read the credentials of, changed or deleted what, oldest first."""
+    """Who created, read the credentials of, changed or deleted what, oldest first.
+
+    Reads and proxied requests are written in batches, a fraction of a second after they
+    were answered; those this server answered are written before it lists.
+    """
+    reader: CredentialReader = request.app.state.reader
+    await reader.trail.flush()
+    return await run_in_threadpool(_audit_page, bridge, token, target_id, action, limit, cursor)
+
+
+def _audit_page(
+    bridge: Bridge,
+    token: str,
+    target_id: str | None,
+    action: str | None,
+    limit: int,
+    cursor: str | None,
+) -> PageOut[AuditEventOut]:
     with transaction(bridge, token, master=True) as (session, principal):
         page = AuditRepository(session).list(
             principal.environment_id,

@@ -27,7 +27,8 @@ class Authentication(Base):
     ``credentials_ct`` and ``profile_ct`` are encrypted JSON bound to this row. ``version`` grows
     by one on every change, so a writer can tell whether the row changed since it read it.
     ``lease_owner`` / ``lease_until`` mark the one refresh in progress, across every process;
-    ``refresh_failures`` counts transient failures in a row (for backoff);
+    ``lease_taken_from`` is the holder of a lease that ran out and was taken over (its refresh
+    was interrupted); ``refresh_failures`` counts transient failures in a row (for backoff);
     ``expiry_warned_for`` is the ``hard_expires_at`` an ``authentication.expiring`` was sent for.
     """
 
@@ -75,6 +76,7 @@ class Authentication(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     lease_owner: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     lease_until: Mapped[datetime | None]
+    lease_taken_from: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     refresh_failures: Mapped[int] = mapped_column(default=0, server_default="0")
     expiry_warned_for: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -5,7 +5,7 @@ secrets are involved), flushes what it writes, and never commits: the request, c
 that opened the session owns the transaction.
 """
 
-from authbridge.storage.repositories.audit import AuditRepository
+from authbridge.storage.repositories.audit import AuditEntry, AuditRepository
 from authbridge.storage.repositories.authentications import (
     UNSET,
     AuthenticationRepository,
@@ -53,6 +53,7 @@ __all__ = [
     "DEFAULT_ENVIRONMENT",
     "MAX_PAGE_SIZE",
     "UNSET",
+    "AuditEntry",
     "AuditRepository",
     "AuthUse",
     "AuthenticationRepository",

@@ -11,11 +11,12 @@ leave it out, and only :meth:`get_any` (for maintenance work) still returns it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from authbridge.errors import Conflict
@@ -23,7 +24,7 @@ from authbridge.storage.crypto import seal_json, unseal_json
 from authbridge.storage.models import Authentication, AuthStatus, new_id, utcnow
 from authbridge.storage.repositories._dml import affected_rows
 from authbridge.storage.repositories.pagination import DEFAULT_PAGE_SIZE, Page, fetch_page
-from authbridge.vault import Keyring
+from authbridge.vault import AssociatedData, Keyring
 
 _CREDENTIALS = "credentials_ct"
 _PROFILE = "profile_ct"
@@ -447,7 +448,13 @@ class AuthenticationRepository:
         statement = (
             update(Authentication)
             .where(*conditions)
-            .values(lease_owner=owner, lease_until=now + duration)
+            # The holder of a lease that ran out (a released lease has none) is kept in
+            # ``lease_taken_from``: its refresh was interrupted.
+            .values(
+                lease_owner=owner,
+                lease_until=now + duration,
+                lease_taken_from=Authentication.lease_owner,
+            )
             .returning(Authentication)
         )
         return self.session.scalars(
@@ -481,6 +488,7 @@ class AuthenticationRepository:
                 refresh_failures=0,
                 lease_owner=None,
                 lease_until=None,
+                lease_taken_from=None,
                 version=Authentication.version + 1,
                 updated_at=now,
             )
@@ -494,6 +502,15 @@ class AuthenticationRepository:
                 f"the refresh lease of authentication '{auth.id}' was lost; result not stored"
             )
         return updated
+
+    def extend_lease(self, auth_id: str, owner: str, *, until: datetime) -> bool:
+        """Push the end of ``owner``'s lease to ``until``; ``False`` when it no longer holds it."""
+        statement = (
+            update(Authentication)
+            .where(Authentication.id == auth_id, Authentication.lease_owner == owner)
+            .values(lease_until=until)
+        )
+        return affected_rows(self.session, statement) == 1
 
     def fail_refresh(
         self,
@@ -513,6 +530,7 @@ class AuthenticationRepository:
             "last_error": message,
             "lease_owner": None,
             "lease_until": None,
+            "lease_taken_from": None,
             "updated_at": now,
         }
         if retry_at is None:
@@ -554,3 +572,57 @@ class AuthenticationRepository:
                 f"authentication '{auth.id}' was changed or deleted meanwhile; read it again"
             )
         return updated
+
+
+# -- the lean read ---------------------------------------------------------------------------
+# A credentials read is the hottest statement of all: one indexed SELECT of the columns it
+# needs, on a Core connection (no ORM identity map or unit of work), built once, so its
+# compiled form comes from the statement cache.
+
+_table = Authentication.__table__
+_READ_ROW = select(
+    _table.c.id,
+    _table.c.end_user_id,
+    _table.c.connector_key,
+    _table.c.auth_type,
+    _table.c.status,
+    _table.c.expires_at,
+    _table.c.refresh_due_at,
+    _table.c.last_error,
+    _table.c.credentials_ct,
+).where(
+    _table.c.id == bindparam("auth_id"),
+    _table.c.environment_id == bindparam("environment_id"),
+    or_(_table.c.delete_at.is_(None), _table.c.delete_at > bindparam("now")),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialRow:
+    """An authentication as a credentials read sees it (see :func:`read_credential_row`)."""
+
+    id: str
+    end_user_id: str | None
+    connector_key: str
+    auth_type: str
+    status: AuthStatus
+    expires_at: datetime | None
+    refresh_due_at: datetime | None
+    last_error: str | None
+    credentials_ct: bytes = field(repr=False)
+
+    def credentials(self, keyring: Keyring) -> dict[str, Any]:
+        """Decrypt the credentials (the whole stored document, refresh token included)."""
+        aad = AssociatedData(table="authentications", column=_CREDENTIALS, row_id=self.id)
+        value: dict[str, Any] = keyring.decrypt_json(self.credentials_ct, aad=aad)
+        return value
+
+
+def read_credential_row(
+    connection: Connection, environment_id: str, auth_id: str, *, now: datetime
+) -> CredentialRow | None:
+    """The environment's authentication ``auth_id`` if it is still served at ``now``."""
+    row = connection.execute(
+        _READ_ROW, {"auth_id": auth_id, "environment_id": environment_id, "now": now}
+    ).first()
+    return None if row is None else CredentialRow(*row)

@@ -1,0 +1,110 @@
+"""Reading fresh credentials: ``GET /v1/authentications/{id}/credentials`` and
+``…/request-auth``, the calls every host makes on every job.
+
+A read that is not due costs: the caller's token from the process's principal cache
+(:class:`~authbridge.services.principals.PrincipalCache`), one indexed Core SELECT
+(:func:`~authbridge.storage.repositories.authentications.read_credential_row`), one AES-GCM
+decryption and the response. On SQLite the SELECT runs on the event loop's thread (a WAL
+read never waits for a writer; a thread hop would cost more than the read); on PostgreSQL,
+whose driver blocks for a network round trip, in a worker thread. The audit row (who read
+what) is queued for the :class:`~authbridge.services.audit_trail.AuditTrail`, written in
+batches off the request's path.
+
+What to do when the credentials are due or expired is :mod:`freshness`'s to say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from authbridge import errors
+from authbridge.services import credential_use, freshness, metrics
+from authbridge.services.audit_trail import AuditTrail
+from authbridge.services.authentications import PRIVATE_CREDENTIALS, TARGET
+from authbridge.services.bridge import Bridge
+from authbridge.services.credential_use import RequestCredentials
+from authbridge.services.principals import Principal
+from authbridge.services.refresh import Refresher
+from authbridge.storage.repositories import AuditEntry
+from authbridge.storage.repositories.authentications import CredentialRow, read_credential_row
+
+CREDENTIALS_READ = "authentication.credentials_read"
+REQUEST_AUTH_READ = "authentication.request_auth_read"
+
+
+def public_credentials(credentials: Mapping[str, Any]) -> dict[str, Any]:
+    """The credentials a caller gets: never the refresh token (authbridge renews it)."""
+    return {key: value for key, value in credentials.items() if key not in PRIVATE_CREDENTIALS}
+
+
+class CredentialReader:
+    """Serves fresh credentials; one per process (it shares the refresher and audit trail)."""
+
+    def __init__(self, bridge: Bridge, refresher: Refresher, trail: AuditTrail) -> None:
+        self.bridge = bridge
+        self.refresher = refresher
+        self.trail = trail
+
+    async def credentials(
+        self, principal: Principal, auth_id: str
+    ) -> tuple[CredentialRow, dict[str, Any]]:
+        """The authentication's row and its public credentials, refreshed first when due;
+        audited as ``authentication.credentials_read``."""
+        row = await freshness.read_fresh(
+            self.refresher, lambda: self._row(principal, auth_id), lambda row: row
+        )
+        credentials = public_credentials(row.credentials(self.bridge.keyring))
+        metrics.CREDENTIAL_READS.labels(row.auth_type).inc()
+        await self._audit(principal, CREDENTIALS_READ, row.id)
+        return row, credentials
+
+    async def for_requests(self, principal: Principal, auth_id: str) -> RequestCredentials:
+        """What rendering the request rules needs (:func:`credential_use.read_for_requests`),
+        refreshed first when due; audited as ``authentication.request_auth_read``."""
+
+        def read() -> RequestCredentials:
+            with self.bridge.session(readonly=True) as session:
+                return credential_use.read_for_requests(self.bridge, session, principal, auth_id)
+
+        async def read_async() -> RequestCredentials:
+            return await run_in_threadpool(read)
+
+        found = await freshness.read_fresh(self.refresher, read_async, lambda found: found.auth)
+        found = RequestCredentials(
+            auth=found.auth,
+            credentials=public_credentials(found.credentials),
+            profile=found.profile,
+            setup=found.setup,
+        )
+        metrics.CREDENTIAL_READS.labels(found.auth.auth_type).inc()
+        await self._audit(principal, REQUEST_AUTH_READ, found.auth.id)
+        return found
+
+    async def _row(self, principal: Principal, auth_id: str) -> CredentialRow:
+        database = self.bridge.database
+
+        def read() -> CredentialRow | None:
+            with database.reading() as connection:
+                return read_credential_row(
+                    connection, principal.environment_id, auth_id, now=self.bridge.now()
+                )
+
+        row = read() if database.is_sqlite else await run_in_threadpool(read)
+        if row is None:
+            raise errors.NotFound(f"authentication '{auth_id}' not found")
+        principal.check_owner(row.end_user_id, what=f"authentication '{auth_id}'")
+        return row
+
+    async def _audit(self, principal: Principal, action: str, auth_id: str) -> None:
+        entry = AuditEntry(
+            environment_id=principal.environment_id,
+            actor=principal.actor,
+            action=action,
+            target_type=TARGET,
+            target_id=auth_id,
+            at=self.bridge.now(),
+        )
+        await self.trail.add(entry)

@@ -1,0 +1,114 @@
+"""Database faults injected from the database's side, with no hook in authbridge's code.
+
+:func:`failing_refresh_stores` makes the database refuse the statement that stores a refresh
+result (an UPDATE of ``authentications`` that releases the lease and changes the credentials)
+a given number of times, as a database in trouble would: on PostgreSQL a trigger raises a
+serialization failure (SQLSTATE 40001, counted by a sequence, which no rollback undoes); on
+SQLite a trigger calls a function registered on every new connection of the database's
+engines, which says whether to fail.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import event, text
+
+from authbridge.storage import Database
+
+_STORE = (
+    "OLD.lease_owner IS NOT NULL AND NEW.lease_owner IS NULL"
+    " AND NEW.credentials_ct IS NOT OLD.credentials_ct"
+)
+
+
+@dataclass
+class Faults:
+    """How many store failures are left to inject, and how many were."""
+
+    left: int
+    injected: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take(self) -> int:
+        with self._lock:
+            if self.left <= 0:
+                return 0
+            self.left -= 1
+            self.injected += 1
+            return 1
+
+
+@contextmanager
+def failing_refresh_stores(database: Database, times: int) -> Iterator[Faults]:
+    """Make the next ``times`` refresh stores fail; yields the counts."""
+    if database.is_sqlite:
+        with _sqlite(database, times) as faults:
+            yield faults
+    else:
+        with _postgres(database, times) as faults:
+            yield faults
+
+
+@contextmanager
+def _sqlite(database: Database, times: int) -> Iterator[Faults]:
+    faults = Faults(times)
+
+    def register(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.create_function("injected_fault", 0, faults.take)
+
+    event.listen(database.engine, "connect", register)
+    database.engine.dispose()  # connections opened from now on have the function
+    with database.session() as session:
+        session.execute(
+            text(
+                "CREATE TRIGGER fail_refresh_store BEFORE UPDATE ON authentications"
+                f" WHEN CASE WHEN {_STORE} THEN injected_fault() ELSE 0 END = 1"
+                " BEGIN SELECT RAISE(ABORT, 'injected refresh store failure'); END"
+            )
+        )
+    try:
+        yield faults
+    finally:
+        with database.session() as session:
+            session.execute(text("DROP TRIGGER fail_refresh_store"))
+        event.remove(database.engine, "connect", register)
+        database.engine.dispose()
+
+
+@contextmanager
+def _postgres(database: Database, times: int) -> Iterator[Faults]:
+    condition = _STORE.replace(" IS NOT OLD", " IS DISTINCT FROM OLD")
+    with database.session() as session:
+        session.execute(text("CREATE SEQUENCE refresh_store_faults"))
+        session.execute(
+            text(
+                "CREATE FUNCTION fail_refresh_store() RETURNS trigger AS $$ BEGIN"
+                f" IF {condition} THEN"
+                f" IF nextval('refresh_store_faults') <= {int(times)} THEN"
+                " RAISE EXCEPTION 'injected refresh store failure' USING ERRCODE = '40001';"
+                " END IF; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
+            )
+        )
+        session.execute(
+            text(
+                "CREATE TRIGGER fail_refresh_store BEFORE UPDATE ON authentications"
+                " FOR EACH ROW EXECUTE FUNCTION fail_refresh_store()"
+            )
+        )
+    faults = Faults(times)
+    try:
+        yield faults
+    finally:
+        with database.session() as session:
+            used = session.execute(text("SELECT last_value, is_called FROM refresh_store_faults"))
+            last, called = used.one()
+            faults.injected = min(int(last), times) if called else 0
+            faults.left = times - faults.injected
+            session.execute(text("DROP TRIGGER fail_refresh_store ON authentications"))
+            session.execute(text("DROP FUNCTION fail_refresh_store()"))
+            session.execute(text("DROP SEQUENCE refresh_store_faults"))
