@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -155,6 +156,17 @@ def _check_public_url(value: str) -> str | None:
             field=PUBLIC_URL_ENV_VAR,
         )
     return value.rstrip("/")
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def configure_logging(level: str) -> None:
+    """Log lines with ``key=value`` fields on stderr: authbridge's at ``level`` (``info``,
+    ``DEBUG`` …), the libraries' from warnings up (httpx logs every request URL at info, and a
+    URL may hold a key)."""
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+    logging.getLogger("authbridge").setLevel(level.upper())
 
 
 def open_keyring(settings: Settings) -> tuple[Keyring, bool]:

@@ -8,11 +8,9 @@ a one-line message and exit status 1, never a traceback.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from sqlalchemy.exc import IntegrityError
 
 from authbridge.cli.common import (
     CliError,
@@ -28,22 +26,11 @@ from authbridge.cli.common import (
     when,
     wide,
 )
-from authbridge.runtime import (
-    keyring_json,
-    migrate_database,
-)
-from authbridge.storage import Database
-from authbridge.storage.crypto import ENCRYPTED_COLUMNS
-from authbridge.storage.models import EndUser
-from authbridge.storage.repositories import (
-    EndUserRepository,
-    MasterTokenRepository,
-    count_rows,
-    pending_count,
-    reencrypt_batch,
-)
-from authbridge.vault import ENV_VAR as KEYS_ENV_VAR
-from authbridge.vault import Keyring, save
+
+if TYPE_CHECKING:
+    from authbridge.storage import Database
+    from authbridge.storage.models import EndUser
+    from authbridge.vault import Keyring
 
 db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage the encryption keys.", no_args_is_help=True)
@@ -56,6 +43,8 @@ users_app = typer.Typer(help="List and add end users.", no_args_is_help=True)
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Migrate the database to the newest schema (safe to run at any time)."""
+    from authbridge.runtime import migrate_database
+
     with reported_errors():
         settings = settings_from_env()
         revision = migrate_database(settings)
@@ -74,6 +63,17 @@ class TableSummary:
 
 
 def _reencrypt_all(database: Database, keyring: Keyring, batch_size: int) -> list[TableSummary]:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from authbridge.storage.crypto import ENCRYPTED_COLUMNS
+    from authbridge.storage.repositories import count_rows, pending_count, reencrypt_batch
+
     summaries = []
     progress = Progress(
         TextColumn("{task.description:<18}"),
@@ -120,6 +120,12 @@ def keys_rotate(
 
     Safe to run again: values already under the primary key are left alone.
     """
+    from rich.table import Table
+
+    from authbridge.runtime import keyring_json
+    from authbridge.vault import ENV_VAR as KEYS_ENV_VAR
+    from authbridge.vault import save
+
     with reported_errors():
         settings = settings_from_env()
         keyring = open_keys(settings)
@@ -172,6 +178,8 @@ def tokens_create(
     env: str = EnvOption,
 ) -> None:
     """Create a master token and print it once: store it, it cannot be shown again."""
+    from authbridge.storage.repositories import MasterTokenRepository
+
     with reported_errors():
         if not name.strip():
             raise CliError("the token name must not be empty")
@@ -191,6 +199,8 @@ def tokens_create(
 @tokens_app.command("list")
 def tokens_list(env: str = EnvOption) -> None:
     """List the environment's master tokens, revoked ones included."""
+    from authbridge.storage.repositories import MasterTokenRepository
+
     with reported_errors():
         settings = settings_from_env()
         keyring = open_keys(settings)
@@ -216,6 +226,8 @@ def tokens_revoke(
     env: str = EnvOption,
 ) -> None:
     """Revoke a master token: requests made with it are refused from now on."""
+    from authbridge.storage.repositories import MasterTokenRepository
+
     with reported_errors():
         settings = settings_from_env()
         keyring = open_keys(settings)
@@ -237,6 +249,8 @@ def tokens_revoke(
 @users_app.command("list")
 def users_list(env: str = EnvOption) -> None:
     """List the environment's end users, oldest first."""
+    from authbridge.storage.repositories import EndUserRepository
+
     with reported_errors():
         settings = settings_from_env()
         keyring = open_keys(settings)
@@ -273,6 +287,10 @@ def users_add(
     env: str = EnvOption,
 ) -> None:
     """Add an end user; the external id must be new in the environment."""
+    from sqlalchemy.exc import IntegrityError
+
+    from authbridge.storage.repositories import EndUserRepository
+
     with reported_errors():
         if not external_id.strip():
             raise CliError("the external id must not be empty")

@@ -1,27 +1,36 @@
-"""What every command shares: consoles, error reporting, and opening settings, keys and data."""
+"""What every command shares: consoles, error reporting, and opening settings, keys and data.
+
+Every command must answer ``--help`` quickly, so the command modules import only Typer, Rich and
+this module at load time; the app, services, storage, SQLAlchemy and uvicorn are imported inside
+the command functions that use them (``tests/cli/test_startup_cli.py`` checks it).
+"""
 
 from __future__ import annotations
 
-import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from alembic.util.exc import CommandError
 from rich.console import Console
-from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from authbridge.errors import AuthBridgeError
-from authbridge.runtime import Settings, open_database, open_keyring
-from authbridge.storage import Database
-from authbridge.storage.models import Environment
-from authbridge.storage.repositories import DEFAULT_ENVIRONMENT, EnvironmentRepository
-from authbridge.vault import Keyring
+
+if TYPE_CHECKING:
+    from rich.table import Table
+    from sqlalchemy.orm import Session
+
+    from authbridge.runtime import Settings
+    from authbridge.storage import Database
+    from authbridge.storage.models import Environment
+    from authbridge.vault import Keyring
+
+#: The environment commands use unless told otherwise (the storage's ``DEFAULT_ENVIRONMENT``,
+#: repeated here so that ``--help`` does not import the storage; a test keeps them equal).
+DEFAULT_ENVIRONMENT = "default"
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -64,15 +73,31 @@ def reported_errors() -> Iterator[None]:
         yield
     except AuthBridgeError as error:
         raise fail(escape(error.message)) from None
-    except SQLAlchemyError as error:
+    except Exception as error:
+        message = _failure_message(error)
+        if message is None:
+            raise
+        raise fail(escape(message)) from None
+
+
+def _failure_message(error: Exception) -> str | None:
+    """The message for a database, migration or file failure; ``None`` for anything else.
+
+    SQLAlchemy and Alembic are not imported for this: an error can only be one of theirs when
+    the command imported them already.
+    """
+    sqlalchemy_errors = sys.modules.get("sqlalchemy.exc")
+    if sqlalchemy_errors is not None and isinstance(error, sqlalchemy_errors.SQLAlchemyError):
         cause = getattr(error, "orig", None) or error
         first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else "unknown"
-        raise fail(escape(f"database error: {first_line}")) from None
-    except CommandError as error:
-        raise fail(escape(f"migration failed: {error}")) from None
-    except OSError as error:
+        return f"database error: {first_line}"
+    alembic_errors = sys.modules.get("alembic.util.exc")
+    if alembic_errors is not None and isinstance(error, alembic_errors.CommandError):
+        return f"migration failed: {error}"
+    if isinstance(error, OSError):
         where = f" ({error.filename})" if error.filename else ""
-        raise fail(escape(f"{error.strerror or error}{where}")) from None
+        return f"{error.strerror or error}{where}"
+    return None
 
 
 def escape(text: str) -> str:
@@ -80,10 +105,14 @@ def escape(text: str) -> str:
 
 
 def settings_from_env() -> Settings:
+    from authbridge.runtime import Settings
+
     return Settings.from_env()
 
 
 def open_keys(settings: Settings) -> Keyring:
+    from authbridge.runtime import open_keyring
+
     keyring, created = open_keyring(settings)
     if created:
         err.print(
@@ -97,6 +126,8 @@ def open_keys(settings: Settings) -> Keyring:
 
 @contextmanager
 def opened_database(settings: Settings) -> Iterator[Database]:
+    from authbridge.runtime import open_database
+
     database = open_database(settings)
     try:
         yield database
@@ -106,6 +137,8 @@ def opened_database(settings: Settings) -> Iterator[Database]:
 
 def find_environment(session: Session, keyring: Keyring, name: str) -> Environment:
     """Return environment ``name``; ``default`` is created on first use, others must exist."""
+    from authbridge.storage.repositories import EnvironmentRepository
+
     environments = EnvironmentRepository(session, keyring)
     if name == DEFAULT_ENVIRONMENT:
         return environments.get_or_create(name)
@@ -117,6 +150,8 @@ def find_environment(session: Session, keyring: Keyring, name: str) -> Environme
 
 def new_table(*headers: str, title: str | None = None) -> Table:
     """A table whose ids and dates are never cut, so that they can be copied."""
+    from rich.table import Table
+
     table = Table(title=title)
     for header in headers:
         if header == "id":
@@ -132,16 +167,15 @@ def when(moment: datetime | None) -> str:
     return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M")
 
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def configure_logging(level: str) -> None:
-    """Log lines with ``key=value`` fields on stderr: authbridge's at ``level``, the libraries'
-    from warnings up (httpx logs every request URL at info, and a URL may hold a key)."""
+    """Log on stderr (:func:`authbridge.runtime.configure_logging`) after checking ``level``."""
     if level.upper() not in LOG_LEVELS:
         raise typer.BadParameter(
             f"use one of {', '.join(LOG_LEVELS).lower()}", param_hint="--log-level"
         )
-    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
-    logging.getLogger("authbridge").setLevel(level.upper())
+    from authbridge.runtime import configure_logging
+
+    configure_logging(level)

@@ -14,10 +14,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy.orm import Session
 
 from authbridge import errors
 from authbridge.cli.common import (
@@ -34,14 +33,15 @@ from authbridge.cli.common import (
     when,
     wide,
 )
-from authbridge.connectors.loader import Connector
-from authbridge.connectors.models import Fields
-from authbridge.runtime import PUBLIC_URL_ENV_VAR, open_bridge
-from authbridge.services import connect, connectors
-from authbridge.services.bridge import Bridge
-from authbridge.services.principals import Principal
-from authbridge.storage.models import Environment
-from authbridge.storage.repositories import ConnectorConfigRepository, ConnectorSettings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from authbridge.connectors.loader import Connector
+    from authbridge.connectors.models import Fields
+    from authbridge.services.bridge import Bridge
+    from authbridge.storage.models import Environment
+    from authbridge.storage.repositories import ConnectorSettings
 
 config_app = typer.Typer(
     help="Set up connectors per environment: OAuth client or consumer, redirect URI, scopes and "
@@ -57,6 +57,8 @@ MAX_CLIENT_SECRET = 4096
 MAX_CONSUMER_SECRET = 8192
 MAX_EXTERNAL_ID = 255
 CLI_ACTOR = "cli"
+#: ``authbridge.runtime.PUBLIC_URL_ENV_VAR``, named in messages (a test keeps them equal).
+PUBLIC_URL_ENV_VAR = "AUTHBRIDGE_PUBLIC_URL"
 
 VariantOption = typer.Option(
     None,
@@ -84,6 +86,8 @@ class Opened:
 @contextmanager
 def opened(env: str) -> Iterator[Opened]:
     """Settings, keys, database and bridge, and a transaction committed when the block ends."""
+    from authbridge.runtime import open_bridge
+
     settings = settings_from_env()
     keyring = open_keys(settings)
     with opened_database(settings) as database:
@@ -199,6 +203,8 @@ def _describe(state: Opened, connector: Connector, settings: ConnectorSettings |
 
     Return whether it showed the default redirect URI (which depends on the public URL).
     """
+    from authbridge.services import connectors
+
     definition = connector.definition()
     kind = definition.type
     oauth1 = kind == "oauth1"
@@ -326,6 +332,9 @@ def config_set(
 
         authbridge connector-config set salesforce --variant sandbox --client-id ID
     """
+    from authbridge.services import connectors
+    from authbridge.storage.repositories import ConnectorConfigRepository
+
     with reported_errors():
         given_scopes = list(scopes or [])
         pairs = list(setting_pairs or [])
@@ -414,6 +423,9 @@ def config_show(
 
     Secrets are shown only as "set" or "not set", settings by name only.
     """
+    from authbridge.services import connectors
+    from authbridge.storage.repositories import ConnectorConfigRepository
+
     with reported_errors(), opened(env) as state:
         connector = state.bridge.registry.get(connector_key)
         settings = ConnectorConfigRepository(state.session, state.bridge.keyring).get(
@@ -428,6 +440,9 @@ def config_show(
 @config_app.command("list")
 def config_list(env: str = EnvOption) -> None:
     """List the environment's connector configurations (secrets only as set / not set)."""
+    from authbridge.services import connectors
+    from authbridge.storage.repositories import ConnectorConfigRepository
+
     with reported_errors(), opened(env) as state:
         repository = ConnectorConfigRepository(state.session, state.bridge.keyring)
         rows = []
@@ -477,6 +492,9 @@ def config_delete(
 
     Stored authentications are kept; OAuth ones cannot be refreshed until it is set again.
     """
+    from authbridge.services import connectors
+    from authbridge.storage.repositories import ConnectorConfigRepository
+
     with reported_errors():
         with opened(env) as state:
             stored_variant = ""
@@ -543,6 +561,10 @@ def connect_link_command(
 
     The URL starts with AUTHBRIDGE_PUBLIC_URL; the expiry is printed on standard error.
     """
+    from authbridge.services import connect, connectors
+    from authbridge.services.principals import Principal
+    from authbridge.storage.repositories import ConnectorConfigRepository
+
     with reported_errors():
         if not external_user_id.strip():
             raise CliError("the external user id must not be empty")

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from authbridge.connectors.loader import Connector
-from authbridge.connectors.models import RequestSpec
-from authbridge.connectors.registry import CATALOG, Registry, folders_from_env, scan_folder
 from authbridge.errors import AuthBridgeError, DefinitionError
+
+if TYPE_CHECKING:
+    from authbridge.connectors.loader import Connector
+    from authbridge.connectors.registry import Registry
 
 app = typer.Typer(help="List, inspect and validate connector definitions.", no_args_is_help=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -29,6 +29,8 @@ PathsOption = typer.Option(
 
 
 def _registry(paths: list[Path] | None) -> Registry:
+    from authbridge.connectors.registry import Registry, folders_from_env
+
     try:
         return Registry.load(paths or folders_from_env())
     except DefinitionError as exc:
@@ -45,6 +47,8 @@ def list_connectors(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """List every connector (newest version of each) with its auth type."""
+    from rich.table import Table
+
     registry = _registry(paths)
     rows = [
         {
@@ -67,6 +71,8 @@ def list_connectors(
 
 def describe_property(value: Any) -> str:
     """A one-line, secret-free description of a definition property."""
+    from authbridge.connectors.models import RequestSpec
+
     if isinstance(value, RequestSpec):
         return f"request {value.method or '(default method)'} {value.url}"
     if callable(value):
@@ -81,6 +87,8 @@ def show(
     paths: list[Path] | None = PathsOption,
 ) -> None:
     """Show a connector's manifest, form fields and auth properties (never runs them)."""
+    from rich.table import Table
+
     registry = _registry(paths)
     try:
         connector = registry.get(key, version)
@@ -122,6 +130,8 @@ def validate(
     ] = None,
 ) -> None:
     """Check connector folders; list every problem with file and key path, exit 1 on any."""
+    from authbridge.connectors.registry import CATALOG, scan_folder
+
     targets = paths or [CATALOG]
     total = 0
     problems = []

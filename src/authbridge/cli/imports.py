@@ -14,13 +14,10 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from pydantic import ValidationError
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy.exc import SQLAlchemyError
 
-from authbridge.api.schemas import AuthenticationImport
 from authbridge.cli.common import (
     AllowLoopbackOption,
     ConnectorsOption,
@@ -35,10 +32,11 @@ from authbridge.cli.common import (
     settings_from_env,
 )
 from authbridge.errors import AuthBridgeError
-from authbridge.runtime import open_bridge
-from authbridge.services import imports
-from authbridge.services.bridge import Bridge
-from authbridge.services.principals import Principal
+
+if TYPE_CHECKING:
+    from authbridge.services import imports
+    from authbridge.services.bridge import Bridge
+    from authbridge.services.principals import Principal
 
 CLI_ACTOR = "cli"
 STDIN = "-"
@@ -67,6 +65,10 @@ def read_lines(source: str) -> list[tuple[int, str]]:
 
 def parse_line(line: str, *, skip_validate: bool) -> imports.ImportRequest:
     """The import request of one line, or :class:`LineError` naming what is wrong (not values)."""
+    from pydantic import ValidationError
+
+    from authbridge.api.schemas import AuthenticationImport
+
     try:
         document = json.loads(line)
     except json.JSONDecodeError as error:
@@ -92,6 +94,8 @@ async def import_one(
     bridge: Bridge, principal: Principal, request: imports.ImportRequest, *, dry_run: bool
 ) -> None:
     """Import one authentication like ``POST /v1/authentications`` (read, call, store)."""
+    from authbridge.services import imports
+
     with bridge.session() as session:
         prepared = imports.prepare(bridge, session, principal, request)
     result = await imports.connect(bridge, prepared, request)
@@ -133,6 +137,14 @@ async def _import_lines(
     skip_validate: bool,
     keep_going: bool,
 ) -> Summary:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     summary = Summary()
     columns = (
         TextColumn("importing"),
@@ -166,6 +178,8 @@ def _reason(error: Exception) -> str:
         return str(error)
     if isinstance(error, AuthBridgeError):
         return error.message  # the services redact secret values from these
+    from sqlalchemy.exc import SQLAlchemyError
+
     if isinstance(error, SQLAlchemyError):
         return f"database error ({type(error).__name__})"
     # Anything else is a bug; its text may quote the line's values, so only its type is shown.
@@ -204,6 +218,9 @@ def import_command(
 
     Blank lines and lines starting with # are skipped. Exits with status 1 when a line failed.
     """
+    from authbridge.runtime import open_bridge
+    from authbridge.services.principals import Principal
+
     with reported_errors():
         lines = read_lines(source)
         settings = settings_from_env()

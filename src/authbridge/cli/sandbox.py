@@ -1,16 +1,24 @@
-"""``authbridge sandbox``: run the local sandbox provider (a testing tool)."""
+"""``authbridge sandbox``: run the local sandbox provider (a testing tool).
+
+uvicorn and the sandbox app are imported when the command runs, not for ``--help``; the module's
+``uvicorn`` attribute imports it on first access (tests replace ``uvicorn.run`` through it).
+"""
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
+from types import ModuleType
 
 import typer
-import uvicorn
-
-from authbridge.sandbox import SandboxSettings, create_app
-from authbridge.sandbox.app import API_KEY_PREFIX, PASSWORD
 
 __all__ = ["is_loopback_host", "sandbox_command"]
+
+
+def __getattr__(name: str) -> ModuleType:
+    if name == "uvicorn":
+        return importlib.import_module("uvicorn")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def is_loopback_host(host: str) -> bool:
@@ -46,6 +54,11 @@ def sandbox_command(
     ),
 ) -> None:
     """Run a local sandbox provider: OAuth 2, OAuth 1.0a, API key and password services."""
+    import uvicorn
+
+    from authbridge.sandbox import SandboxSettings, create_app
+    from authbridge.sandbox.app import API_KEY_PREFIX, PASSWORD
+
     if not is_loopback_host(host) and not allow_remote:
         typer.echo(
             f"Refusing to bind the sandbox to {host!r}: it is a testing tool with public "

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import typer
-import uvicorn
 
-from authbridge.api import create_app
 from authbridge.cli.common import (
+    DEFAULT_ENVIRONMENT,
     AllowLoopbackOption,
     ConnectorsOption,
     configure_logging,
@@ -15,13 +14,6 @@ from authbridge.cli.common import (
     out,
     reported_errors,
     settings_from_env,
-)
-from authbridge.runtime import open_bridge, open_database, open_refresher
-from authbridge.services.worker import Worker, WorkerSettings
-from authbridge.storage.repositories import (
-    DEFAULT_ENVIRONMENT,
-    EnvironmentRepository,
-    MasterTokenRepository,
 )
 
 FIRST_TOKEN_NAME = "first run"
@@ -55,6 +47,13 @@ def serve_command(
     worker (refresh, expiry, scheduled deletion, webhooks) runs inside unless --no-worker;
     metrics are at /metrics.
     """
+    import uvicorn
+
+    from authbridge.api import create_app
+    from authbridge.runtime import open_bridge, open_database, open_refresher
+    from authbridge.services.worker import Worker, WorkerSettings
+    from authbridge.storage.repositories import EnvironmentRepository, MasterTokenRepository
+
     configure_logging(log_level)
     with reported_errors():
         settings = settings_from_env()

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
 
 from authbridge import errors
 from authbridge.cli.common import CliError, EnvOption, new_table, out, reported_errors, wide
-from authbridge.cli.connect import CLI_ACTOR, opened
-from authbridge.services import solutions
-from authbridge.services.principals import Principal
-from authbridge.storage.models import Solution
+from authbridge.cli.connect import CLI_ACTOR, Opened, opened
+
+if TYPE_CHECKING:
+    from authbridge.services import solutions
+    from authbridge.services.principals import Principal
+    from authbridge.storage.models import Solution
 
 app = typer.Typer(
     help="Manage solutions: what end users configure (auth slots and config slots), "
@@ -28,7 +29,17 @@ app = typer.Typer(
 )
 
 
+def _principal(state: Opened) -> Principal:
+    from authbridge.services.principals import Principal
+
+    return Principal(environment_id=state.environment.id, actor=CLI_ACTOR)
+
+
 def _read_spec(path: Path) -> solutions.SolutionSpec:
+    import yaml
+
+    from authbridge.services import solutions
+
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
@@ -73,10 +84,12 @@ def apply_command(
 
     See examples/solutions/typeform-to-sheets.yaml for every option.
     """
+    from authbridge.services import solutions
+
     with reported_errors():
         spec = _read_spec(file)
         with opened(env) as state:
-            principal = Principal(environment_id=state.environment.id, actor=CLI_ACTOR)
+            principal = _principal(state)
             applied = solutions.apply_solution_changes(state.bridge, state.session, principal, spec)
             solution_id = applied.solution.id
         # Committed: only now say so.
@@ -94,8 +107,10 @@ def apply_command(
 @app.command("list")
 def list_command(env: str = EnvOption) -> None:
     """List the environment's solutions."""
+    from authbridge.services import solutions
+
     with reported_errors(), opened(env) as state:
-        principal = Principal(environment_id=state.environment.id, actor=CLI_ACTOR)
+        principal = _principal(state)
         found = solutions.list_solutions(state.bridge, state.session, principal)
         if not found:
             out.print("No solutions yet: see 'authbridge solutions apply --help'.", markup=False)
@@ -149,8 +164,10 @@ def show_command(
     env: str = EnvOption,
 ) -> None:
     """Show a solution's slots: connectors, scopes, flags, schemas and defaults."""
+    from authbridge.services import solutions
+
     with reported_errors(), opened(env) as state:
-        principal = Principal(environment_id=state.environment.id, actor=CLI_ACTOR)
+        principal = _principal(state)
         _describe(solutions.get_solution(state.bridge, state.session, principal, key))
 
 
@@ -161,6 +178,8 @@ def delete_command(
     env: str = EnvOption,
 ) -> None:
     """Delete a solution and every instance of it (end users' settings are lost)."""
+    from authbridge.services import solutions
+
     with reported_errors():
         if not yes:
             raise CliError(
@@ -168,6 +187,6 @@ def delete_command(
                 "add --yes to go ahead"
             )
         with opened(env) as state:
-            principal = Principal(environment_id=state.environment.id, actor=CLI_ACTOR)
+            principal = _principal(state)
             count = solutions.delete_solution(state.bridge, state.session, principal, key)
         out.print(f"Deleted solution '{key}' and {count} instance(s).", markup=False)

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy.orm import Session
 
 from authbridge import errors
 from authbridge.cli.common import (
@@ -29,18 +29,34 @@ from authbridge.cli.common import (
     when,
     wide,
 )
-from authbridge.services import webhooks
-from authbridge.services.events import EVENT_TYPES
-from authbridge.storage.models import (
-    DeliveryStatus,
-    Environment,
-    WebhookDelivery,
-    WebhookEndpoint,
-    utcnow,
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from authbridge.storage.models import Environment, WebhookDelivery, WebhookEndpoint
+    from authbridge.vault import Keyring
+
+#: ``authbridge.services.events.EVENT_TYPES`` and the values of
+#: ``authbridge.storage.models.DeliveryStatus``, repeated so that ``--help`` imports neither the
+#: services nor the storage (a test keeps them equal).
+EVENT_TYPES = (
+    "authentication.created",
+    "authentication.updated",
+    "authentication.invalid",
+    "authentication.recovered",
+    "authentication.expiring",
+    "authentication.expired",
+    "authentication.deleted",
 )
-from authbridge.storage.repositories import MAX_PAGE_SIZE
-from authbridge.storage.repositories.webhooks import WebhookRepository
-from authbridge.vault import Keyring
+
+
+class Status(StrEnum):
+    """A delivery's status, as ``--status`` takes it."""
+
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
 
 app = typer.Typer(
     help="Manage webhook endpoints (signed with Standard Webhooks) and see their deliveries.",
@@ -92,6 +108,9 @@ def add(
     Verify the messages with any Standard Webhooks library and this secret, for example in
     Python: standardwebhooks.Webhook(secret).verify(body, headers).
     """
+    from authbridge.services import webhooks
+    from authbridge.storage.models import utcnow
+
     with reported_errors():
         with opened(env) as state:
             try:
@@ -123,6 +142,9 @@ def add(
 @app.command("list")
 def list_endpoints(env: str = EnvOption) -> None:
     """List the environment's webhook endpoints (never their secrets)."""
+    from authbridge.storage.repositories import MAX_PAGE_SIZE
+    from authbridge.storage.repositories.webhooks import WebhookRepository
+
     with reported_errors(), opened(env) as state:
         repo = WebhookRepository(state.session, state.keyring)
         endpoints: list[WebhookEndpoint] = []
@@ -160,6 +182,8 @@ def remove(
     env: str = EnvOption,
 ) -> None:
     """Remove a webhook endpoint; its pending deliveries are dropped."""
+    from authbridge.services import webhooks
+
     with reported_errors():
         with opened(env) as state:
             try:
@@ -182,6 +206,9 @@ def rotate_secret(
 
     For 24 hours, messages also carry a signature made with the old secret.
     """
+    from authbridge.services import webhooks
+    from authbridge.storage.models import utcnow
+
     with reported_errors():
         with opened(env) as state:
             try:
@@ -199,9 +226,7 @@ def rotate_secret(
 
 @app.command("deliveries")
 def deliveries(
-    status: Annotated[
-        DeliveryStatus | None, typer.Option("--status", help="Only this status.")
-    ] = None,
+    status: Annotated[Status | None, typer.Option("--status", help="Only this status.")] = None,
     endpoint_id: str | None = typer.Option(
         None, "--endpoint", metavar="ID", help="Only this endpoint's deliveries."
     ),
@@ -209,6 +234,10 @@ def deliveries(
     env: str = EnvOption,
 ) -> None:
     """List deliveries of events to endpoints, with their attempts and outcome."""
+    from authbridge.storage.models import DeliveryStatus
+    from authbridge.storage.repositories import MAX_PAGE_SIZE
+    from authbridge.storage.repositories.webhooks import WebhookRepository
+
     with reported_errors(), opened(env) as state:
         repo = WebhookRepository(state.session, state.keyring)
         rows: list[WebhookDelivery] = []
@@ -217,7 +246,7 @@ def deliveries(
             page = repo.list_deliveries(
                 state.environment.id,
                 endpoint_id=endpoint_id,
-                status=status,
+                status=None if status is None else DeliveryStatus(status.value),
                 limit=min(MAX_PAGE_SIZE, limit - len(rows)),
                 cursor=cursor,
             )

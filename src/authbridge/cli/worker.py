@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -21,9 +22,10 @@ from authbridge.cli.common import (
     reported_errors,
     settings_from_env,
 )
-from authbridge.runtime import open_bridge, open_database, open_refresher
-from authbridge.services.bridge import Bridge
-from authbridge.services.worker import Worker, WorkerSettings
+
+if TYPE_CHECKING:
+    from authbridge.services.bridge import Bridge
+    from authbridge.services.worker import Worker
 
 
 def worker_command(
@@ -52,6 +54,9 @@ def worker_command(
     Uses the same data folder (or AUTHBRIDGE_DATABASE_URL) and keys as the server. Several
     workers may run against one PostgreSQL database.
     """
+    from authbridge.runtime import open_bridge, open_database, open_refresher
+    from authbridge.services.worker import Worker, WorkerSettings
+
     configure_logging(log_level)
     with reported_errors():
         settings = settings_from_env()
