@@ -1,4 +1,4 @@
-"""The command line starts fast.
+"""The command line starts fast, and ``authbridge serve --workers N`` runs N server processes.
 
 ``--help`` and ``--version`` must not import the app, the services or the storage: each command
 module imports them inside its functions. That is checked by what a fresh interpreter holds
@@ -9,16 +9,31 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
 
 from authbridge import __version__
+from authbridge.api.factory import (
+    SERVE_OPTIONS_ENV_VAR,
+    DisposesDatabase,
+    ServeOptions,
+    app_from_environment,
+)
 from authbridge.cli import common, connect, webhooks
-from authbridge.runtime import PUBLIC_URL_ENV_VAR
+from authbridge.errors import InvalidInput
+from authbridge.runtime import PUBLIC_URL_ENV_VAR, Settings, migrate_database
 from authbridge.services.events import EVENT_TYPES
 from authbridge.storage.models import DeliveryStatus
 from authbridge.storage.repositories import DEFAULT_ENVIRONMENT
-from tests.support.processes import AUTHBRIDGE
+from tests.support.loopback import serve
+from tests.support.processes import AUTHBRIDGE, free_port
 
 HEAVY_MODULES = (
     "fastapi",
@@ -51,6 +66,7 @@ for path in paths(get_command(app)):
     answers[" ".join(path)] = [result.exit_code, result.output]
 print(json.dumps({"answers": answers, "modules": sorted(sys.modules)}))
 """
+STARTED_PROCESS = re.compile(r"Started server process \[(\d+)\]")
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -91,7 +107,7 @@ def test_help_of_the_installed_command_lists_every_command() -> None:
         assert command in done.stdout
     serve = run_cli("serve", "--help")
     assert serve.returncode == 0, serve.stderr
-    for option in ("--no-worker", "--connectors", "--allow-loopback", "--port"):
+    for option in ("--workers", "--no-worker", "--connectors", "--allow-loopback", "--port"):
         assert option in serve.stdout
 
 
@@ -107,3 +123,117 @@ def test_the_values_repeated_for_help_match_their_sources() -> None:
     assert connect.PUBLIC_URL_ENV_VAR == PUBLIC_URL_ENV_VAR
     assert webhooks.EVENT_TYPES == EVENT_TYPES
     assert [status.value for status in webhooks.Status] == [s.value for s in DeliveryStatus]
+
+
+# -- the factory of the server processes -------------------------------------------------------
+
+
+def test_serve_options_travel_as_json() -> None:
+    options = ServeOptions(
+        public_url="https://auth.example.com",
+        connector_folders=("a", "b/c"),
+        allow_loopback=True,
+        worker=False,
+        warn_days=2.5,
+        log_level="warning",
+    )
+
+    assert ServeOptions.from_json(options.to_json()) == options
+    with pytest.raises(InvalidInput, match=SERVE_OPTIONS_ENV_VAR):
+        ServeOptions.from_json("")
+    with pytest.raises(InvalidInput, match=SERVE_OPTIONS_ENV_VAR):
+        ServeOptions.from_json('{"public_url": "x", "colour": "blue"}')
+
+
+def test_the_factory_builds_the_app_from_the_environment(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    migrate_database(Settings.from_env())
+    options = ServeOptions(public_url="http://127.0.0.1:8123", worker=False)
+    monkeypatch.setenv(SERVE_OPTIONS_ENV_VAR, options.to_json())
+
+    app = app_from_environment()
+    assert isinstance(app, DisposesDatabase)
+    disposed: list[bool] = []
+    dispose = app.database.dispose
+
+    def record_dispose() -> None:
+        disposed.append(True)
+        dispose()
+
+    monkeypatch.setattr(app.database, "dispose", record_dispose)
+
+    with serve(app, lifespan="on") as url:
+        assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
+        assert httpx.get(f"{url}/openapi.json").json()["info"]["title"] == "authbridge"
+        assert disposed == []
+    assert disposed == [True]
+
+
+# -- serve --workers N -------------------------------------------------------------------------
+
+
+def _parent_of(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[1])
+
+
+def _wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"serve exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    pytest.fail(f"serve did not answer {url}:\n{log.read_text()}")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_serve_with_two_workers_runs_two_server_processes(home: Path, tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    environ = {**os.environ, "AUTHBRIDGE_HOME": str(home), "COLUMNS": "200"}
+    args = ["serve", "--port", str(port), "--workers", "2", "--log-level", "info", "--no-worker"]
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [*AUTHBRIDGE, *args],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=environ,
+            start_new_session=True,
+        )
+    try:
+        _wait_until_serving(f"http://127.0.0.1:{port}/healthz", process, log)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+            for _ in range(40):
+                assert client.get("/healthz").status_code == 200
+        deadline = time.monotonic() + 30
+        while len(STARTED_PROCESS.findall(log.read_text())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        servers = {int(pid) for pid in STARTED_PROCESS.findall(log.read_text())}
+        assert len(servers) == 2, log.read_text()
+        assert {_parent_of(pid) for pid in servers} == {process.pid}
+
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    output = log.read_text()
+    assert output.count("Master token for the 'default' environment") == 1, output
+    assert f"serving on http://127.0.0.1:{port} with 2 processes" in output
+    assert "Traceback" not in output
+    for pid in servers:
+        assert not Path(f"/proc/{pid}").exists() or _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True

@@ -1,6 +1,14 @@
-"""``authbridge serve``: the API, the connect pages and ``authbridge.js`` on one port."""
+"""``authbridge serve``: the API, the connect pages and ``authbridge.js`` on one port.
+
+With ``--workers N`` (N > 1), uvicorn runs N server processes sharing the port; this process
+bootstraps the data once, then supervises them (see :mod:`authbridge.api.factory`).
+"""
 
 from __future__ import annotations
+
+import asyncio
+import functools
+import os
 
 import typer
 
@@ -38,6 +46,14 @@ def serve_command(
         min=0,
         help="The worker sends authentication.expiring this many days before a hard expiry.",
     ),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        max=64,
+        help="Server processes sharing the port, each with its own background worker unless "
+        "--no-worker (best on PostgreSQL; on SQLite they share one file's write lock).",
+    ),
 ) -> None:
     """Serve the REST API (/v1, reference at /docs), the connect pages and /healthz.
 
@@ -49,9 +65,13 @@ def serve_command(
     """
     import uvicorn
 
-    from authbridge.api import create_app
-    from authbridge.runtime import open_bridge, open_database, open_refresher
-    from authbridge.services.worker import Worker, WorkerSettings
+    from authbridge.api.factory import (
+        FACTORY,
+        SERVE_OPTIONS_ENV_VAR,
+        ServeOptions,
+        build_app,
+    )
+    from authbridge.runtime import open_bridge, open_database
     from authbridge.storage.repositories import EnvironmentRepository, MasterTokenRepository
 
     configure_logging(log_level)
@@ -81,19 +101,33 @@ def serve_command(
             markup=True,
         )
         out.print(first.token)
+    processes = f" with {workers} processes" if workers > 1 else ""
     out.print(
-        f"authbridge is serving on http://{host}:{port} "
+        f"authbridge is serving on http://{host}:{port}{processes} "
         f"(public URL {public_url}; API reference at {public_url}/docs)"
     )
-    refresher = open_refresher(settings, bridge)
-    worker_settings = WorkerSettings(warn_days=warn_days)
-    worker = None if no_worker else Worker(bridge, refresher, settings=worker_settings)
-    uvicorn.run(
-        create_app(bridge, worker=worker, refresher=refresher),
+    options = ServeOptions(
+        public_url=public_url,
+        connector_folders=tuple(str(folder) for folder in connectors or []),
+        allow_loopback=allow_loopback,
+        worker=not no_worker,
+        warn_days=warn_days,
+        log_level=log_level,
+    )
+    run = functools.partial(
+        uvicorn.run,
         host=host,
         port=port,
         log_level=log_level.lower(),
         access_log=False,
         server_header=False,
     )
+    if workers == 1:
+        run(build_app(settings, bridge, options))
+        database.dispose()
+        return
+    # Each process opens its own; this one only had to check that the connectors load.
+    asyncio.run(bridge.http.aclose())
     database.dispose()
+    os.environ[SERVE_OPTIONS_ENV_VAR] = options.to_json()
+    run(FACTORY, factory=True, workers=workers)
