@@ -159,3 +159,8 @@ def test_importing_the_sdk_does_not_import_the_server() -> None:
     assert not {
         name for name in modules if name.startswith(("authbridge.storage", "authbridge.services"))
     }
+
+
+def test_the_sdk_imports_the_auth_mechanisms_only_when_request_auth_is_used() -> None:
+    assert "authbridge.mechanisms" not in imported_after("import authbridge.sdk")
+    assert "authbridge.mechanisms" in imported_after("from authbridge.sdk import RequestAuth")

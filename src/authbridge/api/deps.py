@@ -6,6 +6,7 @@ Endpoints open their transaction themselves with :func:`transaction`, so it is c
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -18,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from authbridge import errors
 from authbridge.services.bridge import Bridge
 from authbridge.services.principals import Principal, authenticate
+from authbridge.services.read_transactions import read_first
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -71,18 +73,33 @@ def transaction(
 async def caller(bridge: Bridge, token: str) -> Principal:
     """The principal of ``token``, from the process's cache when it was checked in the last
     seconds (:class:`~authbridge.services.principals.PrincipalCache`), else checked in a
-    transaction of its own (which may record the token's use) in a worker thread.
+    worker thread, read-only unless the check must write (a token's last use, once a minute).
 
-    For the credential reads, which otherwise need no transaction that writes.
+    Concurrent requests with a token not in the cache share one check. For the credential
+    reads, which otherwise need no transaction that writes.
     """
-    principal = bridge.principals.get(token)
+    cache = bridge.principals
+    principal = cache.get(token)
     if principal is not None:
         return principal
+    key = cache.key(token)
+    pending = cache.checks.get(key)
+    if pending is not None:
+        return await asyncio.shield(pending)
 
-    def check() -> Principal:
-        with bridge.session() as session:
-            return authenticate(session, bridge.keyring, token, now=bridge.now())
+    def check(session: Session) -> Principal:
+        return authenticate(session, bridge.keyring, token, now=bridge.now())
 
-    principal = await run_in_threadpool(check)
-    bridge.principals.put(token, principal, now=bridge.now())
-    return principal
+    future: asyncio.Future[Principal] = asyncio.get_running_loop().create_future()
+    cache.checks[key] = future
+    try:
+        principal = await run_in_threadpool(read_first, bridge, check)
+        cache.put(token, principal, now=bridge.now())
+        future.set_result(principal)
+        return principal
+    except BaseException as exc:
+        future.set_exception(exc)
+        future.exception()  # retrieved: no warning when nobody else waited
+        raise
+    finally:
+        del cache.checks[key]

@@ -13,9 +13,14 @@
 ``httpx.Client`` pointed at the connector's base URL that puts the credentials on every request
 by the connector's request rules; on a 401 it refreshes the credentials once and retries once.
 :class:`AsyncClient` and :class:`AsyncContext` are the same for asyncio.
+
+Importing the SDK does not import the server, and :class:`RequestAuth` (which brings the auth
+mechanisms: Authlib, PyJWT, the connector models) is imported on first use, so that a script
+that only calls the REST API starts quickly.
 """
 
-from authbridge.mechanisms.request_rules import RequestAuth
+import typing as _typing
+
 from authbridge.sdk._async_client import AsyncClient
 from authbridge.sdk._client import Client
 from authbridge.sdk._context import AsyncContext, Context
@@ -41,6 +46,9 @@ from authbridge.sdk._models import (
     WebhookEndpoint,
 )
 
+if _typing.TYPE_CHECKING:
+    from authbridge.mechanisms.request_rules import RequestAuth
+
 __all__ = [
     "AsyncClient",
     "AsyncContext",
@@ -65,3 +73,15 @@ __all__ = [
     "UserToken",
     "WebhookEndpoint",
 ]
+
+
+def __getattr__(name: str) -> _typing.Any:
+    if name == "RequestAuth":
+        from authbridge.mechanisms.request_rules import RequestAuth
+
+        return RequestAuth
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "RequestAuth"})

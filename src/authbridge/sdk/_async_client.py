@@ -6,11 +6,10 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from types import TracebackType
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 
-from authbridge.mechanisms.request_rules import RequestAuth
 from authbridge.sdk import _calls as calls
 from authbridge.sdk._client import DEFAULT_TIMEOUT, PAGE_SIZE, BearerToken
 from authbridge.sdk._context import AsyncContext
@@ -26,6 +25,9 @@ from authbridge.sdk._models import (
     UserToken,
     WebhookEndpoint,
 )
+
+if TYPE_CHECKING:
+    from authbridge.mechanisms.request_rules import RequestAuth
 
 __all__ = ["AsyncClient"]
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel
 
-from authbridge.mechanisms.request_rules import RequestAuth
 from authbridge.sdk._models import (
     Authentication,
     Connector,
@@ -28,6 +27,9 @@ from authbridge.sdk._models import (
     UserToken,
     WebhookEndpoint,
 )
+
+if TYPE_CHECKING:
+    from authbridge.mechanisms.request_rules import RequestAuth
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -193,6 +195,8 @@ def credentials(auth_id: str) -> Call[Credentials]:
 
 
 def request_auth(auth_id: str) -> Call[RequestAuth]:
+    from authbridge.mechanisms.request_rules import RequestAuth  # heavy: imported when used
+
     return Call(
         "GET",
         _auth_path(auth_id, "/request-auth"),

@@ -6,11 +6,10 @@ from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from types import TracebackType
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 
-from authbridge.mechanisms.request_rules import RequestAuth
 from authbridge.sdk import _calls as calls
 from authbridge.sdk._context import Context
 from authbridge.sdk._errors import error_from_response
@@ -25,6 +24,9 @@ from authbridge.sdk._models import (
     UserToken,
     WebhookEndpoint,
 )
+
+if TYPE_CHECKING:
+    from authbridge.mechanisms.request_rules import RequestAuth
 
 __all__ = ["DEFAULT_TIMEOUT", "PAGE_SIZE", "BearerToken", "Client"]
 

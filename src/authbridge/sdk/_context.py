@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING
 import anyio
 import httpx
 
-from authbridge.mechanisms.request_rules import RequestAuth
 from authbridge.sdk._errors import Conflict
 from authbridge.sdk._models import Credentials
 
 if TYPE_CHECKING:
+    from authbridge.mechanisms.request_rules import RequestAuth
     from authbridge.sdk._async_client import AsyncClient
     from authbridge.sdk._client import Client
 

@@ -9,6 +9,7 @@ public key registered for the environment. The optional ``env`` claim names the 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -231,13 +232,15 @@ class PrincipalCache:
         self._clock = clock
         self._entries: dict[bytes, tuple[float, Principal]] = {}
         self._lock = threading.Lock()
+        #: Checks under way on the event loop, by key, shared by concurrent requests.
+        self.checks: dict[bytes, asyncio.Future[Principal]] = {}
 
     @staticmethod
-    def _key(token: str) -> bytes:
+    def key(token: str) -> bytes:
         return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
 
     def get(self, token: str) -> Principal | None:
-        key = self._key(token)
+        key = self.key(token)
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -261,7 +264,7 @@ class PrincipalCache:
         with self._lock:
             if len(self._entries) >= self._size:
                 self._entries.clear()  # rare: more distinct tokens in seconds than it holds
-            self._entries[self._key(token)] = (self._clock() + lifetime, principal)
+            self._entries[self.key(token)] = (self._clock() + lifetime, principal)
 
     def clear(self) -> None:
         with self._lock:

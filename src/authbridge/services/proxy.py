@@ -4,10 +4,10 @@
 rules with the credentials applied (:mod:`authbridge.mechanisms.request_rules`). This module
 holds what the route needs besides HTTP plumbing:
 
-* :func:`read_only` / :func:`read_first` run :func:`read_target` in one read-only
-  transaction (the route refreshes due credentials first through
-  :func:`freshness.read_fresh`), without an audit row: the proxied call queues one when it
-  ends, with its status and duration (:func:`audit_entry`);
+* :func:`read_target` runs in one read-only transaction (:mod:`read_transactions`; the route
+  refreshes due credentials first through :func:`freshness.read_fresh`), without an audit
+  row: the proxied call queues one when it ends, with its status and duration
+  (:func:`audit_entry`);
 * :class:`RuleCache` keeps the request rules rendered for an authentication as long as its row
   and its connector configuration stay as they were, so an unchanged authentication is not
   decrypted and rendered again for every request;
@@ -26,15 +26,14 @@ import dataclasses
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import unquote, unquote_plus, urlencode
 
 import httpx
-from sqlalchemy import event
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm import Session
 
 from authbridge import errors
 from authbridge.connectors.models import RequestRules
@@ -83,46 +82,6 @@ class UpstreamUnreachable(errors.ProviderError):
 
 
 # -- reading -----------------------------------------------------------------------------------
-
-
-class WriteNeeded(Exception):
-    """The work of a read-only transaction tried to write."""
-
-
-def _refuse_statement(state: ORMExecuteState) -> None:
-    if not state.is_select:
-        raise WriteNeeded
-
-
-def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
-    raise WriteNeeded
-
-
-def read_only(bridge: Bridge, work: Callable[[Session], T]) -> T:
-    """Run ``work`` in a read-only transaction; :class:`WriteNeeded` if it tries to write.
-
-    The token check writes only now and then (a master token's last use, once a minute; an end
-    user seen for the first time); a read-only transaction runs beside any writer, which on
-    SQLite a write transaction does not: it takes the database's one write lock and the
-    process's writer turn, so proxied requests reading in write transactions queued behind
-    each other and behind the audit writer. Nothing written is ever lost: the statement is
-    refused before it runs, and the caller runs ``work`` again in a write transaction
-    (:func:`read_first`).
-    """
-    with bridge.session(readonly=True) as session:
-        event.listen(session, "do_orm_execute", _refuse_statement)
-        event.listen(session, "before_flush", _refuse_flush)
-        return work(session)
-
-
-def read_first(bridge: Bridge, work: Callable[[Session], T]) -> T:
-    """Run ``work`` with :func:`read_only`; should it write, again in a write transaction."""
-    try:
-        return read_only(bridge, work)
-    except WriteNeeded:
-        pass
-    with bridge.session() as session:
-        return work(session)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,8 @@ POOL_RECYCLE_SECONDS = 1800
 
 _POSTGRES_SCHEMES = {"postgres", "postgresql", "postgresql+psycopg"}
 _BEGIN_OPTION = "authbridge_sqlite_begin"
+#: For :meth:`Database.reading` on SQLite: no BEGIN at all, one SELECT is consistent by itself.
+_NO_BEGIN = "none"
 
 
 def resolve_home(environ: Mapping[str, str] | None = None) -> Path:
@@ -152,7 +154,8 @@ def _tune_sqlite(engine: Engine, *, foreign_keys: bool, busy_timeout_ms: int) ->
         # when another connection wrote in between; BEGIN IMMEDIATE takes the write lock up
         # front, so concurrent writers wait (up to busy_timeout) instead.
         mode = connection.get_execution_options().get(_BEGIN_OPTION, "IMMEDIATE")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        if mode != _NO_BEGIN:
+            connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 class Database:
@@ -170,12 +173,18 @@ class Database:
             reading = self.engine.execution_options(**{_BEGIN_OPTION: "DEFERRED"})
         else:
             reading = self.engine.execution_options(postgresql_readonly=True)
-        # Core reads (:meth:`reading`) on SQLite keep one connection per thread: the event
-        # loop's thread reads on its own connection and never waits for a pooled one.
+        # Core reads (:meth:`reading`) on SQLite keep one connection per thread (the event
+        # loop's thread reads on its own connection and never waits for a pooled one), in
+        # autocommit mode: no BEGIN, no rollback on return.
         self._reading = (
             make_engine(
-                url, **{**engine_options, "poolclass": SingletonThreadPool}
-            ).execution_options(**{_BEGIN_OPTION: "DEFERRED"})
+                url,
+                **{
+                    **engine_options,
+                    "poolclass": SingletonThreadPool,
+                    "pool_reset_on_return": None,
+                },
+            ).execution_options(**{_BEGIN_OPTION: _NO_BEGIN})
             if self.is_sqlite
             else reading
         )
@@ -210,11 +219,11 @@ class Database:
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
-        """A Core connection in a read-only transaction (rolled back at the end of the block).
+        """A Core connection for one read (rolled back at the end of the block).
 
-        For the hottest reads, a statement or two with no ORM: on SQLite it runs beside any
-        writer (``BEGIN DEFERRED``; WAL readers never wait for a writer), on PostgreSQL the
-        transaction refuses writes.
+        For the hottest reads, one statement with no ORM: on SQLite in autocommit mode (a
+        single SELECT is consistent by itself, and WAL readers never wait for a writer), on
+        PostgreSQL in a transaction that refuses writes.
         """
         with self._reading.connect() as connection:
             yield connection

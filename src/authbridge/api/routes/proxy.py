@@ -29,7 +29,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from authbridge.api.deps import BridgeDep, TokenDep, caller
-from authbridge.services import freshness, proxy
+from authbridge.services import freshness, proxy, read_transactions
 from authbridge.services.audit_trail import AuditTrail
 from authbridge.services.bridge import Bridge
 from authbridge.services.credential_reads import CredentialReader
@@ -234,11 +234,11 @@ class _Reader:
         async def read() -> proxy.Target:
             if bridge.database.is_sqlite:
                 try:
-                    return proxy.read_only(bridge, work)
-                except proxy.WriteNeeded:
+                    return read_transactions.read_only(bridge, work)
+                except read_transactions.WriteNeeded:
                     pass
             return await anyio.to_thread.run_sync(
-                proxy.read_first, bridge, work, limiter=self.state.reads
+                read_transactions.read_first, bridge, work, limiter=self.state.reads
             )
 
         return await freshness.read_fresh(self.refresher, read, lambda target: target.auth)
