@@ -23,6 +23,7 @@ they occur.
     │   ├── CredentialsRejected    the provider refused the credentials the end user entered
     │   └── InvalidToken           a stored token is no longer accepted (auth becomes ``invalid``)
     ├── JwtError                   a host-signed JWT failed verification
+    ├── DatabaseUnavailable        transient database trouble: pool exhausted, unreachable, locked
     └── VaultError                 the vault cannot read its keys or a stored secret
         ├── DecryptionFailed       a ciphertext is malformed, altered or bound to another row
         └── KeyNotFound            a ciphertext names a key id the keyring does not hold
@@ -229,3 +230,22 @@ class KeyNotFound(VaultError):
             f"no key with id '{key_id}' is in the keyring; restore it to the key file "
             "or to AUTHBRIDGE_KEYS"
         )
+
+
+class DatabaseUnavailable(AuthBridgeError):
+    """The database cannot serve the request just now; trying again shortly should work.
+
+    ``kind`` names the trouble (``pool_exhausted``, ``unreachable``, ``locked``, …; see
+    :mod:`authbridge.storage.faults`), ``retry_after`` is the whole number of seconds worth
+    waiting, and ``cause`` names the driver's error (class and SQLSTATE) for the log, never its
+    text, which may quote the statement's values.
+    """
+
+    code = "database_unavailable"
+    status = 503
+
+    def __init__(self, message: str, *, kind: str, retry_after: int, cause: str = "") -> None:
+        self.kind = kind
+        self.retry_after = retry_after
+        self.cause = cause
+        super().__init__(message)
