@@ -2,26 +2,36 @@
 
 Every :class:`~authbridge.errors.AuthBridgeError` is answered with its ``status`` and a JSON
 body ``{type, title, status, detail, code}`` (plus ``field`` for invalid input and
-``retry_after`` for a provider that asked us to wait). ``detail`` is the error's ``message``,
-which never holds a secret; a provider's raw body (``ProviderError.body``) is never rendered.
-Request validation errors name the fields at fault but never echo the values sent. Anything
-unexpected is logged with its traceback and answered with a bare 500 problem.
+``retry_after`` for a provider or database that asked us to wait). ``detail`` is the error's
+``message``, which never holds a secret; a provider's raw body (``ProviderError.body``) is never
+rendered. Request validation errors name the fields at fault but never echo the values sent.
+
+Database trouble (an exhausted pool, a refused or lost connection, a serialization failure or
+deadlock, a locked SQLite file; see :mod:`authbridge.storage.faults`) is a 503 with
+``Retry-After`` and one warning line naming the kind, without a traceback. Anything else that
+is unexpected, other database errors included, is logged once with its traceback and answered
+with a bare 500 problem.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authbridge import errors
+from authbridge.storage import faults
 
 MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://authbridge.dev/problems/"
@@ -82,9 +92,30 @@ def from_error(error: errors.AuthBridgeError) -> JSONResponse:
         extra["problems"] = [str(item) for item in error.problems]
     if error.status == 401:
         headers["WWW-Authenticate"] = "Bearer"
-    if error.status >= 500 and not isinstance(error, errors.ProviderError):
+    if isinstance(error, errors.DatabaseUnavailable):
+        extra["retry_after"] = error.retry_after
+        headers["Retry-After"] = str(error.retry_after)
+        log.warning(
+            "database unavailable: %s (%s); answered 503, retry after %d s",
+            error.kind,
+            error.cause or error.code,
+            error.retry_after,
+        )
+    elif error.status >= 500 and not isinstance(error, errors.ProviderError):
         log.error("request failed: %s (%s)", error.message, error.code)
     return problem(error.status, error.code, error.message, extra=extra, headers=headers)
+
+
+def unexpected(exc: BaseException) -> JSONResponse:
+    """Log ``exc`` with its traceback and answer the bare 500 problem (no detail of ``exc``)."""
+    log.error("unexpected error", exc_info=exc)
+    return problem(500, "internal_error", "An unexpected error occurred; it has been logged.")
+
+
+def from_database_error(exc: BaseException) -> JSONResponse:
+    """Answer database trouble with a 503 (see :func:`from_error`), any other error as a bug."""
+    error = faults.unavailable(exc)
+    return unexpected(exc) if error is None else from_error(error)
 
 
 def _location(loc: Sequence[Any]) -> str:
@@ -111,8 +142,40 @@ def validation_problem(exc: RequestValidationError) -> JSONResponse:
     return problem(422, "invalid_request", detail, extra={"invalid_params": invalid})
 
 
+class AnswerUnexpected:
+    """Answer an exception that no handler took with the bare 500 problem, logging it once.
+
+    Starlette runs the handler registered for ``Exception`` in its outermost middleware, which
+    re-raises after answering so that the server logs the error as well: every bug left two
+    tracebacks. This middleware sits inside that one and ends the exception here. When the
+    response had already started nothing can be answered, and the server, seeing it unfinished,
+    closes the connection.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            response = unexpected(exc)
+            if not started:
+                await response(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
-    """Register the handlers on ``app``."""
+    """Register the handlers on ``app``, and the middleware that ends unexpected errors."""
 
     async def on_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, errors.AuthBridgeError)
@@ -129,11 +192,20 @@ def install(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).description
         return problem(status, code, detail, headers=exc.headers)
 
+    async def on_database_error(_request: Request, exc: Exception) -> JSONResponse:
+        return from_database_error(exc)
+
     async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error", exc_info=exc)
-        return problem(500, "internal_error", "An unexpected error occurred; it has been logged.")
+        # Only for errors raised outside AnswerUnexpected (in middleware added after it).
+        return unexpected(exc)
 
     app.add_exception_handler(errors.AuthBridgeError, on_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    # Handlers for specific classes run in Starlette's ExceptionMiddleware, which answers and
+    # does not re-raise. DBAPIError covers OperationalError, IntegrityError and the rest;
+    # TimeoutError is the pool's; the drivers' own classes are for raw connections.
+    for database_error in (sa_exc.DBAPIError, sa_exc.TimeoutError, psycopg.Error, sqlite3.Error):
+        app.add_exception_handler(database_error, on_database_error)
+    app.add_middleware(AnswerUnexpected)
     app.add_exception_handler(Exception, on_unexpected)
