@@ -60,8 +60,9 @@ class Settings:
     """The process's configuration, as read from the environment by :meth:`from_env`.
 
     ``database_url`` and ``keys_json`` are ``None`` when the embedded defaults apply: the SQLite
-    file and the key file in ``home``. ``pool_size`` (``AUTHBRIDGE_DATABASE_POOL_SIZE``) caps a
-    process's PostgreSQL connections, so that every process sharing a server fits within its
+    file and the key file in ``home``. ``pool_size`` (``AUTHBRIDGE_DATABASE_POOL_SIZE``, default
+    :data:`~authbridge.storage.db.POOL_SIZE`) is the process's budget of PostgreSQL connections,
+    all kept open and never exceeded, so that every process sharing a server fits within its
     ``max_connections``; ``refresh_lease`` (``AUTHBRIDGE_REFRESH_LEASE_SECONDS``) replaces the
     refresh lease's 30 seconds (tests that kill processes shorten it).
     """
@@ -271,7 +272,7 @@ def open_database(settings: Settings) -> Database:
     migrate_database(settings)
     url = settings.resolved_database_url()
     if settings.pool_size is not None and not url.startswith("sqlite"):
-        return Database(url, pool_size=settings.pool_size, max_overflow=0)
+        return Database(url, pool_size=settings.pool_size)  # no overflow: see make_engine
     return Database(url)
 
 
