@@ -87,10 +87,9 @@ class CredentialReader:
         database = self.bridge.database
 
         def read() -> CredentialRow | None:
-            with database.reading() as connection:
-                return read_credential_row(
-                    connection, principal.environment_id, auth_id, now=self.bridge.now()
-                )
+            return read_credential_row(
+                database, principal.environment_id, auth_id, now=self.bridge.now()
+            )
 
         row = read() if database.is_sqlite else await run_in_threadpool(read)
         if row is None:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Dialect, Engine, Select, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
@@ -193,6 +193,10 @@ class Database:
         # process's writers take turns on a lock first: SQLite's busy handler polls with sleeps
         # of up to 100 ms, so under load the database sat idle while the waiting writers slept.
         self._sqlite_writers = threading.RLock() if self.is_sqlite else None
+        # For first(): statements compiled for SQLite, and each thread's own connection.
+        self._sqlite_reads: dict[Select[Any], _SqliteRead] | None = {} if self.is_sqlite else None
+        self._sqlite_connection = threading.local()
+        self._generation = 0
 
     @property
     def is_sqlite(self) -> bool:
@@ -216,6 +220,27 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+
+    def first(self, statement: Select[Any], params: Mapping[str, Any]) -> Sequence[Any] | None:
+        """The first row of the Core ``statement``, read on its own (no transaction, no ORM).
+
+        The hottest read of all (a credential read) goes here. On SQLite the statement is
+        compiled once (:class:`_SqliteRead`, with the column types' own bind and result
+        processing) and runs on a connection the calling thread keeps, in autocommit mode:
+        no pool checkout, no BEGIN, a few microseconds. On PostgreSQL it runs on a pooled
+        connection in a read-only transaction.
+        """
+        if self._sqlite_reads is None:
+            with self._reading.connect() as connection:
+                return connection.execute(statement, params).first()
+        read = self._sqlite_reads.get(statement)
+        if read is None:
+            read = self._sqlite_reads[statement] = _SqliteRead(statement, self.engine.dialect)
+        kept = self._sqlite_connection
+        if getattr(kept, "generation", None) != self._generation:
+            kept.value = self._reading.engine.raw_connection()  # held: never checked in
+            kept.generation = self._generation
+        return read.first(kept.value.driver_connection, params)
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
@@ -246,4 +271,40 @@ class Database:
         """Close every pooled connection (at shutdown, or after a fork)."""
         self.engine.dispose()
         if self._reading.engine is not self.engine:
+            self._generation += 1  # the threads' kept connections are closed with the pool
             self._reading.engine.dispose()
+
+
+class _SqliteRead:
+    """A Core SELECT compiled once for SQLite, run straight on a ``sqlite3`` connection.
+
+    Parameters and values go through the column types' own bind and result processors (UTC
+    datetimes, enums), so rows come back as the same values a Core execution would return.
+    """
+
+    def __init__(self, statement: Select[Any], dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        names = compiled.positiontup or []
+        binds = {bind.key: bind for bind in compiled.binds.values()}
+        self.params = [
+            (name, binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in names
+        ]
+        self.results = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in statement.selected_columns
+        ]
+
+    def first(self, connection: Any, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        values = []
+        for name, process in self.params:
+            value = params[name]
+            values.append(value if process is None else process(value))
+        row = connection.execute(self.sql, values).fetchone()
+        if row is None:
+            return None
+        return tuple(
+            value if process is None or value is None else process(value)
+            for value, process in zip(row, self.results, strict=True)
+        )

@@ -11,7 +11,14 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from authbridge.api.deps import BridgeDep, TokenDep, caller, transaction
+from authbridge.api.deps import (
+    BEARER_SECURITY,
+    BridgeDep,
+    TokenDep,
+    bearer_token,
+    caller,
+    transaction,
+)
 from authbridge.api.schemas import (
     AuthenticationImport,
     AuthenticationOut,
@@ -145,10 +152,9 @@ def delete_authentication(auth_id: str, bridge: BridgeDep, token: TokenDep) -> R
     "/{auth_id}/credentials",
     response_model=CredentialsOut,
     summary="Read an authentication's credentials",
+    openapi_extra=BEARER_SECURITY,
 )
-async def read_credentials(
-    auth_id: str, request: Request, bridge: BridgeDep, token: TokenDep
-) -> Response:
+async def read_credentials(auth_id: str, request: Request) -> Response:
     """Fresh credentials: the stored fields and tokens, never the refresh token.
 
     Credentials due for a refresh are refreshed first (once, however many callers ask at the
@@ -156,7 +162,8 @@ async def read_credentials(
     be refreshed). Every read is audited.
     """
     reader: CredentialReader = request.app.state.reader
-    row, credentials = await reader.credentials(await caller(bridge, token), auth_id)
+    principal = await caller(reader.bridge, bearer_token(request))
+    row, credentials = await reader.credentials(principal, auth_id)
     # The hottest endpoint: the body is built here rather than validated through the model
     # (whose schema the decorator still documents).
     return JSONResponse(

@@ -16,11 +16,12 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Connection, bindparam, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from authbridge.errors import Conflict
 from authbridge.storage.crypto import seal_json, unseal_json
+from authbridge.storage.db import Database
 from authbridge.storage.models import Authentication, AuthStatus, new_id, utcnow
 from authbridge.storage.repositories._dml import affected_rows
 from authbridge.storage.repositories.pagination import DEFAULT_PAGE_SIZE, Page, fetch_page
@@ -619,10 +620,10 @@ class CredentialRow:
 
 
 def read_credential_row(
-    connection: Connection, environment_id: str, auth_id: str, *, now: datetime
+    database: Database, environment_id: str, auth_id: str, *, now: datetime
 ) -> CredentialRow | None:
     """The environment's authentication ``auth_id`` if it is still served at ``now``."""
-    row = connection.execute(
+    row = database.first(
         _READ_ROW, {"auth_id": auth_id, "environment_id": environment_id, "now": now}
-    ).first()
+    )
     return None if row is None else CredentialRow(*row)
