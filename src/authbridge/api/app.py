@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from starlette.routing import Route
 
 from authbridge import __version__
 from authbridge.api import graphql, oauth_pages, pages, problems, rendering, wizard_pages
@@ -80,6 +81,16 @@ def create_app(
     @app.get("/healthz", tags=["health"], summary="Liveness")
     async def healthz() -> Health:
         return Health(status="ok")
+
+    # The hottest route first, as a plain Starlette route; the FastAPI one below documents it.
+    app.router.routes.append(
+        Route(
+            "/v1/authentications/{auth_id}/credentials",
+            authentications.credentials_endpoint,
+            methods=["GET"],
+            include_in_schema=False,
+        )
+    )
 
     for module in (
         authentications,

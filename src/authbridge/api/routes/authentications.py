@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from authbridge import errors
 from authbridge.api.deps import (
     BEARER_SECURITY,
     BridgeDep,
@@ -161,6 +162,8 @@ async def read_credentials(auth_id: str, request: Request) -> Response:
     same time, in every process); expired credentials are never served (503 while they cannot
     be refreshed). Every read is audited.
     """
+    if "\x00" in auth_id:  # as plain_params does for the other routes
+        raise errors.InvalidInput("'auth_id' must not contain NUL characters", field="auth_id")
     reader: CredentialReader = request.app.state.reader
     principal = await caller(reader.bridge, bearer_token(request))
     row, credentials = await reader.credentials(principal, auth_id)
@@ -175,6 +178,13 @@ async def read_credentials(auth_id: str, request: Request) -> Response:
             "expires_at": timestamp(row.expires_at),
         }
     )
+
+
+async def credentials_endpoint(request: Request) -> Response:
+    """:func:`read_credentials` as a plain Starlette endpoint, routed before every other route
+    (see :func:`authbridge.api.app.create_app`): FastAPI's route matching and request handling
+    cost more than the read itself. The FastAPI route documents it."""
+    return await read_credentials(request.path_params["auth_id"], request)
 
 
 @router.get("/{auth_id}/request-auth", summary="How to authenticate requests to the provider")
