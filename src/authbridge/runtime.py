@@ -20,10 +20,10 @@ import logging
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from sqlalchemy import String, column, inspect, select, table
@@ -49,6 +49,7 @@ from authbridge.vault import Keyring, from_env, load_or_create
 PUBLIC_URL_ENV_VAR = "AUTHBRIDGE_PUBLIC_URL"
 POOL_SIZE_ENV_VAR = "AUTHBRIDGE_DATABASE_POOL_SIZE"
 REFRESH_LEASE_ENV_VAR = "AUTHBRIDGE_REFRESH_LEASE_SECONDS"
+SERVE_OPTIONS_ENV_VAR = "AUTHBRIDGE_SERVE_OPTIONS"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 KEY_FILE = "keys.json"
 MIGRATION_SCRIPTS = Path(__file__).resolve().parent / "storage" / "migrations" / "versions"
@@ -128,6 +129,42 @@ class Settings:
         if not self.home.is_dir():
             self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         return self.home
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """What ``authbridge serve`` resolved from its command line, for every server process.
+
+    With ``--workers N`` the processes are started afresh by uvicorn, so ``serve`` hands them
+    these as JSON in ``AUTHBRIDGE_SERVE_OPTIONS`` (:meth:`to_json`, :meth:`from_env`); the
+    settings they read from the environment as every command does.
+    """
+
+    public_url: str
+    connector_folders: tuple[str, ...] = ()
+    allow_loopback: bool = False
+    worker: bool = True
+    warn_days: float = 7.0
+    log_level: str = "info"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServeOptions:
+        """Read ``AUTHBRIDGE_SERVE_OPTIONS``; :class:`InvalidInput` unless ``serve`` wrote it."""
+        text = (os.environ if environ is None else environ).get(SERVE_OPTIONS_ENV_VAR, "")
+        try:
+            data: Any = json.loads(text)
+            if not isinstance(data, dict):
+                raise TypeError("not an object")
+            data["connector_folders"] = tuple(data.get("connector_folders", ()))
+            return cls(**data)
+        except (ValueError, TypeError) as error:
+            raise InvalidInput(
+                f"{SERVE_OPTIONS_ENV_VAR} is not what authbridge serve writes: {error}",
+                field=SERVE_OPTIONS_ENV_VAR,
+            ) from None
 
 
 N = TypeVar("N", int, float)

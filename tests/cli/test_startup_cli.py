@@ -18,17 +18,20 @@ from pathlib import Path
 
 import httpx
 import pytest
+from uvicorn.importer import import_from_string
 
 from authbridge import __version__
-from authbridge.api.factory import (
-    SERVE_OPTIONS_ENV_VAR,
-    DisposesDatabase,
-    ServeOptions,
-    app_from_environment,
-)
+from authbridge.api.factory import DisposesDatabase, app_from_environment
 from authbridge.cli import common, connect, webhooks
+from authbridge.cli.serve import FACTORY
 from authbridge.errors import InvalidInput
-from authbridge.runtime import PUBLIC_URL_ENV_VAR, Settings, migrate_database
+from authbridge.runtime import (
+    PUBLIC_URL_ENV_VAR,
+    SERVE_OPTIONS_ENV_VAR,
+    ServeOptions,
+    Settings,
+    migrate_database,
+)
 from authbridge.services.events import EVENT_TYPES
 from authbridge.storage.models import DeliveryStatus
 from authbridge.storage.repositories import DEFAULT_ENVIRONMENT
@@ -138,11 +141,14 @@ def test_serve_options_travel_as_json() -> None:
         log_level="warning",
     )
 
-    assert ServeOptions.from_json(options.to_json()) == options
-    with pytest.raises(InvalidInput, match=SERVE_OPTIONS_ENV_VAR):
-        ServeOptions.from_json("")
-    with pytest.raises(InvalidInput, match=SERVE_OPTIONS_ENV_VAR):
-        ServeOptions.from_json('{"public_url": "x", "colour": "blue"}')
+    assert ServeOptions.from_env({SERVE_OPTIONS_ENV_VAR: options.to_json()}) == options
+    for wrong in ("", "[]", '{"public_url": "x", "colour": "blue"}'):
+        with pytest.raises(InvalidInput, match=SERVE_OPTIONS_ENV_VAR):
+            ServeOptions.from_env({SERVE_OPTIONS_ENV_VAR: wrong})
+
+
+def test_serve_names_the_factory() -> None:
+    assert import_from_string(FACTORY) is app_from_environment
 
 
 def test_the_factory_builds_the_app_from_the_environment(

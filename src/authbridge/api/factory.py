@@ -1,28 +1,25 @@
 """The server's app as ``authbridge serve`` builds it, in its own process or in each of N.
 
-``authbridge serve`` resolves its options, bootstraps the data once (migrations, the default
-environment, the first master token) and builds the app with :func:`build_app`. With
-``--workers N`` it hands uvicorn the import string :data:`FACTORY` instead, and the options as
-JSON in ``AUTHBRIDGE_SERVE_OPTIONS``: uvicorn starts N processes sharing the listening socket, and
-each calls :func:`app_from_environment`, which opens its own keyring, database and bridge from the
-same settings. Each process runs its own background worker unless ``--no-worker`` (the worker
-is made to run in several processes at once: a refresh still happens once).
+``authbridge serve`` resolves its options (:class:`~authbridge.runtime.ServeOptions`),
+bootstraps the data once (migrations, the default environment, the first master token) and
+builds the app with :func:`build_app`. With ``--workers N`` it hands uvicorn the import string of
+:func:`app_from_environment` instead, and the options as JSON in ``AUTHBRIDGE_SERVE_OPTIONS``:
+uvicorn starts N processes sharing the listening socket, and each opens its own keyring, database
+and bridge from the same settings. Each process runs its own background worker unless
+``--no-worker`` (the worker is made to run in several processes at once: a refresh still happens
+once).
 """
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authbridge.api.app import create_app
-from authbridge.errors import InvalidInput
 from authbridge.runtime import (
+    ServeOptions,
     Settings,
     configure_logging,
     open_bridge,
@@ -33,39 +30,6 @@ from authbridge.runtime import (
 from authbridge.services.bridge import Bridge
 from authbridge.services.worker import Worker, WorkerSettings
 from authbridge.storage import Database
-
-SERVE_OPTIONS_ENV_VAR = "AUTHBRIDGE_SERVE_OPTIONS"
-FACTORY = "authbridge.api.factory:app_from_environment"
-
-
-@dataclass(frozen=True)
-class ServeOptions:
-    """What ``authbridge serve`` resolved from its command line, for every server process."""
-
-    public_url: str
-    connector_folders: tuple[str, ...] = ()
-    allow_loopback: bool = False
-    worker: bool = True
-    warn_days: float = 7.0
-    log_level: str = "info"
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, text: str) -> ServeOptions:
-        """Parse :meth:`to_json`'s output; :class:`InvalidInput` for anything else."""
-        try:
-            data: Any = json.loads(text)
-            if not isinstance(data, dict):
-                raise TypeError("not an object")
-            data["connector_folders"] = tuple(data.get("connector_folders", ()))
-            return cls(**data)
-        except (ValueError, TypeError) as error:
-            raise InvalidInput(
-                f"{SERVE_OPTIONS_ENV_VAR} is not what authbridge serve writes: {error}",
-                field=SERVE_OPTIONS_ENV_VAR,
-            ) from None
 
 
 def build_app(settings: Settings, bridge: Bridge, options: ServeOptions) -> FastAPI:
@@ -85,7 +49,7 @@ def app_from_environment() -> ASGIApp:
     schema (one cheap query) and opens a pool. The database is disposed when the app's lifespan
     ends.
     """
-    options = ServeOptions.from_json(os.environ.get(SERVE_OPTIONS_ENV_VAR, ""))
+    options = ServeOptions.from_env()
     configure_logging(options.log_level)
     settings = Settings.from_env()
     keyring, _ = open_keyring(settings)

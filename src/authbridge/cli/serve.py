@@ -1,7 +1,8 @@
 """``authbridge serve``: the API, the connect pages and ``authbridge.js`` on one port.
 
 With ``--workers N`` (N > 1), uvicorn runs N server processes sharing the port; this process
-bootstraps the data once, then supervises them (see :mod:`authbridge.api.factory`).
+bootstraps the data once, then supervises them (see :mod:`authbridge.api.factory`) without
+importing the app itself.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from authbridge.cli.common import (
 )
 
 FIRST_TOKEN_NAME = "first run"
+#: uvicorn's app factory in each ``--workers`` process.
+FACTORY = "authbridge.api.factory:app_from_environment"
 
 
 def serve_command(
@@ -65,13 +68,14 @@ def serve_command(
     """
     import uvicorn
 
-    from authbridge.api.factory import (
-        FACTORY,
+    if workers == 1:
+        from authbridge.api.factory import build_app
+    from authbridge.runtime import (
         SERVE_OPTIONS_ENV_VAR,
         ServeOptions,
-        build_app,
+        open_bridge,
+        open_database,
     )
-    from authbridge.runtime import open_bridge, open_database
     from authbridge.storage.repositories import EnvironmentRepository, MasterTokenRepository
 
     configure_logging(log_level)
