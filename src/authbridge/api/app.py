@@ -82,15 +82,22 @@ def create_app(
     async def healthz() -> Health:
         return Health(status="ok")
 
-    # The hottest route first, as a plain Starlette route; the FastAPI one below documents it.
-    app.router.routes.append(
+    # The hottest routes first, as plain Starlette routes (FastAPI's matching and dependency
+    # handling cost more than a credentials read); the FastAPI routes below document them.
+    app.router.routes += [
         Route(
             "/v1/authentications/{auth_id}/credentials",
             authentications.credentials_endpoint,
             methods=["GET"],
             include_in_schema=False,
-        )
-    )
+        ),
+        Route(
+            "/v1/proxy/{auth_id}/{path:path}",
+            proxy.endpoint,
+            methods=list(proxy.METHODS),
+            include_in_schema=False,
+        ),
+    ]
 
     for module in (
         authentications,

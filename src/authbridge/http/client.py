@@ -25,7 +25,7 @@ from authbridge import __version__
 from authbridge.connectors.models import BasicAuth, BearerAuth, RequestSpec
 from authbridge.errors import ProviderError, ProviderUnavailable, TemplateError
 from authbridge.http.messages import error_for_status
-from authbridge.http.policy import EgressPolicy, GuardedTransport, HostCheckingTransport
+from authbridge.http.policy import EgressPolicy, HostCheckingTransport, ShardedTransport
 from authbridge.redaction import redact
 from authbridge.spec.templates import (
     render_header,
@@ -161,10 +161,11 @@ class OutboundClient:
     ) -> None:
         self.policy = policy
         guarded: httpx.AsyncBaseTransport = (
-            GuardedTransport(policy, limits=POOL_LIMITS)
+            ShardedTransport(policy, limits=POOL_LIMITS)
             if transport is None
             else HostCheckingTransport(transport, policy)
         )
+        self._transport = guarded
         self._client = httpx.AsyncClient(
             transport=guarded,
             timeout=timeout,
@@ -201,12 +202,18 @@ class OutboundClient:
         httpx's transport exceptions are raised as they are, for the caller to map.
         """
         request = self._client.build_request(method, url, headers=list(headers), content=content)
-        return await self._client.send(
-            request,
-            auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
-            stream=True,
-            follow_redirects=False,
-        )
+        if auth is not None:
+            return await self._client.send(request, auth=auth, stream=True, follow_redirects=False)
+        # Straight to the transport: with no auth flow, redirect or cookie to handle (the jar
+        # keeps none), the client's own layers only cost time on every proxied request.
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        try:
+            await _refuse_downgrade(response)
+        except BaseException:
+            await response.aclose()
+            raise
+        return response
 
     async def get(self, url: str | httpx.URL, **kwargs: Any) -> httpx.Response:
         return await self.request("GET", url, **kwargs)

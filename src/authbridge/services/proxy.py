@@ -43,9 +43,10 @@ from authbridge.redaction import redact
 from authbridge.services import authentications, connectors, credential_use
 from authbridge.services.bridge import Bridge
 from authbridge.services.credential_use import RequestCredentials
+from authbridge.services.freshness import Stored
 from authbridge.services.principals import Principal
-from authbridge.storage.models import Authentication
 from authbridge.storage.repositories import AuditEntry, ConnectorConfigRepository
+from authbridge.storage.repositories.authentications import read_stamp_row
 
 ACTION = "authentication.proxied"
 #: RFC 9110 §7.6.1 and §7.8: connection-specific headers, never forwarded by a proxy.
@@ -101,7 +102,8 @@ class Target:
     """One authentication as a proxied request found it: rendered rules from the cache, or
     what rendering them needs (:func:`prepare`)."""
 
-    auth: Authentication = dataclasses.field(repr=False)
+    auth: Stored = dataclasses.field(repr=False)
+    """The row read (what :mod:`freshness` judges)."""
     stamp: tuple[Any, ...]
     """What the rendered rules depend on: the row's version, its connector, the
     configuration's last change."""
@@ -138,6 +140,21 @@ class RuleCache:
             self._entries.move_to_end(auth_id)
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
+
+
+def cached_target(
+    bridge: Bridge, principal: Principal, auth_id: str, cache: RuleCache
+) -> Target | None:
+    """The target with its rendered rules from ``cache``, read with one Core SELECT
+    (:func:`read_stamp_row`: the row's stamp, no ORM, no secret); ``None`` when the cache
+    holds no rules for the current stamp (then :func:`read_target`). Refuses someone else's
+    authentication (not found)."""
+    row = read_stamp_row(bridge.database, principal.environment_id, auth_id, now=bridge.now())
+    if row is None:
+        raise errors.NotFound(f"authentication '{auth_id}' not found")
+    principal.check_owner(row.end_user_id, what=f"authentication '{auth_id}'")
+    cached = cache.get(row.id, row.stamp)
+    return None if cached is None else Target(row, row.stamp, cached)
 
 
 def read_target(

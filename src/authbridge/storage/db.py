@@ -286,9 +286,14 @@ class _SqliteRead:
         compiled = statement.compile(dialect=dialect)
         self.sql = compiled.string
         names = compiled.positiontup or []
-        binds = {bind.key: bind for bind in compiled.binds.values()}
+        binds = compiled.binds  # by the names the SQL uses (anonymous literals included)
+        # (name, the statement's own value for a literal it holds, processor)
         self.params = [
-            (name, binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            (
+                name,
+                binds[name].effective_value,
+                binds[name].type.dialect_impl(dialect).bind_processor(dialect),
+            )
             for name in names
         ]
         self.results = [
@@ -298,8 +303,8 @@ class _SqliteRead:
 
     def first(self, connection: Any, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
         values = []
-        for name, process in self.params:
-            value = params[name]
+        for name, literal, process in self.params:
+            value = params.get(name, literal)
             values.append(value if process is None else process(value))
         row = connection.execute(self.sql, values).fetchone()
         if row is None:

@@ -28,7 +28,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from authbridge.api.deps import BridgeDep, TokenDep, caller
+from authbridge.api.deps import BridgeDep, TokenDep, bearer_token, caller, plain_params
 from authbridge.services import freshness, proxy, read_transactions
 from authbridge.services.audit_trail import AuditTrail
 from authbridge.services.bridge import Bridge
@@ -199,6 +199,16 @@ async def forward(
     return ProxiedResponse(upstream, audit)
 
 
+async def endpoint(request: Request) -> Response:
+    """:func:`forward` as a plain Starlette endpoint, routed before the API's routes (see
+    :func:`authbridge.api.app.create_app`); the FastAPI routes document it."""
+    await plain_params(request)
+    params = request.path_params
+    return await forward(
+        params["auth_id"], params["path"], request, request.app.state.bridge, bearer_token(request)
+    )
+
+
 class _Reader:
     """Reads the target of one proxied request: the caller (from the principal cache), the
     authentication and connector configuration in one read-only transaction, refreshing due
@@ -231,12 +241,22 @@ class _Reader:
         def work(session: Session) -> proxy.Target:
             return proxy.read_target(bridge, session, principal, self.auth_id, rules)
 
+        def quick() -> proxy.Target | None:
+            return proxy.cached_target(bridge, principal, self.auth_id, rules)
+
         async def read() -> proxy.Target:
             if bridge.database.is_sqlite:
+                found = quick()
+                if found is not None:
+                    return found
                 try:
                     return read_transactions.read_only(bridge, work)
                 except read_transactions.WriteNeeded:
                     pass
+            else:
+                found = await anyio.to_thread.run_sync(quick, limiter=self.state.reads)
+                if found is not None:
+                    return found
             return await anyio.to_thread.run_sync(
                 read_transactions.read_first, bridge, work, limiter=self.state.reads
             )

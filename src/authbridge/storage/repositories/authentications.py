@@ -16,13 +16,19 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, bindparam, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from authbridge.errors import Conflict
 from authbridge.storage.crypto import seal_json, unseal_json
 from authbridge.storage.db import Database
-from authbridge.storage.models import Authentication, AuthStatus, new_id, utcnow
+from authbridge.storage.models import (
+    Authentication,
+    AuthStatus,
+    ConnectorConfig,
+    new_id,
+    utcnow,
+)
 from authbridge.storage.repositories._dml import affected_rows
 from authbridge.storage.repositories.pagination import DEFAULT_PAGE_SIZE, Page, fetch_page
 from authbridge.vault import AssociatedData, Keyring
@@ -627,3 +633,77 @@ def read_credential_row(
         _READ_ROW, {"auth_id": auth_id, "environment_id": environment_id, "now": now}
     )
     return None if row is None else CredentialRow(*row)
+
+
+_configs = ConnectorConfig.__table__
+_SERVED_ROW = (
+    _table.c.id == bindparam("auth_id"),
+    _table.c.environment_id == bindparam("environment_id"),
+    or_(_table.c.delete_at.is_(None), _table.c.delete_at > bindparam("now")),
+)
+_READ_STAMP = (
+    select(
+        _table.c.id,
+        _table.c.end_user_id,
+        _table.c.status,
+        _table.c.expires_at,
+        _table.c.refresh_due_at,
+        _table.c.last_error,
+        _table.c.version,
+        _table.c.connector_key,
+        _table.c.connector_version,
+        _table.c.connector_variant,
+        _configs.c.updated_at,
+    )
+    .select_from(
+        _table.outerjoin(
+            _configs,
+            and_(
+                _configs.c.environment_id == _table.c.environment_id,
+                _configs.c.connector_key == _table.c.connector_key,
+                _configs.c.variant == func.coalesce(_table.c.connector_variant, ""),
+            ),
+        )
+    )
+    .where(*_SERVED_ROW)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StampRow:
+    """An authentication's status and what its rendered request rules depend on (see
+    :func:`read_stamp_row`), with no secret."""
+
+    id: str
+    end_user_id: str | None
+    status: AuthStatus
+    expires_at: datetime | None
+    refresh_due_at: datetime | None
+    last_error: str | None
+    version: int
+    connector_key: str
+    connector_version: str
+    connector_variant: str | None
+    config_updated_at: datetime | None
+
+    @property
+    def stamp(self) -> tuple[Any, ...]:
+        """The row's version, its connector and the configuration's last change."""
+        return (
+            self.version,
+            self.connector_key,
+            self.connector_version,
+            self.connector_variant,
+            self.config_updated_at,
+        )
+
+
+def read_stamp_row(
+    database: Database, environment_id: str, auth_id: str, *, now: datetime
+) -> StampRow | None:
+    """The environment's authentication ``auth_id`` if it is still served at ``now``, with the
+    last change of its connector's configuration (one SELECT, as :func:`read_credential_row`)."""
+    row = database.first(
+        _READ_STAMP, {"auth_id": auth_id, "environment_id": environment_id, "now": now}
+    )
+    return None if row is None else StampRow(*row)
