@@ -8,7 +8,9 @@ is one of three kinds, picked at random: a serialization failure (SQLSTATE 40001
 shutting down (57P01, which drivers and pools take for a lost connection), or a plain
 ``RAISE`` (P0001). Each kind is counted by a sequence of its own, bumped just before the
 exception: sequences are not transactional, so the rollback the exception causes keeps the
-count.
+count. A store let through adds a row to a table instead, which a rollback takes back: the rows
+count the stores committed (a store may pass the trigger in a transaction that another
+statement fails afterwards, as when stores are committed together).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from authbridge.storage import Database
 KINDS = {"serialization_failure": "40001", "admin_shutdown": "57P01", "raise_exception": "P0001"}
 _NAME = "chaos_fail_refresh_store"
 _ATTEMPTS = f"{_NAME}_attempts"
+_KEPT = f"{_NAME}_kept"
 
 
 @dataclass
@@ -34,6 +37,8 @@ class StoreFaults:
 
     probability: float
     attempts: int = 0
+    #: Stores let through and committed.
+    kept: int = 0
     injected: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -58,8 +63,9 @@ def _function(probability: float) -> str:
         f" PERFORM nextval('{_ATTEMPTS}');"
         f" IF random() < {float(probability)!r} THEN"
         f" kind := floor(random() * {len(KINDS)});"
-        f" {' '.join(branches)} END IF;"
-        " END IF; END IF; RETURN NEW; END $$"
+        f" {' '.join(branches)} END IF; END IF;"
+        f" INSERT INTO {_KEPT} DEFAULT VALUES;"
+        " END IF; RETURN NEW; END $$"
     )
 
 
@@ -79,6 +85,7 @@ def failing_refresh_stores(database: Database, probability: float) -> Iterator[S
     with database.session() as session:
         for sequence in sequences:
             session.execute(text(f"CREATE SEQUENCE {sequence}"))
+        session.execute(text(f"CREATE TABLE {_KEPT} (id bigserial PRIMARY KEY)"))
         session.execute(text(_function(probability)))
         session.execute(
             text(
@@ -96,10 +103,12 @@ def failing_refresh_stores(database: Database, probability: float) -> Iterator[S
         with database.session() as session:
             for sequence in sequences:
                 session.execute(text(f"DROP SEQUENCE {sequence}"))
+            session.execute(text(f"DROP TABLE {_KEPT}"))
 
 
 def read_counts(database: Database, faults: StoreFaults) -> None:
     """Update ``faults`` with the trigger's counts so far."""
     with database.session(readonly=True) as session:
         faults.attempts = _count(session, _ATTEMPTS)
+        faults.kept = int(session.scalar(text(f"SELECT count(*) FROM {_KEPT}")) or 0)
         faults.injected = {kind: _count(session, f"{_NAME}_{kind}") for kind in KINDS}

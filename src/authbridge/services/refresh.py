@@ -55,6 +55,7 @@ from authbridge.services.authentications import refresh_due_at
 from authbridge.services.bridge import Bridge
 from authbridge.services.connectors import ConnectorSetup, setup
 from authbridge.services.freshness import Freshness
+from authbridge.services.group_transactions import GroupTransactions
 from authbridge.storage.models import Authentication
 from authbridge.storage.repositories import AuthenticationRepository, StaleAuthentication
 
@@ -72,6 +73,10 @@ STORE_RETRY_MAX = 2.0
 STORE_ERROR_EVERY = 30.0
 #: How long :meth:`Refresher.stop` waits for the attempts under way by default.
 STOP_GRACE = 20.0
+
+#: Seconds a connector's loaded setup (definition and configuration) is reused for refreshes:
+#: a configuration change (a new client secret) reaches refreshes within this time.
+SETUP_TTL = 2.0
 
 T = TypeVar("T")
 BUSY = "busy"
@@ -128,6 +133,9 @@ class Refresher:
         self.owner = str(uuid.uuid4())
         self._inflight: dict[str, asyncio.Task[Outcome]] = {}
         self._stopping = False
+        # Takes and stores of refreshes under way at the same moment share transactions.
+        self._group = GroupTransactions(bridge)
+        self._setups: dict[tuple[str, str, str, str | None], tuple[float, ConnectorSetup]] = {}
         #: Seconds from the provider's answer to the commit of the new credentials, recent ones.
         self.store_windows: deque[float] = deque(maxlen=100_000)
         log.info("refresher %s runs in process %d", self.owner, os.getpid())
@@ -138,6 +146,9 @@ class Refresher:
                 return work(session)
 
         return await run_in_threadpool(run)
+
+    async def _grouped(self, auth_id: str, work: Callable[[Session], T]) -> T:
+        return await self._group.run(work, key=auth_id)
 
     @property
     def stopping(self) -> bool:
@@ -199,40 +210,60 @@ class Refresher:
             metrics.REFRESHES.labels(task.result().kind).inc()
 
     async def _refresh_once(self, auth_id: str, *, force: bool, wait: bool) -> Outcome:
-        taken = await self._db(lambda session: self._take(session, auth_id, force=force))
+        def take(session: Session) -> Lease | Unusable | str | None:
+            return self._take(session, auth_id, force=force)
+
+        taken = await self._grouped(auth_id, take)
         while taken is BUSY:
             if not wait:
                 return Outcome("busy")
             if await self._wait_for_other(auth_id):
                 return Outcome("shared")
             # The lease ran out with nothing stored (its holder died): take it over.
-            taken = await self._db(lambda session: self._take(session, auth_id, force=force))
+            taken = await self._grouped(auth_id, take)
         if isinstance(taken, Unusable):
+            log.warning("refresh of %s impossible: %s", auth_id, taken.message)
             return Outcome("failed", taken.message)
         if not isinstance(taken, Lease):
             return Outcome("not_due")
         auth = taken.auth
+        if taken.taken_from is not None:
+            log.warning(
+                "refresh of authentication %s (%s) takes over the lease of refresher %s, which "
+                "did not finish",
+                auth.id,
+                auth.connector_key,
+                taken.taken_from,
+            )
         try:
             # Well inside the lease, so the lease never expires under a live refresher.
             async with asyncio.timeout(self.lease.total_seconds() * 0.75):
                 result = await self._call_provider(taken.setup, taken.stored)
         except TimeoutError:
             message = "the provider did not answer in time"
-            await self._db(lambda session: self._failed(session, auth, message, None))
+            await self._grouped(auth_id, lambda session: self._failed(session, auth, message, None))
             return Outcome("failed", message)
         except errors.InvalidToken as exc:
             message = invalid_message(exc.message, taken.taken_from)
-            await self._db(lambda session: self._invalid(session, auth, message))
+            if await self._grouped(auth_id, lambda session: self._invalid(session, auth, message)):
+                log.warning(
+                    "authentication %s (%s) is now invalid: %s",
+                    auth.id,
+                    auth.connector_key,
+                    message,
+                )
             return Outcome("invalid", message)
         except errors.ProviderError as exc:
             retry_after = exc.retry_after if isinstance(exc, errors.ProviderUnavailable) else None
             message = exc.message
-            await self._db(lambda session: self._failed(session, auth, message, retry_after))
+            await self._grouped(
+                auth_id, lambda session: self._failed(session, auth, message, retry_after)
+            )
             return Outcome("failed", message, retry_after)
         except Exception as exc:
             message = redact(f"refresh failed: {type(exc).__name__}", [])
             log.exception("refresh of %s failed", auth_id, exc_info=exc)
-            await self._db(lambda session: self._failed(session, auth, message, None))
+            await self._grouped(auth_id, lambda session: self._failed(session, auth, message, None))
             return Outcome("failed", message)
         return await self._store_durably(taken, result, answered=time.perf_counter())
 
@@ -247,7 +278,9 @@ class Refresher:
         reported = 0.0
         while True:
             try:
-                await self._db(lambda session: self._store(session, lease, result))
+                stored_at = await self._grouped(
+                    auth.id, lambda session: self._store(session, lease, result)
+                )
             except StaleAuthentication:
                 # Someone else holds the lease (it ran out and was taken over): this result can
                 # no longer be stored, and the refresh token it replaces may be refused.
@@ -290,6 +323,8 @@ class Refresher:
             window = time.perf_counter() - answered
             self.store_windows.append(window)
             metrics.REFRESH_STORE_WINDOW.observe(window)
+            if auth.refresh_due_at is not None and auth.refresh_due_at <= stored_at:
+                metrics.REFRESH_LAG.observe((stored_at - auth.refresh_due_at).total_seconds())
             if failures:
                 log.info(
                     "refresh of authentication %s: new credentials stored after %d failed attempts",
@@ -332,32 +367,35 @@ class Refresher:
             if not force and current.refresh_due_at is None:
                 return None  # expired, but nothing can renew it (a hard expiry)
             return BUSY
-        if auth.lease_taken_from is not None:
-            log.warning(
-                "refresh of authentication %s (%s) takes over the lease of refresher %s, which "
-                "did not finish",
-                auth.id,
-                auth.connector_key,
-                auth.lease_taken_from,
-            )
         try:
-            connector_setup = setup(
-                self.bridge,
-                session,
-                auth.environment_id,
-                auth.connector_key,
-                auth.connector_version,
-                auth.connector_variant,
-            )
+            connector_setup = self._setup(session, auth)
         except (errors.ConnectorNotFound, errors.DefinitionError, errors.InvalidInput) as exc:
             # The connector (or this version or variant) is no longer installed: back off like
             # any failure, so the worker does not stumble on it every tick, and keep the status
             # (reinstalling it is enough).
             message = f"cannot refresh: {exc.message}"
-            log.warning("refresh of %s impossible: %s", auth_id, message)
             self._failed(session, auth, message, None)
             return Unusable(message)
         return Lease(auth=auth, stored=repo.credentials(auth), setup=connector_setup)
+
+    def _setup(self, session: Session, auth: Authentication) -> ConnectorSetup:
+        """The connector of ``auth`` with its configuration, loaded at most every
+        :data:`SETUP_TTL` seconds (a refresh storm refreshes many auths of one connector)."""
+        key = (
+            auth.environment_id,
+            auth.connector_key,
+            auth.connector_version,
+            auth.connector_variant,
+        )
+        now = time.monotonic()
+        cached = self._setups.get(key)
+        if cached is not None and now - cached[0] < SETUP_TTL:
+            return cached[1]
+        loaded = setup(self.bridge, session, *key)
+        if len(self._setups) > 1_000:
+            self._setups.clear()
+        self._setups[key] = (now, loaded)
+        return loaded
 
     async def _call_provider(
         self, connector_setup: ConnectorSetup, stored: dict[str, object]
@@ -375,13 +413,12 @@ class Refresher:
         )
         return await mechanism.refresh(definition, context)
 
-    def _store(self, session: Session, lease: Lease, result: ConnectResult) -> None:
+    def _store(self, session: Session, lease: Lease, result: ConnectResult) -> datetime:
+        """Store the new credentials and release the lease; when they were stored."""
         auth, connector_setup = lease.auth, lease.setup
         now = self.bridge.now()
         repo = AuthenticationRepository(session, self.bridge.keyring)
         was_failing = auth.refresh_failures > 0
-        if auth.refresh_due_at is not None and auth.refresh_due_at <= now:
-            metrics.REFRESH_LAG.observe((now - auth.refresh_due_at).total_seconds())
         stored = repo.store_refresh(
             auth,
             self.owner,
@@ -392,16 +429,17 @@ class Refresher:
         )
         if was_failing:
             events.emit(self.bridge, session, events.RECOVERED, stored, now=now)
+        return now
 
-    def _invalid(self, session: Session, auth: Authentication, message: str) -> None:
+    def _invalid(self, session: Session, auth: Authentication, message: str) -> bool:
+        """Set the status ``invalid``; ``False`` when the lease was lost (nothing written)."""
         now = self.bridge.now()
         repo = AuthenticationRepository(session, self.bridge.keyring)
         failed = repo.fail_refresh(auth, self.owner, message=message, retry_at=None, now=now)
-        if failed is not None:
-            log.warning(
-                "authentication %s (%s) is now invalid: %s", auth.id, auth.connector_key, message
-            )
-            events.emit(self.bridge, session, events.INVALID, failed, now=now, message=message)
+        if failed is None:
+            return False
+        events.emit(self.bridge, session, events.INVALID, failed, now=now, message=message)
+        return True
 
     def _failed(
         self, session: Session, auth: Authentication, message: str, retry_after: float | None

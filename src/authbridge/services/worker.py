@@ -277,7 +277,10 @@ class Worker:
                 if self.stopping:
                     return "skipped"
                 try:
-                    outcome: Outcome = await self.refresher.refresh(auth_id)
+                    # Another refresher (a worker beside this one, a server) holding the lease
+                    # is at it: skip it rather than wait. If its holder dies, the lease runs out
+                    # and a later tick takes it over.
+                    outcome: Outcome = await self.refresher.refresh(auth_id, wait=False)
                 except Exception:
                     log.exception("refresh raised auth_id=%s", auth_id)
                     return "error"

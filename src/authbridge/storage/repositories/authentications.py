@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Table, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy.orm import FromStatement, Session
 
 from authbridge.errors import Conflict
 from authbridge.storage.crypto import seal_json, unseal_json
@@ -52,6 +52,63 @@ class StaleAuthentication(Conflict):
 def served_at(now: datetime) -> ColumnElement[bool]:
     """The SQL condition of an authentication still served at ``now`` (not past ``delete_at``)."""
     return or_(Authentication.delete_at.is_(None), Authentication.delete_at > now)
+
+
+_Loads = FromStatement[Any]
+
+
+def _lease_statements() -> tuple[_Loads, _Loads, _Loads]:
+    """The refresher's statements, built once (no statement building or cache key per call):
+    take the lease (any time, or only when due by ``:due_by``), and store a refresh. Each loads
+    the row as the ``UPDATE … RETURNING`` left it; no ORM bulk-update bookkeeping."""
+    table = Authentication.__table__
+    assert isinstance(table, Table)
+    c = table.c
+    take = (
+        update(table)
+        .where(
+            c.id == bindparam("b_id"),
+            c.status == AuthStatus.ACTIVE,
+            or_(c.delete_at.is_(None), c.delete_at > bindparam("b_now", type_=c.delete_at.type)),
+            or_(c.lease_until.is_(None), c.lease_until <= bindparam("b_now")),
+        )
+        # The holder of a lease that ran out (a released lease has none) is kept in
+        # ``lease_taken_from``: its refresh was interrupted.
+        .values(
+            lease_owner=bindparam("b_owner"),
+            lease_until=bindparam("b_until"),
+            lease_taken_from=c.lease_owner,
+        )
+        .returning(*c)
+    )
+    take_due = take.where(c.refresh_due_at <= bindparam("b_due_by", type_=c.refresh_due_at.type))
+    store = (
+        update(table)
+        .where(c.id == bindparam("b_id"), c.lease_owner == bindparam("b_owner"))
+        .values(
+            credentials_ct=bindparam("b_credentials_ct"),
+            expires_at=bindparam("b_expires_at"),
+            refresh_due_at=bindparam("b_refresh_due_at"),
+            status=AuthStatus.ACTIVE,
+            last_error=None,
+            refresh_failures=0,
+            lease_owner=None,
+            lease_until=None,
+            lease_taken_from=None,
+            version=c.version + 1,
+            updated_at=bindparam("b_updated_at"),
+        )
+        .returning(*c)
+    )
+
+    def loads(statement: Any) -> _Loads:
+        return select(Authentication).from_statement(statement)  # type: ignore[return-value]
+
+    return loads(take), loads(take_due), loads(store)
+
+
+_TAKE_LEASE, _TAKE_LEASE_IF_DUE, _STORE_REFRESH = _lease_statements()
+_RELOAD: Final = {"populate_existing": True}
 
 
 def _lease_free(now: datetime) -> ColumnElement[bool]:
@@ -444,29 +501,19 @@ class AuthenticationRepository:
         the lease and refresh a second time, which the due check of its earlier read cannot
         prevent on PostgreSQL (each statement sees the newest commit).
         """
-        conditions = [
-            Authentication.id == auth_id,
-            Authentication.status == AuthStatus.ACTIVE,
-            served_at(now),
-            or_(Authentication.lease_until.is_(None), Authentication.lease_until <= now),
-        ]
-        if due_by is not None:
-            conditions.append(Authentication.refresh_due_at <= due_by)
-        statement = (
-            update(Authentication)
-            .where(*conditions)
-            # The holder of a lease that ran out (a released lease has none) is kept in
-            # ``lease_taken_from``: its refresh was interrupted.
-            .values(
-                lease_owner=owner,
-                lease_until=now + duration,
-                lease_taken_from=Authentication.lease_owner,
-            )
-            .returning(Authentication)
-        )
-        return self.session.scalars(
-            statement, execution_options={"populate_existing": True}
+        params = {"b_id": auth_id, "b_now": now, "b_owner": owner, "b_until": now + duration}
+        if due_by is None:
+            statement = _TAKE_LEASE
+        else:
+            statement, params["b_due_by"] = _TAKE_LEASE_IF_DUE, due_by
+        return self._load(statement, params)
+
+    def _load(self, statement: _Loads, params: dict[str, Any]) -> Authentication | None:
+        """Run one of the refresher's statements and the row it returns, as now stored."""
+        row: Authentication | None = self.session.scalars(
+            statement, params, execution_options=_RELOAD
         ).first()
+        return row
 
     def store_refresh(
         self,
@@ -483,27 +530,15 @@ class AuthenticationRepository:
         Raises :class:`StaleAuthentication` when the lease was lost (it expired and another
         refresher took it), so the caller knows its result was not stored.
         """
-        statement = (
-            update(Authentication)
-            .where(Authentication.id == auth.id, Authentication.lease_owner == owner)
-            .values(
-                credentials_ct=seal_json(self.keyring, auth, _CREDENTIALS, dict(credentials)),
-                expires_at=expires_at,
-                refresh_due_at=refresh_due_at,
-                status=AuthStatus.ACTIVE,
-                last_error=None,
-                refresh_failures=0,
-                lease_owner=None,
-                lease_until=None,
-                lease_taken_from=None,
-                version=Authentication.version + 1,
-                updated_at=now,
-            )
-            .returning(Authentication)
-        )
-        updated = self.session.scalars(
-            statement, execution_options={"populate_existing": True}
-        ).first()
+        params = {
+            "b_id": auth.id,
+            "b_owner": owner,
+            "b_credentials_ct": seal_json(self.keyring, auth, _CREDENTIALS, dict(credentials)),
+            "b_expires_at": expires_at,
+            "b_refresh_due_at": refresh_due_at,
+            "b_updated_at": now,
+        }
+        updated = self._load(_STORE_REFRESH, params)
         if updated is None:
             raise StaleAuthentication(
                 f"the refresh lease of authentication '{auth.id}' was lost; result not stored"
