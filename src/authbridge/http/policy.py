@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -196,11 +197,20 @@ class EgressGuardBackend(httpcore.AsyncNetworkBackend):
 class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport with its connection pool on an :class:`EgressGuardBackend`."""
 
-    def __init__(self, policy: EgressPolicy, *, limits: httpx.Limits | None = None) -> None:
+    def __init__(
+        self,
+        policy: EgressPolicy,
+        *,
+        limits: httpx.Limits | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
-        super().__init__(trust_env=False, limits=limits)
+        # Loading the CA bundle into a context costs ~20 ms: one context, made once, serves
+        # both the pool httpx builds here and ours (and every shard of a ShardedTransport).
+        context = ssl_context or httpx.create_ssl_context(trust_env=False)
+        super().__init__(verify=context, trust_env=False, limits=limits)
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
@@ -224,7 +234,10 @@ class ShardedTransport(httpx.AsyncBaseTransport):
             max_keepalive_connections=-(-(limits.max_keepalive_connections or 100) // shards),
             keepalive_expiry=limits.keepalive_expiry,
         )
-        self._shards = [GuardedTransport(policy, limits=per_shard) for _ in range(shards)]
+        context = httpx.create_ssl_context(trust_env=False)
+        self._shards = [
+            GuardedTransport(policy, limits=per_shard, ssl_context=context) for _ in range(shards)
+        ]
         self._load = [0] * shards
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
