@@ -23,6 +23,7 @@ from authbridge.storage.repositories import (
     EnvironmentRepository,
     StaleAuthentication,
 )
+from authbridge.storage.repositories.authentications import _READ_ROW, read_credential_row
 from authbridge.vault import Keyring
 
 
@@ -263,3 +264,42 @@ def test_relationships_are_never_loaded_behind_the_callers_back(
         assert loaded is not None
         with pytest.raises(InvalidRequestError, match="lazy='raise'"):
             _ = loaded.end_user
+
+
+@pytest.mark.parametrize("shape", ["full", "sparse"])
+def test_the_lean_read_returns_what_a_core_execution_returns(
+    database: Database, keyring: Keyring, environment: Environment, end_user: EndUser, shape: str
+) -> None:
+    # Database.first compiles the statement once and runs it on a raw sqlite3 connection: its
+    # values (UTC datetimes, the status enum, NULLs, bytes) must be those SQLAlchemy returns.
+    now = utcnow()
+    if shape == "full":
+        fields: dict[str, Any] = {
+            "end_user_id": end_user.id,
+            "status": AuthStatus.EXPIRED,
+            "expires_at": now + timedelta(minutes=5),
+            "refresh_due_at": now + timedelta(minutes=1),
+            "delete_at": now + timedelta(days=1),
+        }
+    else:
+        fields = {}
+    auth = create(database, keyring, environment, **fields)
+    params = {"auth_id": auth.id, "environment_id": environment.id, "now": now}
+
+    lean = database.first(_READ_ROW, params)
+    with database.session(readonly=True) as session:
+        core = session.execute(_READ_ROW, params).one()
+
+    assert lean is not None
+    assert tuple(lean) == tuple(core)
+    assert [type(value) for value in lean] == [type(value) for value in core]
+    row = read_credential_row(database, environment.id, auth.id, now=now)
+    assert row is not None
+    assert row.credentials(keyring) == {"apiKey": "fd-key-1"}
+    if shape == "full":
+        assert row.status is AuthStatus.EXPIRED
+        assert row.expires_at == fields["expires_at"]
+        assert row.expires_at.utcoffset() == timedelta(0)
+        later = now + timedelta(days=2)  # past delete_at: no longer served
+        assert read_credential_row(database, environment.id, auth.id, now=later) is None
+    assert read_credential_row(database, "another-environment", auth.id, now=now) is None
