@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, literal, select, text
 from sqlalchemy.exc import DBAPIError, StatementError
 
 from authbridge.errors import InvalidInput
@@ -153,3 +153,55 @@ def test_concurrent_read_then_write_transactions_wait_instead_of_failing(
     assert errors == []
     with database.session() as session:
         assert len(session.scalars(select(Environment.id)).all()) == 30
+
+
+def _terminate_other_backends(database: Database) -> int:
+    with database.session() as session:
+        ended = session.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    return int(ended)
+
+
+@pytest.mark.postgres
+def test_a_direct_read_on_a_connection_the_server_dropped_is_tried_again(
+    postgres_database: Database,
+) -> None:
+    # Database.first keeps a few connections out of the pool (no ping per read): one the server
+    # dropped while idle (a restart, a killed backend) must cost a retry, never a failed read.
+    database = postgres_database
+    statement = select(literal(1).label("one"), func.now().label("at"))
+    params: dict[str, object] = {}
+
+    before = database.first(statement, params)
+    assert _terminate_other_backends(database) >= 1
+    after = database.first(statement, params)
+
+    assert before is not None
+    assert after is not None
+    assert after[0] == before[0] == 1
+    assert after[1].tzinfo is not None
+
+
+@pytest.mark.postgres
+def test_direct_reads_under_way_at_once_beyond_the_kept_connections_use_the_pool(
+    postgres_database: Database,
+) -> None:
+    database = postgres_database
+    statement = select(func.pg_sleep(0.05).label("slept"), literal(1).label("one"))
+    results: list[object] = []
+
+    def read() -> None:
+        results.append(database.first(statement, {}))
+
+    threads = [threading.Thread(target=read) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(results) == 10
+    assert all(row is not None and row[1] == 1 for row in results)

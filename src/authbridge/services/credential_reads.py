@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import anyio
 from starlette.concurrency import run_in_threadpool
 
 from authbridge import errors
@@ -31,6 +32,8 @@ from authbridge.services.refresh import Refresher
 from authbridge.storage.repositories import AuditEntry
 from authbridge.storage.repositories.authentications import CredentialRow, read_credential_row
 
+#: Threads reading credentials from PostgreSQL at once, per process.
+READ_THREADS = 4
 CREDENTIALS_READ = "authentication.credentials_read"
 REQUEST_AUTH_READ = "authentication.request_auth_read"
 
@@ -47,6 +50,10 @@ class CredentialReader:
         self.bridge = bridge
         self.refresher = refresher
         self.trail = trail
+        # PostgreSQL reads in at most this many threads at once: a read is a few round trips
+        # of waiting, and dozens of threads taking turns at the GIL for them cost more CPU
+        # than the reads (a convoy), while a few threads keep the connections busy.
+        self._readers = anyio.CapacityLimiter(READ_THREADS)
 
     async def credentials(
         self, principal: Principal, auth_id: str
@@ -91,7 +98,10 @@ class CredentialReader:
                 database, principal.environment_id, auth_id, now=self.bridge.now()
             )
 
-        row = read() if database.is_sqlite else await run_in_threadpool(read)
+        if database.is_sqlite:
+            row = read()
+        else:
+            row = await anyio.to_thread.run_sync(read, limiter=self._readers)
         if row is None:
             raise errors.NotFound(f"authentication '{auth_id}' not found")
         principal.check_owner(row.end_user_id, what=f"authentication '{auth_id}'")

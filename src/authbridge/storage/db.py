@@ -14,10 +14,11 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from sqlalchemy import Connection, Dialect, Engine, Select, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -158,6 +159,10 @@ def _tune_sqlite(engine: Engine, *, foreign_keys: bool, busy_timeout_ms: int) ->
             connection.exec_driver_sql(f"BEGIN {mode}")
 
 
+#: PostgreSQL connections :meth:`Database.first` keeps out of the pool, at most.
+DIRECT_READ_CONNECTIONS = 4
+
+
 class Database:
     """An engine and the sessions made from it; one per process and database.
 
@@ -193,10 +198,14 @@ class Database:
         # process's writers take turns on a lock first: SQLite's busy handler polls with sleeps
         # of up to 100 ms, so under load the database sat idle while the waiting writers slept.
         self._sqlite_writers = threading.RLock() if self.is_sqlite else None
-        # For first(): statements compiled for SQLite, and each thread's own connection.
-        self._sqlite_reads: dict[Select[Any], _SqliteRead] | None = {} if self.is_sqlite else None
+        # For first(): statements compiled once; on SQLite each thread's own connection, on
+        # PostgreSQL a few pooled connections kept out of the pool, in autocommit mode.
+        self._direct_reads: dict[Select[Any], _DirectRead] = {}
         self._sqlite_connection = threading.local()
         self._generation = 0
+        self._pg_idle: list[Any] = []
+        self._pg_held = 0
+        self._pg_lock = threading.Lock()
 
     @property
     def is_sqlite(self) -> bool:
@@ -224,23 +233,72 @@ class Database:
     def first(self, statement: Select[Any], params: Mapping[str, Any]) -> Sequence[Any] | None:
         """The first row of the Core ``statement``, read on its own (no transaction, no ORM).
 
-        The hottest read of all (a credential read) goes here. On SQLite the statement is
-        compiled once (:class:`_SqliteRead`, with the column types' own bind and result
-        processing) and runs on a connection the calling thread keeps, in autocommit mode:
-        no pool checkout, no BEGIN, a few microseconds. On PostgreSQL it runs on a pooled
-        connection in a read-only transaction.
+        The hottest read of all (a credential read) goes here. The statement is compiled once
+        (:class:`_DirectRead`, with the column types' own bind and result processing) and runs
+        straight on a driver connection in autocommit mode (one statement is consistent by
+        itself): no pool checkout, no BEGIN or ROLLBACK, no ping. On SQLite, on a connection
+        the calling thread keeps (a few microseconds). On PostgreSQL, on one of at most
+        :data:`DIRECT_READ_CONNECTIONS` connections taken from the pool and kept out of it
+        (one round trip, the statement prepared by the server after a few runs); a
+        connection found broken is dropped and the read tried once more on a fresh one
+        (what the pool's ping does for a checkout); beyond that many at once, a pooled read.
         """
-        if self._sqlite_reads is None:
-            with self._reading.connect() as connection:
-                return connection.execute(statement, params).first()
-        read = self._sqlite_reads.get(statement)
+        read = self._direct_reads.get(statement)
         if read is None:
-            read = self._sqlite_reads[statement] = _SqliteRead(statement, self.engine.dialect)
+            read = self._direct_reads[statement] = _DirectRead(statement, self.engine.dialect)
+        if not self.is_sqlite:
+            return self._first_on_postgres(read, statement, params)
         kept = self._sqlite_connection
         if getattr(kept, "generation", None) != self._generation:
             kept.value = self._reading.engine.raw_connection()  # held: never checked in
             kept.generation = self._generation
         return read.first(kept.value.driver_connection, params)
+
+    def _first_on_postgres(
+        self, read: _DirectRead, statement: Select[Any], params: Mapping[str, Any]
+    ) -> Sequence[Any] | None:
+        for attempt in (1, 2):
+            with self._pg_lock:
+                if self._pg_idle:
+                    connection, generation = self._pg_idle.pop()
+                elif self._pg_held < DIRECT_READ_CONNECTIONS:
+                    self._pg_held += 1
+                    connection, generation = None, self._generation
+                else:
+                    connection = generation = None
+                    break
+            try:
+                if connection is None:
+                    connection = self.engine.raw_connection()  # pinged; never checked in
+                    driver: Any = connection.driver_connection
+                    driver.autocommit = True
+                row = read.first(connection.driver_connection, params)
+            except psycopg.OperationalError:
+                self._drop(connection)
+                if attempt == 2:
+                    raise
+                # A connection the server dropped while idle (a restart, a killed backend):
+                # the others kept likely were too. Once more, on a fresh (pinged) connection.
+                self._drop_idle()
+                continue
+            except BaseException:
+                self._drop(connection)
+                raise
+            with self._pg_lock:
+                if generation == self._generation:
+                    self._pg_idle.append((connection, generation))
+                    return row
+            self._drop(connection)  # the pool was disposed meanwhile
+            return row
+        with self._reading.connect() as pooled:
+            return pooled.execute(statement, params).first()
+
+    def _drop(self, connection: Any) -> None:
+        with self._pg_lock:
+            self._pg_held -= 1
+        if connection is not None:
+            with suppress(Exception):
+                connection.invalidate()
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
@@ -267,16 +325,29 @@ class Database:
             if turn:
                 self._sqlite_writers.release()
 
+    def _drop_idle(self) -> None:
+        """Close the kept PostgreSQL connections not in use; those in use are dropped when
+        their read ends."""
+        with self._pg_lock:
+            kept, self._pg_idle = self._pg_idle, []
+            self._pg_held -= len(kept)
+            self._generation += 1
+        for connection, _ in kept:
+            with suppress(Exception):
+                connection.invalidate()
+
     def dispose(self) -> None:
         """Close every pooled connection (at shutdown, or after a fork)."""
+        self._drop_idle()
         self.engine.dispose()
         if self._reading.engine is not self.engine:
-            self._generation += 1  # the threads' kept connections are closed with the pool
+            # the threads' kept connections are closed with the pool
             self._reading.engine.dispose()
 
 
-class _SqliteRead:
-    """A Core SELECT compiled once for SQLite, run straight on a ``sqlite3`` connection.
+class _DirectRead:
+    """A Core SELECT compiled once, run straight on a driver connection (``sqlite3`` or
+    ``psycopg``).
 
     Parameters and values go through the column types' own bind and result processors (UTC
     datetimes, enums), so rows come back as the same values a Core execution would return.
@@ -285,8 +356,10 @@ class _SqliteRead:
     def __init__(self, statement: Select[Any], dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
         self.sql = compiled.string
-        names = compiled.positiontup or []
+        # sqlite3 takes parameters by position (qmark), psycopg by name (pyformat).
+        self.positional = compiled.positiontup is not None
         binds = compiled.binds  # by the names the SQL uses (anonymous literals included)
+        names = list(compiled.positiontup or []) if self.positional else list(binds)
         # (name, the statement's own value for a literal it holds, processor)
         self.params = [
             (
@@ -296,6 +369,7 @@ class _SqliteRead:
             )
             for name in names
         ]
+        self._names = [name for name, _, _ in self.params]
         self.results = [
             column.type.dialect_impl(dialect).result_processor(dialect, None)
             for column in statement.selected_columns
@@ -306,7 +380,8 @@ class _SqliteRead:
         for name, literal, process in self.params:
             value = params.get(name, literal)
             values.append(value if process is None else process(value))
-        row = connection.execute(self.sql, values).fetchone()
+        bound: Any = values if self.positional else dict(zip(self._names, values, strict=True))
+        row = connection.execute(self.sql, bound).fetchone()
         if row is None:
             return None
         return tuple(
