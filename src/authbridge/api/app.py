@@ -6,14 +6,17 @@ OpenAPI document is at ``/openapi.json`` and the interactive reference at ``/doc
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authbridge import __version__
-from authbridge.api import graphql, oauth_pages, pages, problems, rendering, wizard_pages
+from authbridge.api import oauth_pages, pages, problems, rendering, wizard_pages
 from authbridge.api.deps import plain_params
 from authbridge.api.routes import (
     authentications,
@@ -116,9 +119,43 @@ def create_app(
         solutions_router, responses=problems.RESPONSES, dependencies=[Depends(plain_params)]
     )
     app.include_router(metrics_router)
-    app.include_router(graphql.create_router())
+    app.router.routes.append(
+        Route("/graphql", LazyGraphQL(app), methods=["GET", "POST"], include_in_schema=False)
+    )
     app.include_router(pages.router)
     app.include_router(oauth_pages.router)
     app.include_router(wizard_pages.router)
     app.mount("/static", rendering.static_files(), name="static")
     return app
+
+
+class LazyGraphQL:
+    """``/graphql``, built at its first request: Strawberry and graphql-core take a third of
+    the API's import time, which every start would pay for an endpoint many hosts never call.
+
+    The GraphQL app is a FastAPI app of its own sharing the main app's ``state`` (the bridge)
+    and problem handlers; it is imported in a worker thread, once, while the first requests
+    wait.
+    """
+
+    def __init__(self, parent: FastAPI) -> None:
+        self.parent = parent
+        self._app: ASGIApp | None = None
+        self._building: asyncio.Lock | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._app is None:
+            self._building = self._building or asyncio.Lock()
+            async with self._building:
+                if self._app is None:
+                    self._app = await run_in_threadpool(self._build)
+        await self._app(scope, receive, send)
+
+    def _build(self) -> ASGIApp:
+        from authbridge.api import graphql
+
+        app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+        app.state = self.parent.state
+        problems.install(app)
+        app.include_router(graphql.create_router())
+        return app
