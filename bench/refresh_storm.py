@@ -41,6 +41,7 @@ import http.client
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -430,7 +431,34 @@ def print_phase(phase: Phase) -> None:
 # Main
 
 
-def run(args: argparse.Namespace) -> list[Phase]:
+#: The line a refresher logs when it stops (services/refresh.window_summary).
+WINDOW_LINE = re.compile(
+    r"refresh store window: n=(?P<n>\d+), p50=(?P<p50>[\d.]+) ms, "
+    r"p99=(?P<p99>[\d.]+) ms, max=(?P<max>[\d.]+) ms"
+)
+
+
+def stop_and_read_windows(workers: Sequence[Child]) -> dict[str, dict[str, float]]:
+    """Stop the workers gracefully (SIGTERM: they store what is under way) and read the
+    answer-to-commit windows each logged as it stopped."""
+    for worker in workers:
+        worker.process.terminate()
+    windows = {}
+    for worker in workers:
+        worker.process.wait(timeout=60)
+        found = WINDOW_LINE.findall(worker.log.read_text(errors="replace"))
+        if found:
+            n, p50, p99, longest = found[-1]
+            windows[worker.name] = {
+                "n": int(n),
+                "p50_ms": float(p50),
+                "p99_ms": float(p99),
+                "max_ms": float(longest),
+            }
+    return windows
+
+
+def run(args: argparse.Namespace) -> tuple[list[Phase], dict[str, dict[str, float]]]:
     with contextlib.ExitStack() as stack:
         work = Path(tempfile.mkdtemp(prefix="authbridge-storm-"))
         stack.callback(shutil.rmtree, work, True)
@@ -500,7 +528,14 @@ def run(args: argparse.Namespace) -> list[Phase]:
                 profile.wait(timeout=30)
             print_phase(phase)
             phases.append(phase)
-        return phases
+        windows = stop_and_read_windows(workers)
+        for name, window in windows.items():
+            print(
+                f"  {name}: provider answer to commit of the new tokens, {window['n']:,} "
+                f"refreshes: p50 {window['p50_ms']:.1f} ms, p99 {window['p99_ms']:.1f} ms, "
+                f"max {window['max_ms']:.1f} ms"
+            )
+        return phases, windows
     raise AssertionError("unreachable")
 
 
@@ -601,7 +636,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"phases {', '.join(args.phases)} (load average {load:.2f})"
     )
     try:
-        phases = run(args)
+        phases, windows = run(args)
     except KeyboardInterrupt:
         print("\ninterrupted; the processes and the temporary data were removed")
         return 130
@@ -643,6 +678,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
             for phase in phases
         },
+        "store_window_ms_by_worker": windows,
     }
     if not args.no_save:
         RESULTS.mkdir(parents=True, exist_ok=True)
