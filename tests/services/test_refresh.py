@@ -26,7 +26,7 @@ from authbridge.storage.repositories import (
 )
 from tests.api.conftest import CONNECTORS
 from tests.support.connectors import render_connectors
-from tests.support.faults import failing_refresh_stores
+from tests.support.faults import failing_refresh_failures, failing_refresh_stores
 
 pytestmark = pytest.mark.anyio
 
@@ -160,6 +160,38 @@ async def test_a_refused_refresh_token_makes_the_auth_invalid_and_says_so(
     assert after.status is AuthStatus.INVALID
     assert after.last_error
     assert events.INVALID in event_types(bridge)
+
+
+async def test_a_refusal_the_database_fails_to_record_is_retried_and_releases_the_lease(
+    bridge: Bridge, environment: Environment, sandbox: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Left unrecorded, the failure would hold the lease until it ran out, and the refresher
+    # taking it over would present the refused token again and call the refresh interrupted.
+    auth = due_oauth_auth(bridge, environment, sandbox)
+    _, credentials = stored(bridge, auth.id)
+    with bridge.session() as session:
+        repo = AuthenticationRepository(session, bridge.keyring)
+        repo.update_credentials(
+            repo.get_any(auth.id),  # type: ignore[arg-type]
+            {**credentials, "refresh_token": "not-a-sandbox-token"},
+            refresh_due_at=bridge.now(),
+        )
+
+    with failing_refresh_failures(bridge.database, times=2) as faults:
+        outcome = await Refresher(bridge).refresh(auth.id)
+
+    assert faults.injected == 2
+    assert outcome.kind == "invalid"
+    assert "interrupted" not in (outcome.message or "")
+    after, _ = stored(bridge, auth.id)
+    assert after.status is AuthStatus.INVALID
+    assert after.lease_owner is None
+    retries = [r for r in caplog.records if "recording its failure failed" in r.message]
+    assert len(retries) == 2
+    assert all(r.levelname == "WARNING" and auth.id in r.getMessage() for r in retries)
+    invalid = [r for r in caplog.records if "is now invalid" in r.getMessage()]
+    assert len(invalid) == 1
+    assert event_types(bridge).count(events.INVALID) == 1
 
 
 async def test_a_provider_outage_backs_off_without_changing_the_status(

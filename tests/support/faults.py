@@ -2,7 +2,8 @@
 
 :func:`failing_refresh_stores` makes the database refuse the statement that stores a refresh
 result (an UPDATE of ``authentications`` that releases the lease and changes the credentials)
-a given number of times, as a database in trouble would: on PostgreSQL a trigger raises a
+a given number of times (:func:`failing_refresh_failures`, the one recording a failed
+refresh), as a database in trouble would: on PostgreSQL a trigger raises a
 serialization failure (SQLSTATE 40001, counted by a sequence, which no rollback undoes); on
 SQLite a trigger calls a function registered on every new connection of the database's
 engines, which says whether to fail.
@@ -23,6 +24,12 @@ from authbridge.storage import Database
 _STORE = (
     "OLD.lease_owner IS NOT NULL AND NEW.lease_owner IS NULL"
     " AND NEW.credentials_ct IS NOT OLD.credentials_ct"
+)
+#: The statement recording a failed refresh: it releases the lease, keeps the credentials and
+#: sets ``last_error``.
+_FAILURE = (
+    "OLD.lease_owner IS NOT NULL AND NEW.lease_owner IS NULL"
+    " AND NEW.credentials_ct IS OLD.credentials_ct AND NEW.last_error IS NOT NULL"
 )
 
 
@@ -46,16 +53,32 @@ class Faults:
 @contextmanager
 def failing_refresh_stores(database: Database, times: int) -> Iterator[Faults]:
     """Make the next ``times`` refresh stores fail; yields the counts."""
+    with _failing(database, times, _STORE) as faults:
+        yield faults
+
+
+@contextmanager
+def failing_refresh_failures(database: Database, times: int) -> Iterator[Faults]:
+    """Make the next ``times`` statements recording a failed refresh fail; yields the counts."""
+    with _failing(database, times, _FAILURE) as faults:
+        yield faults
+
+
+@contextmanager
+def _failing(database: Database, times: int, condition: str) -> Iterator[Faults]:
     if database.is_sqlite:
-        with _sqlite(database, times) as faults:
+        with _sqlite(database, times, condition) as faults:
             yield faults
     else:
-        with _postgres(database, times) as faults:
+        postgres = condition.replace(" IS NOT OLD", " IS DISTINCT FROM OLD")
+        with _postgres(
+            database, times, postgres.replace(" IS OLD", " IS NOT DISTINCT FROM OLD")
+        ) as faults:
             yield faults
 
 
 @contextmanager
-def _sqlite(database: Database, times: int) -> Iterator[Faults]:
+def _sqlite(database: Database, times: int, condition: str) -> Iterator[Faults]:
     faults = Faults(times)
 
     def register(dbapi_connection: Any, _record: Any) -> None:
@@ -67,7 +90,7 @@ def _sqlite(database: Database, times: int) -> Iterator[Faults]:
         session.execute(
             text(
                 "CREATE TRIGGER fail_refresh_store BEFORE UPDATE ON authentications"
-                f" WHEN CASE WHEN {_STORE} THEN injected_fault() ELSE 0 END = 1"
+                f" WHEN CASE WHEN {condition} THEN injected_fault() ELSE 0 END = 1"
                 " BEGIN SELECT RAISE(ABORT, 'injected refresh store failure'); END"
             )
         )
@@ -81,8 +104,7 @@ def _sqlite(database: Database, times: int) -> Iterator[Faults]:
 
 
 @contextmanager
-def _postgres(database: Database, times: int) -> Iterator[Faults]:
-    condition = _STORE.replace(" IS NOT OLD", " IS DISTINCT FROM OLD")
+def _postgres(database: Database, times: int, condition: str) -> Iterator[Faults]:
     with database.session() as session:
         session.execute(text("CREATE SEQUENCE refresh_store_faults"))
         session.execute(

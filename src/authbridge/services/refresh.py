@@ -69,6 +69,8 @@ BASE_BACKOFF = timedelta(seconds=30)
 #: First wait before a failed store is tried again; it doubles up to :data:`STORE_RETRY_MAX`.
 STORE_RETRY_FIRST = 0.05
 STORE_RETRY_MAX = 2.0
+#: Attempts at recording a failed refresh (the waits between them as for a store).
+FAILURE_ATTEMPTS = 5
 #: Seconds between two ERRORs about the same result still not stored.
 STORE_ERROR_EVERY = 30.0
 #: How long :meth:`Refresher.stop` waits for the attempts under way by default.
@@ -241,11 +243,11 @@ class Refresher:
                 result = await self._call_provider(taken.setup, taken.stored)
         except TimeoutError:
             message = "the provider did not answer in time"
-            await self._grouped(auth_id, lambda session: self._failed(session, auth, message, None))
+            await self._record(auth, lambda session: self._failed(session, auth, message, None))
             return Outcome("failed", message)
         except errors.InvalidToken as exc:
             message = invalid_message(exc.message, taken.taken_from)
-            if await self._grouped(auth_id, lambda session: self._invalid(session, auth, message)):
+            if await self._record(auth, lambda session: self._invalid(session, auth, message)):
                 log.warning(
                     "authentication %s (%s) is now invalid: %s",
                     auth.id,
@@ -256,16 +258,48 @@ class Refresher:
         except errors.ProviderError as exc:
             retry_after = exc.retry_after if isinstance(exc, errors.ProviderUnavailable) else None
             message = exc.message
-            await self._grouped(
-                auth_id, lambda session: self._failed(session, auth, message, retry_after)
+            await self._record(
+                auth, lambda session: self._failed(session, auth, message, retry_after)
             )
             return Outcome("failed", message, retry_after)
         except Exception as exc:
             message = redact(f"refresh failed: {type(exc).__name__}", [])
             log.exception("refresh of %s failed", auth_id, exc_info=exc)
-            await self._grouped(auth_id, lambda session: self._failed(session, auth, message, None))
+            await self._record(auth, lambda session: self._failed(session, auth, message, None))
             return Outcome("failed", message)
         return await self._store_durably(taken, result, answered=time.perf_counter())
+
+    async def _record(self, auth: Authentication, work: Callable[[Session], T]) -> T:
+        """Record a failed refresh (and release the lease), trying again on a database error
+        for a moment: a failure left unrecorded holds the lease until it runs out, and whoever
+        takes it over then would report the refresh as interrupted."""
+        delay = STORE_RETRY_FIRST
+        for attempt in range(1, FAILURE_ATTEMPTS + 1):
+            try:
+                return await self._grouped(auth.id, work)
+            except Exception as exc:
+                if attempt == FAILURE_ATTEMPTS:
+                    log.error(
+                        "refresh of authentication %s (%s) failed, and recording it failed %d "
+                        "times (%s): the lease stays taken until it runs out (%.0f s), then the "
+                        "refresh is tried again",
+                        auth.id,
+                        auth.connector_key,
+                        attempt,
+                        type(exc).__name__,
+                        self.lease.total_seconds(),
+                    )
+                    raise
+                log.warning(
+                    "refresh of authentication %s: recording its failure failed (%s); "
+                    "retrying in %.2f s",
+                    auth.id,
+                    type(exc).__name__,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, STORE_RETRY_MAX)
+        raise AssertionError("unreachable")
 
     async def _store_durably(
         self, lease: Lease, result: ConnectResult, *, answered: float
