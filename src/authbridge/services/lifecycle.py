@@ -153,9 +153,9 @@ async def expire_due(bridge: Bridge, *, limit: int = 500) -> int:
     if not ids:
         return 0
 
-    def work(session: Session) -> int:
+    def work(session: Session) -> list[tuple[str, str, str]]:
         repo = AuthenticationRepository(session, bridge.keyring)
-        expired = 0
+        expired = []
         for auth_id in sorted(ids):
             current = repo.get_any(auth_id)
             if current is None or current.hard_expires_at is None:
@@ -164,9 +164,6 @@ async def expire_due(bridge: Bridge, *, limit: int = 500) -> int:
             auth = repo.expire(auth_id, message=message, now=now)
             if auth is None or auth.hard_expires_at is None:
                 continue
-            log.warning(
-                "authentication %s (%s) is now expired: %s", auth.id, auth.connector_key, message
-            )
             events.emit(
                 bridge,
                 session,
@@ -177,12 +174,15 @@ async def expire_due(bridge: Bridge, *, limit: int = 500) -> int:
                 message=message,
             )
             _audit(session, auth, "authentication.expired", now)
-            expired += 1
+            expired.append((auth.id, auth.connector_key, message))
         return expired
 
     expired = await in_thread(bridge, work)
-    metrics.LIFECYCLE.labels("expired").inc(expired)
-    return expired
+    # Once committed: a log line for a change that was rolled back would be false.
+    for auth_id, connector_key, message in expired:
+        log.warning("authentication %s (%s) is now expired: %s", auth_id, connector_key, message)
+    metrics.LIFECYCLE.labels("expired").inc(len(expired))
+    return len(expired)
 
 
 # -- scheduled deletion -----------------------------------------------------------------------
