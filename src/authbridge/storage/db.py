@@ -201,6 +201,7 @@ class Database:
         # For first(): statements compiled once; on SQLite each thread's own connection, on
         # PostgreSQL a few pooled connections kept out of the pool, in autocommit mode.
         self._direct_reads: dict[Select[Any], _DirectRead] = {}
+        self._on_sqlite = self.is_sqlite
         self._sqlite_connection = threading.local()
         self._generation = 0
         self._pg_idle: list[Any] = []
@@ -246,7 +247,7 @@ class Database:
         read = self._direct_reads.get(statement)
         if read is None:
             read = self._direct_reads[statement] = _DirectRead(statement, self.engine.dialect)
-        if not self.is_sqlite:
+        if not self._on_sqlite:
             return self._first_on_postgres(read, statement, params)
         kept = self._sqlite_connection
         if getattr(kept, "generation", None) != self._generation:
