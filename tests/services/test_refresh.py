@@ -101,6 +101,18 @@ def stored(bridge: Bridge, auth_id: str) -> tuple[Authentication, dict[str, Any]
         return auth, repo.credentials(auth)
 
 
+def store_a_refused_refresh_token(bridge: Bridge, auth_id: str) -> None:
+    """Replace the refresh token with one the sandbox never issued (it answers invalid_grant)."""
+    _, credentials = stored(bridge, auth_id)
+    with bridge.session() as session:
+        repo = AuthenticationRepository(session, bridge.keyring)
+        repo.update_credentials(
+            repo.get_any(auth_id),  # type: ignore[arg-type]
+            {**credentials, "refresh_token": "not-a-sandbox-token"},
+            refresh_due_at=bridge.now(),
+        )
+
+
 def event_types(bridge: Bridge) -> list[str]:
     with bridge.session() as session:
         return [event.type for event in session.scalars(select(WebhookEvent))]
@@ -144,14 +156,7 @@ async def test_a_refused_refresh_token_makes_the_auth_invalid_and_says_so(
     bridge: Bridge, environment: Environment, sandbox: str
 ) -> None:
     auth = due_oauth_auth(bridge, environment, sandbox)
-    _, credentials = stored(bridge, auth.id)
-    with bridge.session() as session:
-        repo = AuthenticationRepository(session, bridge.keyring)
-        repo.update_credentials(
-            repo.get_any(auth.id),  # type: ignore[arg-type]
-            {**credentials, "refresh_token": "not-a-sandbox-token"},
-            refresh_due_at=bridge.now(),
-        )
+    store_a_refused_refresh_token(bridge, auth.id)
 
     outcome = await Refresher(bridge).refresh(auth.id)
 
@@ -168,14 +173,7 @@ async def test_a_refusal_the_database_fails_to_record_is_retried_and_releases_th
     # Left unrecorded, the failure would hold the lease until it ran out, and the refresher
     # taking it over would present the refused token again and call the refresh interrupted.
     auth = due_oauth_auth(bridge, environment, sandbox)
-    _, credentials = stored(bridge, auth.id)
-    with bridge.session() as session:
-        repo = AuthenticationRepository(session, bridge.keyring)
-        repo.update_credentials(
-            repo.get_any(auth.id),  # type: ignore[arg-type]
-            {**credentials, "refresh_token": "not-a-sandbox-token"},
-            refresh_due_at=bridge.now(),
-        )
+    store_a_refused_refresh_token(bridge, auth.id)
 
     with failing_refresh_failures(bridge.database, times=2) as faults:
         outcome = await Refresher(bridge).refresh(auth.id)
