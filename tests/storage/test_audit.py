@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
@@ -8,6 +9,7 @@ from sqlalchemy import select
 from authbridge.storage import Database
 from authbridge.storage.models import AuditEvent, Environment, MasterToken
 from authbridge.storage.repositories import (
+    AuditEntry,
     AuditRepository,
     AuthenticationRepository,
     EnvironmentRepository,
@@ -16,6 +18,8 @@ from authbridge.storage.repositories import (
 from authbridge.vault import Keyring
 
 API_KEY = "fd-live-9c1e5b2d7f3a"
+#: Characters COPY's text format escapes.
+NOTE = "tab\there, a new\nline, quote ' and \\ backslash, \\N"
 
 
 def test_events_are_recorded_and_listed_per_environment_and_target(
@@ -127,3 +131,42 @@ def test_an_audited_credential_lifecycle_leaves_no_secret_in_the_log(
     assert issued.token not in logged
     assert token_hash not in logged
     assert actor in logged
+
+
+def test_a_batch_is_stored_as_each_row_would_be(
+    database: Database, environment: Environment
+) -> None:
+    # record_many writes a batch with one COPY on PostgreSQL and one INSERT on SQLite: the rows
+    # must read back alike (aware UTC times, the detail as JSON, NULLs), and a rolled-back
+    # transaction keeps none of them.
+    at = datetime(2026, 12, 3, 9, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2)))
+    entries = [
+        AuditEntry(
+            environment_id=environment.id,
+            actor="master:t-1",
+            action="authentication.credentials_read",
+            target_type="authentication",
+            target_id=f"a-{number}" if number else None,
+            at=at + timedelta(seconds=number),
+            detail={"note": NOTE, "n": number} if number else None,
+        )
+        for number in range(3)
+    ]
+    with database.session() as session:
+        assert AuditRepository(session).record_many(entries) == 3
+
+    def rolled_back() -> None:
+        with database.session() as session:
+            AuditRepository(session).record_many(entries[:1])
+            raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError):
+        rolled_back()
+
+    with database.session() as session:
+        rows = session.scalars(select(AuditEvent).order_by(AuditEvent.created_at)).all()
+    assert [row.target_id for row in rows] == [None, "a-1", "a-2"]
+    assert [row.created_at for row in rows] == [entry.at for entry in entries]
+    assert all(row.created_at.utcoffset() == timedelta(0) for row in rows)
+    assert rows[0].detail == {}
+    assert rows[2].detail == {"note": NOTE, "n": 2}

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
+from psycopg.types.json import Json
 from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
@@ -30,6 +31,29 @@ def _check_detail(value: Any, path: str = "detail") -> None:
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
             _check_detail(item, f"{path}[{index}]")
+
+
+_COPY_COLUMNS = (
+    "id",
+    "environment_id",
+    "actor",
+    "action",
+    "target_type",
+    "target_id",
+    "detail",
+    "created_at",
+)
+
+
+def _copy(driver_connection: Any, rows: list[dict[str, Any]]) -> None:
+    """``COPY`` the rows into ``audit_events`` in the session's transaction (psycopg adapts
+    each value: ``Json`` for the detail, aware datetimes as ``timestamptz``)."""
+    statement = f"COPY {AuditEvent.__tablename__} ({', '.join(_COPY_COLUMNS)}) FROM STDIN"
+    with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(
+                [Json(row[name]) if name == "detail" else row[name] for name in _COPY_COLUMNS]
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +108,9 @@ class AuditRepository:
         return event
 
     def record_many(self, entries: Iterable[AuditEntry]) -> int:
-        """Append many events in one Core ``INSERT`` (no ORM objects); return how many.
+        """Append many events in one Core ``INSERT`` (no ORM objects), on PostgreSQL with one
+        ``COPY`` (the audit trail's batches: an ``executemany`` sent a statement per row, a
+        seventh of a credential read's CPU); return how many.
 
         Like :meth:`record`, refuses a ``detail`` key named like a secret (:class:`ValueError`).
         """
@@ -104,7 +130,18 @@ class AuditRepository:
                     "created_at": entry.at,
                 }
             )
-        if rows:
+        if not rows:
+            return 0
+        connection = self.session.connection()
+        if connection.dialect.name == "postgresql":
+            # The column type's own check and conversion (aware, in UTC), as an INSERT does.
+            created_at = cast(Table, AuditEvent.__table__).c.created_at.type
+            process = created_at.dialect_impl(connection.dialect).bind_processor(connection.dialect)
+            if process is not None:
+                for row in rows:
+                    row["created_at"] = process(row["created_at"])
+            _copy(connection.connection.driver_connection, rows)
+        else:
             self.session.execute(insert(cast(Table, AuditEvent.__table__)), rows)
         return len(rows)
 
