@@ -2,10 +2,10 @@
 batches off the request path.
 
 A request queues its row (:meth:`AuditTrail.add`) and answers; one task takes every row queued
-so far and writes them with one ``INSERT`` in one transaction in a worker thread (group
-commit), at most one transaction per :data:`FLUSH_INTERVAL`. No request waits for a thread or
-a commit for its audit row. The queue is bounded: when it is full a request waits for room, a
-row is never dropped for lack of room.
+so far and writes them with one ``INSERT`` (a ``COPY`` on PostgreSQL) in one transaction in a
+worker thread (group commit), at most one transaction per :data:`FLUSH_INTERVAL`. No request
+waits for a thread or a commit for its audit row. The queue is bounded: when it is full a
+request waits for room, a row is never dropped for lack of room.
 
 What may be lost: at a graceful stop (:meth:`AuditTrail.close`, from the app's lifespan) none;
 when the process is killed, the rows queued and not yet written: those of the requests that
