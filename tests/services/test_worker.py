@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import socket
 import time
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +19,7 @@ from authbridge.services import metrics
 from authbridge.services.bridge import Bridge
 from authbridge.services.refresh import Refresher
 from authbridge.services.worker import Worker, WorkerSettings, webhook_delivery
+from authbridge.storage import Database
 from authbridge.storage.models import Authentication, Environment
 from authbridge.storage.repositories import AuthenticationRepository
 from tests.services.test_refresh import due_oauth_auth, refresh_requests, stored
@@ -222,3 +225,24 @@ async def test_a_lease_taken_with_due_by_needs_the_refresh_still_due(
         forced = repo.acquire_lease(auth.id, "forced", now=now, duration=lease)
         assert forced is not None
         assert forced.lease_owner == "forced"
+
+
+async def test_a_tick_during_a_database_outage_logs_a_line_per_part_without_a_traceback(
+    bridge: Bridge, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as closed:  # bound but not listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        nowhere = Database(f"postgresql://authbridge:pw-4242@127.0.0.1:{port}/authbridge")
+        try:
+            report = await Worker(replace(bridge, database=nowhere)).tick()
+        finally:
+            nowhere.dispose()
+
+    assert report.errors  # every part that reads the database
+    lines = [r for r in caplog.records if "worker part failed" in r.getMessage()]
+    assert len(lines) == len(report.errors)
+    assert all(r.levelname == "WARNING" and r.exc_info is None for r in lines)
+    assert all("database trouble (unreachable" in r.getMessage() for r in lines)
+    assert "pw-4242" not in caplog.text
+    assert "Traceback" not in caplog.text

@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 from authbridge.services import lifecycle, metrics, webhooks
 from authbridge.services.bridge import Bridge
 from authbridge.services.refresh import Outcome, Refresher
+from authbridge.storage import faults
 
 log = logging.getLogger("authbridge.worker")
 
@@ -197,8 +198,20 @@ class Worker:
         async def part(name: str, work: Coroutine[Any, Any, T], default: T) -> T:
             try:
                 return await work
-            except Exception:
-                log.exception("worker part failed part=%s", name)
+            except Exception as exc:
+                kind = faults.classify(exc)
+                if kind is None:
+                    log.exception("worker part failed part=%s", name)
+                else:
+                    # Database trouble (an outage, a full pool): one line per part and tick,
+                    # not a traceback; the next tick tries again.
+                    log.warning(
+                        "worker part failed part=%s: database trouble (%s: %s); retrying at "
+                        "the next tick",
+                        name,
+                        kind,
+                        faults.describe(exc),
+                    )
                 metrics.WORKER_ERRORS.labels(name).inc()
                 failed.append(name)
                 return default
@@ -281,8 +294,17 @@ class Worker:
                     # is at it: skip it rather than wait. If its holder dies, the lease runs out
                     # and a later tick takes it over.
                     outcome: Outcome = await self.refresher.refresh(auth_id, wait=False)
-                except Exception:
-                    log.exception("refresh raised auth_id=%s", auth_id)
+                except Exception as exc:
+                    kind = faults.classify(exc)
+                    if kind is None:
+                        log.exception("refresh raised auth_id=%s", auth_id)
+                    else:
+                        log.warning(
+                            "refresh of %s not done: database trouble (%s: %s); it stays due",
+                            auth_id,
+                            kind,
+                            faults.describe(exc),
+                        )
                     return "error"
                 if outcome.kind in {"failed", "invalid"}:
                     log.info(
