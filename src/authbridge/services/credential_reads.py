@@ -29,11 +29,10 @@ from authbridge.services.bridge import Bridge
 from authbridge.services.credential_use import RequestCredentials
 from authbridge.services.principals import Principal
 from authbridge.services.refresh import Refresher
+from authbridge.storage.db import DIRECT_READ_CONNECTIONS
 from authbridge.storage.repositories import AuditEntry
 from authbridge.storage.repositories.authentications import CredentialRow, read_credential_row
 
-#: Threads reading credentials from PostgreSQL at once, per process.
-READ_THREADS = 4
 CREDENTIALS_READ = "authentication.credentials_read"
 REQUEST_AUTH_READ = "authentication.request_auth_read"
 
@@ -50,10 +49,10 @@ class CredentialReader:
         self.bridge = bridge
         self.refresher = refresher
         self.trail = trail
-        # PostgreSQL reads in at most this many threads at once: a read is a few round trips
-        # of waiting, and dozens of threads taking turns at the GIL for them cost more CPU
-        # than the reads (a convoy), while a few threads keep the connections busy.
-        self._readers = anyio.CapacityLimiter(READ_THREADS)
+        # PostgreSQL reads in as many threads at once as Database.first keeps connections for
+        # them: dozens of threads taking turns at the GIL for a round trip each cost more CPU
+        # than the reads (a convoy), and more threads would only fall back to the pool.
+        self._readers = anyio.CapacityLimiter(DIRECT_READ_CONNECTIONS)
 
     async def credentials(
         self, principal: Principal, auth_id: str

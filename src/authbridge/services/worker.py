@@ -154,6 +154,18 @@ def webhook_delivery() -> DeliverDue | None:
     return deliver if callable(deliver) else None
 
 
+def _log_failure(exc: Exception, then: str, message: str, *args: object) -> None:
+    """Log a failure with its traceback, or, for database trouble (an outage, a full pool),
+    as one WARNING naming the kind and the driver's error class: no traceback per tick."""
+    kind = faults.classify(exc)
+    if kind is None:
+        log.exception(message, *args, exc_info=exc)
+    else:
+        log.warning(
+            message + ": database trouble (%s: %s); %s", *args, kind, faults.describe(exc), then
+        )
+
+
 async def wait_or_stop(stop: asyncio.Event, seconds: float) -> None:
     """Sleep ``seconds``, or less when ``stop`` is set meanwhile."""
     with contextlib.suppress(TimeoutError):
@@ -199,19 +211,7 @@ class Worker:
             try:
                 return await work
             except Exception as exc:
-                kind = faults.classify(exc)
-                if kind is None:
-                    log.exception("worker part failed part=%s", name)
-                else:
-                    # Database trouble (an outage, a full pool): one line per part and tick,
-                    # not a traceback; the next tick tries again.
-                    log.warning(
-                        "worker part failed part=%s: database trouble (%s: %s); retrying at "
-                        "the next tick",
-                        name,
-                        kind,
-                        faults.describe(exc),
-                    )
+                _log_failure(exc, "retrying at the next tick", "worker part failed part=%s", name)
                 metrics.WORKER_ERRORS.labels(name).inc()
                 failed.append(name)
                 return default
@@ -295,16 +295,7 @@ class Worker:
                     # and a later tick takes it over.
                     outcome: Outcome = await self.refresher.refresh(auth_id, wait=False)
                 except Exception as exc:
-                    kind = faults.classify(exc)
-                    if kind is None:
-                        log.exception("refresh raised auth_id=%s", auth_id)
-                    else:
-                        log.warning(
-                            "refresh of %s not done: database trouble (%s: %s); it stays due",
-                            auth_id,
-                            kind,
-                            faults.describe(exc),
-                        )
+                    _log_failure(exc, "it stays due", "refresh raised auth_id=%s", auth_id)
                     return "error"
                 if outcome.kind in {"failed", "invalid"}:
                     log.info(
