@@ -77,6 +77,8 @@ from authbridge.storage.repositories import (
 TARGET_RATIOS = {"sqlite": 0.70, "postgresql": 0.50}
 #: credentials' p99 at most this multiple of healthz's p99 in the same run.
 TARGET_P99_FACTOR = 2.0
+#: Seconds after the load to wait for the audit trail to write every read's row.
+AUDIT_DRAIN_LIMIT_S = 15.0
 POOL_CEILING = 30  # connections one server's pool may open (storage/db.py)
 POSTGRES_SPARE_CONNECTIONS = 15  # left to other users of a shared PostgreSQL
 # One server process does /healthz with one core; using less means something else was the limit.
@@ -660,6 +662,9 @@ class Prepared:
     warm_ok: int = 0
     sessions_before: int = 0
     slices: dict[str, list[Measurement]] = field(default_factory=dict)
+    ok_reads: int = 0  # successful credentials reads, the check and the warm-up included
+    audited_reads: int = 0
+    audit_drain_s: float = 0.0
 
 
 def start_variant(
@@ -761,10 +766,27 @@ def run_database(db: str, variants: Sequence[Variant], args: argparse.Namespace)
                     with profiled(pid, slice_seconds, profile if mode == "credentials" else None):
                         measured = measure(loadgen, pid, prepared.target, mode, args, slice_seconds)
                     prepared.slices.setdefault(mode, []).append(measured)
-        # Let requests still in flight when the load generator stopped finish and commit.
-        time.sleep(1)
+        wait_for_audit_rows(servers, time.monotonic())
         return [finish(db, prepared, loadgen, load_average, args) for prepared in servers]
     raise AssertionError("unreachable")
+
+
+def wait_for_audit_rows(servers: Sequence[Prepared], load_ended: float) -> None:
+    """Wait until each server has written the audit rows of all its successful reads (or
+    :data:`AUDIT_DRAIN_LIMIT_S`): the audit trail writes in batches, so the rows of the reads
+    of the last moments are still queued when the load stops. How long that takes is about
+    what a crash at that moment would lose."""
+    waiting = list(servers)
+    for prepared in waiting:
+        prepared.ok_reads = 1 + combine(prepared.slices["credentials"]).ok + prepared.warm_ok
+    while waiting:
+        for prepared in list(waiting):
+            prepared.audited_reads = count_audited_reads(prepared.database_url)
+            prepared.audit_drain_s = time.monotonic() - load_ended
+            done = prepared.audited_reads >= prepared.ok_reads
+            if done or prepared.audit_drain_s > AUDIT_DRAIN_LIMIT_S:
+                waiting.remove(prepared)
+        time.sleep(0.05)
 
 
 def finish(
@@ -782,8 +804,9 @@ def finish(
         diagnostics["postgres_connections_opened_during_credentials"] = (
             opened - prepared.sessions_before
         )
-    audited = count_audited_reads(prepared.database_url)
-    ok = 1 + credentials.ok + prepared.warm_ok
+    ok = prepared.ok_reads
+    audited = prepared.audited_reads
+    diagnostics["audit_rows_written_s_after_the_load"] = round(prepared.audit_drain_s, 2)
     notes = []
     if healthz.errors or credentials.errors:
         notes.append(

@@ -24,7 +24,7 @@ import time
 from starlette.concurrency import run_in_threadpool
 
 from authbridge.services.bridge import Bridge
-from authbridge.storage.repositories import AuditEntry, AuditRepository
+from authbridge.storage.repositories import AuditEntry, AuditRepository, AuditRow, AuditRows
 
 log = logging.getLogger("authbridge.audit")
 
@@ -44,17 +44,20 @@ class AuditTrail:
     def __init__(self, bridge: Bridge, *, interval: float = FLUSH_INTERVAL) -> None:
         self.bridge = bridge
         self.interval = interval
-        self._queue: asyncio.Queue[AuditEntry] = asyncio.Queue(MAX_QUEUED)
+        self._rows = AuditRows(bridge.database.engine.dialect)
+        self._queue: asyncio.Queue[AuditRow] = asyncio.Queue(MAX_QUEUED)
         self._task: asyncio.Task[None] | None = None
 
     async def add(self, entry: AuditEntry) -> None:
-        """Queue ``entry`` (waiting for room when the queue is full)."""
+        """Queue ``entry`` (waiting for room when the queue is full); :class:`ValueError` for
+        a detail named like a secret."""
+        row = self._rows.row(entry)  # here, not in the writer's thread (see AuditRows)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="audit trail writer")
         if self._queue.full():
-            await self._queue.put(entry)
+            await self._queue.put(row)
         else:
-            self._queue.put_nowait(entry)
+            self._queue.put_nowait(row)
 
     async def flush(self) -> None:
         """Wait until every row queued so far is written (or given up on)."""
@@ -88,7 +91,7 @@ class AuditTrail:
                 for _ in batch:
                     self._queue.task_done()
 
-    async def _write(self, batch: list[AuditEntry]) -> None:
+    async def _write(self, batch: list[AuditRow]) -> None:
         deadline = time.monotonic() + RETRY_SECONDS
         delay = 0.1
         while True:
@@ -112,6 +115,6 @@ class AuditTrail:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    def _store(self, batch: list[AuditEntry]) -> None:
+    def _store(self, batch: list[AuditRow]) -> None:
         with self.bridge.session() as session:
-            AuditRepository(session).record_many(batch)
+            AuditRepository(session).record_rows(batch)

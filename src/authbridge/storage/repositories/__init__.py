@@ -5,7 +5,7 @@ secrets are involved), flushes what it writes, and never commits: the request, c
 that opened the session owns the transaction.
 """
 
-from authbridge.storage.repositories.audit import AuditEntry, AuditRepository
+from authbridge.storage.repositories.audit import AuditEntry, AuditRepository, AuditRow, AuditRows
 from authbridge.storage.repositories.authentications import (
     UNSET,
     AuthenticationRepository,
@@ -55,6 +55,8 @@ __all__ = [
     "UNSET",
     "AuditEntry",
     "AuditRepository",
+    "AuditRow",
+    "AuditRows",
     "AuthUse",
     "AuthenticationRepository",
     "AuthorizationCodeRepository",

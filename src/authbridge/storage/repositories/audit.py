@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 from psycopg.types.json import Json
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Dialect, Table, select
 from sqlalchemy.orm import Session
 
 from authbridge.storage.models import AuditEvent, new_id, utcnow
@@ -33,7 +33,7 @@ def _check_detail(value: Any, path: str = "detail") -> None:
             _check_detail(item, f"{path}[{index}]")
 
 
-_COPY_COLUMNS = (
+_COLUMNS = (
     "id",
     "environment_id",
     "actor",
@@ -43,17 +43,26 @@ _COPY_COLUMNS = (
     "detail",
     "created_at",
 )
+_INSERT = f"INSERT INTO {AuditEvent.__tablename__} ({', '.join(_COLUMNS)}) VALUES "  # noqa: S608 (constants)
+_VALUES = f"({', '.join('?' * len(_COLUMNS))})"
+#: Rows per SQLite ``INSERT`` at most (8 parameters each, well within SQLite's 32,766).
+_ROWS_PER_INSERT = 500
+_COPY = f"COPY {AuditEvent.__tablename__} ({', '.join(_COLUMNS)}) FROM STDIN"
 
 
-def _copy(driver_connection: Any, rows: list[dict[str, Any]]) -> None:
-    """``COPY`` the rows into ``audit_events`` in the session's transaction (psycopg adapts
-    each value: ``Json`` for the detail, aware datetimes as ``timestamptz``)."""
-    statement = f"COPY {AuditEvent.__tablename__} ({', '.join(_COPY_COLUMNS)}) FROM STDIN"
-    with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row(
-                [Json(row[name]) if name == "detail" else row[name] for name in _COPY_COLUMNS]
-            )
+def _bind_processor(column: str, dialect: Dialect) -> Callable[[Any], Any]:
+    """The conversion an ``INSERT`` applies to ``column``'s values on ``dialect``."""
+    column_type = cast(Table, AuditEvent.__table__).c[column].type
+    process = column_type.dialect_impl(dialect).bind_processor(dialect)
+    return process if process is not None else _same
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+#: An event as the driver takes it (:meth:`AuditRows.row`), in the order of ``_COLUMNS``.
+AuditRow = tuple[Any, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +76,36 @@ class AuditEntry:
     target_id: str | None
     at: datetime
     detail: Mapping[str, Any] | None = None
+
+
+class AuditRows:
+    """Turns events into :data:`AuditRow` tuples for one database dialect: a new id and the
+    column types' own conversions, as an ``INSERT`` applies them (timestamps aware and in UTC;
+    the detail as JSON). The audit trail makes each row when the request queues it, so that
+    its writer thread has next to no Python work left (see :meth:`AuditRepository.record_rows`).
+    """
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._created_at = _bind_processor("created_at", dialect)
+        self._detail = Json if dialect.name == "postgresql" else _bind_processor("detail", dialect)
+        self._no_detail = self._detail({})
+
+    def row(self, entry: AuditEntry) -> AuditRow:
+        """``entry`` as a row; :class:`ValueError` for a ``detail`` key named like a secret."""
+        detail = self._no_detail
+        if entry.detail:
+            _check_detail(entry.detail)
+            detail = self._detail(dict(entry.detail))
+        return (
+            new_id(),
+            entry.environment_id,
+            entry.actor,
+            entry.action,
+            entry.target_type,
+            entry.target_id,
+            detail,
+            self._created_at(entry.at),
+        )
 
 
 class AuditRepository:
@@ -108,41 +147,33 @@ class AuditRepository:
         return event
 
     def record_many(self, entries: Iterable[AuditEntry]) -> int:
-        """Append many events in one Core ``INSERT`` (no ORM objects), on PostgreSQL with one
-        ``COPY`` (the audit trail's batches: an ``executemany`` sent a statement per row, a
-        seventh of a credential read's CPU); return how many.
+        """Append many events in the session's transaction (see :meth:`record_rows`); return
+        how many. Like :meth:`record`, refuses a ``detail`` key named like a secret
+        (:class:`ValueError`)."""
+        rows = AuditRows(self.session.connection().dialect)
+        return self.record_rows([rows.row(entry) for entry in entries])
 
-        Like :meth:`record`, refuses a ``detail`` key named like a secret (:class:`ValueError`).
-        """
-        rows = []
-        for entry in entries:
-            detail = dict(entry.detail or {})
-            _check_detail(detail)
-            rows.append(
-                {
-                    "id": new_id(),
-                    "environment_id": entry.environment_id,
-                    "actor": entry.actor,
-                    "action": entry.action,
-                    "target_type": entry.target_type,
-                    "target_id": entry.target_id,
-                    "detail": detail,
-                    "created_at": entry.at,
-                }
-            )
+    def record_rows(self, rows: Sequence[AuditRow]) -> int:
+        """Append events made by :meth:`AuditRows.row` in the session's transaction, on SQLite
+        with a few multi-row ``INSERT`` statements, on PostgreSQL with one ``COPY`` (the audit
+        trail's batches); return how many. No ORM objects, no SQLAlchemy parameter processing
+        per row: an executemany had cost a credential read as much CPU as the read itself."""
         if not rows:
             return 0
         connection = self.session.connection()
+        driver_connection = connection.connection.driver_connection
         if connection.dialect.name == "postgresql":
-            # The column type's own check and conversion (aware, in UTC), as an INSERT does.
-            created_at = cast(Table, AuditEvent.__table__).c.created_at.type
-            process = created_at.dialect_impl(connection.dialect).bind_processor(connection.dialect)
-            if process is not None:
+            with driver_connection.cursor() as cursor, cursor.copy(_COPY) as copy:
                 for row in rows:
-                    row["created_at"] = process(row["created_at"])
-            _copy(connection.connection.driver_connection, rows)
+                    copy.write_row(row)
         else:
-            self.session.execute(insert(cast(Table, AuditEvent.__table__)), rows)
+            # Many rows per statement, not an executemany: the sqlite3 module lets go of the
+            # GIL around every statement it steps, and a writer thread taking it back a row at
+            # a time stalled the event loop serving reads at each row (a convoy).
+            for start in range(0, len(rows), _ROWS_PER_INSERT):
+                chunk = rows[start : start + _ROWS_PER_INSERT]
+                values = [value for row in chunk for value in row]
+                driver_connection.execute(_INSERT + ", ".join([_VALUES] * len(chunk)), values)
         return len(rows)
 
     def list(
