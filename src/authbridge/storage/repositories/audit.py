@@ -161,7 +161,7 @@ class AuditRepository:
         if not rows:
             return 0
         connection = self.session.connection()
-        driver_connection = connection.connection.driver_connection
+        driver_connection: Any = connection.connection.driver_connection
         if connection.dialect.name == "postgresql":
             with driver_connection.cursor() as cursor, cursor.copy(_COPY) as copy:
                 for row in rows:
