@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
@@ -170,3 +170,33 @@ def test_a_batch_is_stored_as_each_row_would_be(
     assert all(row.created_at.utcoffset() == timedelta(0) for row in rows)
     assert rows[0].detail == {}
     assert rows[2].detail == {"note": NOTE, "n": 2}
+
+
+def test_a_large_batch_is_stored_whole_with_ids_in_the_order_of_writing(
+    database: Database, environment: Environment
+) -> None:
+    # More rows than one SQLite INSERT takes; the ids are time-ordered (UUIDv7), so that
+    # appending events appends to the primary key's index.
+    at = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+    entries = [
+        AuditEntry(
+            environment_id=environment.id,
+            actor="master:t-1",
+            action="authentication.credentials_read",
+            target_type="authentication",
+            target_id=f"a-{number:04d}",
+            at=at + timedelta(microseconds=number),
+        )
+        for number in range(1_201)
+    ]
+    with database.session() as session:
+        assert AuditRepository(session).record_many(entries) == 1_201
+    with database.session() as session:
+        rows = session.execute(
+            select(AuditEvent.id, AuditEvent.target_id).order_by(AuditEvent.created_at)
+        ).all()
+    assert [target for _, target in rows] == [entry.target_id for entry in entries]
+    ids = [event_id for event_id, _ in rows]
+    assert len(set(ids)) == len(ids)
+    assert ids == sorted(ids)
+    assert all(event_id[14] == "7" for event_id in ids)  # the UUID version

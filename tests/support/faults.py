@@ -6,7 +6,8 @@ a given number of times (:func:`failing_refresh_failures`, the one recording a f
 refresh), as a database in trouble would: on PostgreSQL a trigger raises a
 serialization failure (SQLSTATE 40001, counted by a sequence, which no rollback undoes); on
 SQLite a trigger calls a function registered on every new connection of the database's
-engines, which says whether to fail.
+engines, which says whether to fail. :func:`failing_audit_batches` makes writes of audit rows
+fail the same way.
 """
 
 from __future__ import annotations
@@ -65,20 +66,34 @@ def failing_refresh_failures(database: Database, times: int) -> Iterator[Faults]
 
 
 @contextmanager
-def _failing(database: Database, times: int, condition: str) -> Iterator[Faults]:
+def failing_audit_batches(database: Database, times: int) -> Iterator[Faults]:
+    """Make the next ``times`` writes of audit rows fail (a whole batch each: on SQLite its
+    first row fails, on PostgreSQL its ``COPY`` or ``INSERT`` statement); yields the counts."""
+    with _failing(database, times, "1 = 1", on="INSERT ON audit_events", each="STATEMENT") as f:
+        yield f
+
+
+@contextmanager
+def _failing(
+    database: Database,
+    times: int,
+    condition: str,
+    *,
+    on: str = "UPDATE ON authentications",
+    each: str = "ROW",
+) -> Iterator[Faults]:
     if database.is_sqlite:
-        with _sqlite(database, times, condition) as faults:
+        with _sqlite(database, times, condition, on) as faults:
             yield faults
     else:
         postgres = condition.replace(" IS NOT OLD", " IS DISTINCT FROM OLD")
-        with _postgres(
-            database, times, postgres.replace(" IS OLD", " IS NOT DISTINCT FROM OLD")
-        ) as faults:
+        postgres = postgres.replace(" IS OLD", " IS NOT DISTINCT FROM OLD")
+        with _postgres(database, times, postgres, on, each) as faults:
             yield faults
 
 
 @contextmanager
-def _sqlite(database: Database, times: int, condition: str) -> Iterator[Faults]:
+def _sqlite(database: Database, times: int, condition: str, on: str) -> Iterator[Faults]:
     faults = Faults(times)
 
     def register(dbapi_connection: Any, _record: Any) -> None:
@@ -89,37 +104,40 @@ def _sqlite(database: Database, times: int, condition: str) -> Iterator[Faults]:
     with database.session() as session:
         session.execute(
             text(
-                "CREATE TRIGGER fail_refresh_store BEFORE UPDATE ON authentications"
+                f"CREATE TRIGGER injected_fault BEFORE {on}"
                 f" WHEN CASE WHEN {condition} THEN injected_fault() ELSE 0 END = 1"
-                " BEGIN SELECT RAISE(ABORT, 'injected refresh store failure'); END"
+                " BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
             )
         )
     try:
         yield faults
     finally:
         with database.session() as session:
-            session.execute(text("DROP TRIGGER fail_refresh_store"))
+            session.execute(text("DROP TRIGGER injected_fault"))
         event.remove(database.engine, "connect", register)
         database.engine.dispose()
 
 
 @contextmanager
-def _postgres(database: Database, times: int, condition: str) -> Iterator[Faults]:
+def _postgres(
+    database: Database, times: int, condition: str, on: str, each: str
+) -> Iterator[Faults]:
+    table = on.split(" ON ")[1]
     with database.session() as session:
-        session.execute(text("CREATE SEQUENCE refresh_store_faults"))
+        session.execute(text("CREATE SEQUENCE injected_faults"))
         session.execute(
             text(
-                "CREATE FUNCTION fail_refresh_store() RETURNS trigger AS $$ BEGIN"
+                "CREATE FUNCTION injected_fault() RETURNS trigger AS $$ BEGIN"
                 f" IF {condition} THEN"
-                f" IF nextval('refresh_store_faults') <= {int(times)} THEN"
-                " RAISE EXCEPTION 'injected refresh store failure' USING ERRCODE = '40001';"
+                f" IF nextval('injected_faults') <= {int(times)} THEN"
+                " RAISE EXCEPTION 'injected failure' USING ERRCODE = '40001';"
                 " END IF; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
             )
         )
         session.execute(
             text(
-                "CREATE TRIGGER fail_refresh_store BEFORE UPDATE ON authentications"
-                " FOR EACH ROW EXECUTE FUNCTION fail_refresh_store()"
+                f"CREATE TRIGGER injected_fault BEFORE {on}"
+                f" FOR EACH {each} EXECUTE FUNCTION injected_fault()"
             )
         )
     faults = Faults(times)
@@ -127,10 +145,10 @@ def _postgres(database: Database, times: int, condition: str) -> Iterator[Faults
         yield faults
     finally:
         with database.session() as session:
-            used = session.execute(text("SELECT last_value, is_called FROM refresh_store_faults"))
+            used = session.execute(text("SELECT last_value, is_called FROM injected_faults"))
             last, called = used.one()
             faults.injected = min(int(last), times) if called else 0
             faults.left = times - faults.injected
-            session.execute(text("DROP TRIGGER fail_refresh_store ON authentications"))
-            session.execute(text("DROP FUNCTION fail_refresh_store()"))
-            session.execute(text("DROP SEQUENCE refresh_store_faults"))
+            session.execute(text(f"DROP TRIGGER injected_fault ON {table}"))
+            session.execute(text("DROP FUNCTION injected_fault()"))
+            session.execute(text("DROP SEQUENCE injected_faults"))

@@ -33,7 +33,7 @@ MAX_QUEUED = 20_000
 #: Rows written in one transaction at most.
 MAX_BATCH = 1_000
 #: Seconds between the starts of two audit transactions at least: about what a crash loses.
-FLUSH_INTERVAL = 0.05
+FLUSH_INTERVAL = 0.2
 #: For how long a batch the database refuses is tried again.
 RETRY_SECONDS = 30.0
 
