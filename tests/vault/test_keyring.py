@@ -123,6 +123,17 @@ def test_associated_data_encoding_is_canonical() -> None:
     assert AssociatedData("t", "c", "1").encode() == AssociatedData("t", "c", "1").encode()
 
 
+def test_associated_data_bytes_never_change() -> None:
+    # Every stored secret was sealed with these bytes: a different encoding would make the
+    # whole database undecryptable.
+    assert AssociatedData("authentications", "credentials", "é-1").encode() == (
+        b"authbridge.vault.v1"
+        + b"\x00\x00\x00\x0fauthentications"
+        + b"\x00\x00\x00\x0bcredentials"
+        + b"\x00\x00\x00\x04\xc3\xa9-1"
+    )
+
+
 def test_shifting_a_boundary_between_parts_fails(keyring: Keyring) -> None:
     token = keyring.encrypt(SECRET, aad=AssociatedData("a", "bc", "1"))
 

@@ -63,7 +63,7 @@ class CredentialReader:
             self.refresher, lambda: self._row(principal, auth_id), lambda row: row
         )
         credentials = public_credentials(row.credentials(self.bridge.keyring))
-        metrics.CREDENTIAL_READS.labels(row.auth_type).inc()
+        metrics.credential_reads(row.auth_type).inc()
         await self._audit(principal, CREDENTIALS_READ, row.id)
         return row, credentials
 
@@ -85,7 +85,7 @@ class CredentialReader:
             profile=found.profile,
             setup=found.setup,
         )
-        metrics.CREDENTIAL_READS.labels(found.auth.auth_type).inc()
+        metrics.credential_reads(found.auth.auth_type).inc()
         await self._audit(principal, REQUEST_AUTH_READ, found.auth.id)
         return found
 

@@ -5,6 +5,8 @@ Labels are small closed sets (outcome, event type, auth type), never ids or anyt
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -40,6 +42,15 @@ CREDENTIAL_READS = Counter(
     ["auth_type"],
     registry=REGISTRY,
 )
+
+
+@functools.cache
+def credential_reads(auth_type: str) -> Counter:
+    """:data:`CREDENTIAL_READS`' counter of ``auth_type``, looked up once (``labels`` takes a
+    lock and validates its arguments on every call, on the hottest path)."""
+    return CREDENTIAL_READS.labels(auth_type)
+
+
 DUE_AUTHENTICATIONS = Gauge(
     "authbridge_due_authentications",
     "Authentications whose refresh is due, as the worker last saw them.",

@@ -15,6 +15,7 @@ relabelled with another key id, fails authentication instead of decrypting.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -53,16 +54,24 @@ class AssociatedData:
 
     def encode(self) -> bytes:
         """Return the canonical bytes: a label, then each part prefixed by its 4-byte length."""
-        parts = [_AAD_LABEL]
-        for text in (self.table, self.column, self.row_id):
-            encoded = text.encode("utf-8")
-            parts.append(struct.pack(">I", len(encoded)))
-            parts.append(encoded)
-        return b"".join(parts)
+        row_id = self.row_id.encode("utf-8")
+        return _aad_prefix(self.table, self.column) + struct.pack(">I", len(row_id)) + row_id
 
     def describe(self) -> str:
         """Name the location for messages: ``table.column of row 'id'``."""
         return f"{self.table}.{self.column} of row '{self.row_id}'"
+
+
+@functools.cache
+def _aad_prefix(table: str, column: str) -> bytes:
+    """The label, the table and the column of associated data, encoded once per location kind
+    (every credentials read decrypts with one)."""
+    parts = [_AAD_LABEL]
+    for text in (table, column):
+        encoded = text.encode("utf-8")
+        parts.append(struct.pack(">I", len(encoded)))
+        parts.append(encoded)
+    return b"".join(parts)
 
 
 @dataclass(frozen=True)

@@ -632,10 +632,10 @@ _READ_ROW = select(
     _table.c.refresh_due_at,
     _table.c.last_error,
     _table.c.credentials_ct,
+    _table.c.delete_at,  # compared in Python: a bound timestamp costs each read its conversion
 ).where(
     _table.c.id == bindparam("auth_id"),
     _table.c.environment_id == bindparam("environment_id"),
-    or_(_table.c.delete_at.is_(None), _table.c.delete_at > bindparam("now")),
 )
 
 
@@ -664,10 +664,11 @@ def read_credential_row(
     database: Database, environment_id: str, auth_id: str, *, now: datetime
 ) -> CredentialRow | None:
     """The environment's authentication ``auth_id`` if it is still served at ``now``."""
-    row = database.first(
-        _READ_ROW, {"auth_id": auth_id, "environment_id": environment_id, "now": now}
-    )
-    return None if row is None else CredentialRow(*row)
+    row = database.first(_READ_ROW, {"auth_id": auth_id, "environment_id": environment_id})
+    if row is None:
+        return None
+    *served, delete_at = row
+    return CredentialRow(*served) if delete_at is None or delete_at > now else None
 
 
 _configs = ConnectorConfig.__table__
