@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,7 +24,11 @@ from authbridge.storage.repositories import (
     EnvironmentRepository,
     StaleAuthentication,
 )
-from authbridge.storage.repositories.authentications import _READ_ROW, read_credential_row
+from authbridge.storage.repositories.authentications import (
+    _READ_ROW,
+    CredentialRow,
+    read_credential_row,
+)
 from authbridge.vault import Keyring
 
 
@@ -284,7 +289,7 @@ def test_the_lean_read_returns_what_a_core_execution_returns(
     else:
         fields = {}
     auth = create(database, keyring, environment, **fields)
-    params = {"auth_id": auth.id, "environment_id": environment.id, "now": now}
+    params = {"auth_id": auth.id, "environment_id": environment.id}
 
     lean = database.first(_READ_ROW, params)
     with database.session(readonly=True) as session:
@@ -293,7 +298,12 @@ def test_the_lean_read_returns_what_a_core_execution_returns(
     assert lean is not None
     assert tuple(lean) == tuple(core)
     assert [type(value) for value in lean] == [type(value) for value in core]
-    row = read_credential_row(database, environment.id, auth.id, now=now)
+
+    # (each asyncio.run is a new event loop: on PostgreSQL, new connections for it)
+    def served(environment_id: str, at: datetime) -> CredentialRow | None:
+        return asyncio.run(read_credential_row(database, environment_id, auth.id, now=at))
+
+    row = served(environment.id, now)
     assert row is not None
     assert row.credentials(keyring) == {"apiKey": "fd-key-1"}
     if shape == "full":
@@ -301,5 +311,7 @@ def test_the_lean_read_returns_what_a_core_execution_returns(
         assert row.expires_at == fields["expires_at"]
         assert row.expires_at.utcoffset() == timedelta(0)
         later = now + timedelta(days=2)  # past delete_at: no longer served
-        assert read_credential_row(database, environment.id, auth.id, now=later) is None
-    assert read_credential_row(database, "another-environment", auth.id, now=now) is None
+        assert (
+            asyncio.run(read_credential_row(database, environment.id, auth.id, now=later)) is None
+        )
+    assert asyncio.run(read_credential_row(database, "other-environment", auth.id, now=now)) is None

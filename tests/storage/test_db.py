@@ -1,15 +1,18 @@
 from __future__ import annotations
 
+import asyncio
 import threading
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, literal, select, text
 from sqlalchemy.exc import DBAPIError, StatementError
 
 from authbridge.errors import InvalidInput
 from authbridge.storage import Database, configured_url, default_url, normalize_url, resolve_home
+from authbridge.storage.faults import POOL_EXHAUSTED, classify
 from authbridge.storage.models import Environment
 
 
@@ -205,3 +208,71 @@ def test_direct_reads_under_way_at_once_beyond_the_kept_connections_use_the_pool
 
     assert len(results) == 10
     assert all(row is not None and row[1] == 1 for row in results)
+
+
+@pytest.mark.postgres
+def test_an_event_loop_read_on_a_connection_the_server_dropped_is_tried_again(
+    postgres_database: Database,
+) -> None:
+    # first_async keeps connections of the event loop's own: one the server dropped while idle
+    # costs a retry, never a failed read.
+    database = postgres_database
+    statement = select(literal(1).label("one"), func.now().label("at"))
+
+    async def twice() -> tuple[object, object]:
+        before = await database.first_async(statement, {})
+        assert _terminate_other_backends(database) >= 1
+        return before, await database.first_async(statement, {})
+
+    before, after = asyncio.run(twice())
+    assert isinstance(before, tuple)
+    assert isinstance(after, tuple)
+    assert after[0] == before[0] == 1
+    assert after[1].tzinfo is not None
+
+
+@pytest.mark.postgres
+def test_event_loop_reads_beyond_the_loops_connections_wait_for_one(
+    postgres_database: Database,
+) -> None:
+    database = postgres_database
+    statement = select(func.pg_sleep(0.05).label("slept"), literal(1).label("one"))
+
+    async def ten_at_once() -> list[object]:
+        return list(await asyncio.gather(*(database.first_async(statement, {}) for _ in range(10))))
+
+    results = asyncio.run(ten_at_once())
+    assert len(results) == 10
+    assert all(isinstance(row, tuple) and row[1] == 1 for row in results)
+    # Each asyncio.run is a new loop: the connections of the last one are closed, new ones
+    # opened, and nothing warns about a connection left open (warnings are errors here).
+    assert len(asyncio.run(ten_at_once())) == 10
+
+
+@pytest.mark.postgres
+def test_an_event_loop_read_finding_every_connection_busy_fails_as_an_exhausted_pool(
+    postgres_database: Database,
+) -> None:
+    database = Database(
+        postgres_database.url.render_as_string(hide_password=False),
+        pool_size=4,  # one connection of them for the event loop's reads
+        pool_timeout=0.2,
+    )
+    slow = select(func.pg_sleep(1).label("slept"))
+    quick = select(literal(1).label("one"))
+
+    async def both() -> list[object]:
+        return await asyncio.gather(
+            database.first_async(slow, {}),
+            database.first_async(quick, {}),
+            return_exceptions=True,
+        )
+
+    try:
+        slow_result, quick_result = asyncio.run(both())
+    finally:
+        database.dispose()
+    assert isinstance(slow_result, tuple)
+    assert isinstance(quick_result, sa_exc.TimeoutError)
+    assert classify(quick_result) == POOL_EXHAUSTED
+    assert "all busy" in str(quick_result)

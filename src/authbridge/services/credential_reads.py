@@ -4,9 +4,9 @@
 A read that is not due costs: the caller's token from the process's principal cache
 (:class:`~authbridge.services.principals.PrincipalCache`), one indexed Core SELECT
 (:func:`~authbridge.storage.repositories.authentications.read_credential_row`), one AES-GCM
-decryption and the response. On SQLite the SELECT runs on the event loop's thread (a WAL
-read never waits for a writer; a thread hop would cost more than the read); on PostgreSQL,
-whose driver blocks for a network round trip, in a worker thread. The audit row (who read
+decryption and the response. The SELECT runs on the event loop's thread, never in a worker
+thread (a thread hop cost more than the read): on SQLite straight (a WAL read never waits for
+a writer), on PostgreSQL on the loop's own asynchronous connections. The audit row (who read
 what) is queued for the :class:`~authbridge.services.audit_trail.AuditTrail`, written in
 batches off the request's path.
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import anyio
 from starlette.concurrency import run_in_threadpool
 
 from authbridge import errors
@@ -29,7 +28,6 @@ from authbridge.services.bridge import Bridge
 from authbridge.services.credential_use import RequestCredentials
 from authbridge.services.principals import Principal
 from authbridge.services.refresh import Refresher
-from authbridge.storage.db import DIRECT_READ_CONNECTIONS
 from authbridge.storage.repositories import AuditEntry
 from authbridge.storage.repositories.authentications import CredentialRow, read_credential_row
 
@@ -49,10 +47,6 @@ class CredentialReader:
         self.bridge = bridge
         self.refresher = refresher
         self.trail = trail
-        # PostgreSQL reads in as many threads at once as Database.first keeps connections for
-        # them: dozens of threads taking turns at the GIL for a round trip each cost more CPU
-        # than the reads (a convoy), and more threads would only fall back to the pool.
-        self._readers = anyio.CapacityLimiter(DIRECT_READ_CONNECTIONS)
 
     async def credentials(
         self, principal: Principal, auth_id: str
@@ -90,17 +84,9 @@ class CredentialReader:
         return found
 
     async def _row(self, principal: Principal, auth_id: str) -> CredentialRow:
-        database = self.bridge.database
-
-        def read() -> CredentialRow | None:
-            return read_credential_row(
-                database, principal.environment_id, auth_id, now=self.bridge.now()
-            )
-
-        if database.is_sqlite:
-            row = read()
-        else:
-            row = await anyio.to_thread.run_sync(read, limiter=self._readers)
+        row = await read_credential_row(
+            self.bridge.database, principal.environment_id, auth_id, now=self.bridge.now()
+        )
         if row is None:
             raise errors.NotFound(f"authentication '{auth_id}' not found")
         principal.check_owner(row.end_user_id, what=f"authentication '{auth_id}'")

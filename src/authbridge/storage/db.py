@@ -18,6 +18,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import psycopg
 from sqlalchemy import Connection, Dialect, Engine, Select, create_engine, event
 from sqlalchemy.engine import URL, make_url
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import SingletonThreadPool
 
 from authbridge.errors import InvalidInput
+from authbridge.storage.async_reads import AsyncReaders
 
 HOME_ENV_VAR = "AUTHBRIDGE_HOME"
 DATABASE_URL_ENV_VAR = "AUTHBRIDGE_DATABASE_URL"
@@ -161,6 +163,9 @@ def _tune_sqlite(engine: Engine, *, foreign_keys: bool, busy_timeout_ms: int) ->
 
 #: PostgreSQL connections :meth:`Database.first` keeps out of the pool, at most.
 DIRECT_READ_CONNECTIONS = 4
+#: PostgreSQL connections of the event loop for :meth:`Database.first_async`, at most (and a
+#: quarter of the process's budget at most); the pool keeps the rest of the budget.
+ASYNC_READ_CONNECTIONS = 4
 
 
 class Database:
@@ -171,6 +176,20 @@ class Database:
     """
 
     def __init__(self, url: str, **engine_options: Any) -> None:
+        self._async_readers: AsyncReaders | None = None
+        parsed = make_url(normalize_url(url))
+        if parsed.get_backend_name() != "sqlite" and "poolclass" not in engine_options:
+            # The event loop's own connections for first_async come out of the process's
+            # budget: the pool keeps the rest.
+            budget = int(engine_options.get("pool_size", POOL_SIZE))
+            readers = min(ASYNC_READ_CONNECTIONS, budget // 4)
+            if readers:
+                engine_options = {**engine_options, "pool_size": budget - readers}
+                self._async_readers = AsyncReaders(
+                    parsed.set(drivername="postgresql").render_as_string(hide_password=False),
+                    readers,
+                    timeout=float(engine_options.get("pool_timeout", POOL_TIMEOUT_SECONDS)),
+                )
         self.engine = make_engine(url, **engine_options)
         self.url: URL = self.engine.url
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -244,9 +263,7 @@ class Database:
         connection found broken is dropped and the read tried once more on a fresh one
         (what the pool's ping does for a checkout); beyond that many at once, a pooled read.
         """
-        read = self._direct_reads.get(statement)
-        if read is None:
-            read = self._direct_reads[statement] = _DirectRead(statement, self.engine.dialect)
+        read = self._direct_read(statement)
         if not self._on_sqlite:
             return self._first_on_postgres(read, statement, params)
         kept = self._sqlite_connection
@@ -254,6 +271,25 @@ class Database:
             kept.value = self._reading.engine.raw_connection()  # held: never checked in
             kept.generation = self._generation
         return read.first(kept.value.driver_connection, params)
+
+    async def first_async(
+        self, statement: Select[Any], params: Mapping[str, Any]
+    ) -> Sequence[Any] | None:
+        """:meth:`first` for the event loop: on SQLite the same read, on the loop's thread; on
+        PostgreSQL on one of the loop's own asynchronous connections
+        (:class:`~authbridge.storage.async_reads.AsyncReaders`), with no thread hop; in a
+        worker thread when the database was made without them (a pool class of its own)."""
+        if self._on_sqlite:
+            return self.first(statement, params)
+        if self._async_readers is None:
+            return await anyio.to_thread.run_sync(self.first, statement, params)
+        return await self._async_readers.first(self._direct_read(statement), params)
+
+    def _direct_read(self, statement: Select[Any]) -> _DirectRead:
+        read = self._direct_reads.get(statement)
+        if read is None:
+            read = self._direct_reads[statement] = _DirectRead(statement, self.engine.dialect)
+        return read
 
     def _first_on_postgres(
         self, read: _DirectRead, statement: Select[Any], params: Mapping[str, Any]
@@ -339,6 +375,8 @@ class Database:
 
     def dispose(self) -> None:
         """Close every pooled connection (at shutdown, or after a fork)."""
+        if self._async_readers is not None:
+            self._async_readers.close()
         self._drop_idle()
         self.engine.dispose()
         if self._reading.engine is not self.engine:
@@ -377,12 +415,24 @@ class _DirectRead:
         ]
 
     def first(self, connection: Any, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """On a ``sqlite3`` or synchronous ``psycopg`` connection."""
+        return self._row(connection.execute(self.sql, self._bind(params)).fetchone())
+
+    async def first_async(
+        self, connection: psycopg.AsyncConnection[Any], params: Mapping[str, Any]
+    ) -> tuple[Any, ...] | None:
+        """On an asynchronous ``psycopg`` connection."""
+        cursor = await connection.execute(self.sql, self._bind(params))
+        return self._row(await cursor.fetchone())
+
+    def _bind(self, params: Mapping[str, Any]) -> Any:
         values = []
         for name, literal, process in self.params:
             value = params.get(name, literal)
             values.append(value if process is None else process(value))
-        bound: Any = values if self.positional else dict(zip(self._names, values, strict=True))
-        row = connection.execute(self.sql, bound).fetchone()
+        return values if self.positional else dict(zip(self._names, values, strict=True))
+
+    def _row(self, row: Sequence[Any] | None) -> tuple[Any, ...] | None:
         if row is None:
             return None
         return tuple(

@@ -660,11 +660,13 @@ class CredentialRow:
         return value
 
 
-def read_credential_row(
+async def read_credential_row(
     database: Database, environment_id: str, auth_id: str, *, now: datetime
 ) -> CredentialRow | None:
-    """The environment's authentication ``auth_id`` if it is still served at ``now``."""
-    row = database.first(_READ_ROW, {"auth_id": auth_id, "environment_id": environment_id})
+    """The environment's authentication ``auth_id`` if it is still served at ``now``, read on
+    the event loop (:meth:`Database.first_async`)."""
+    params = {"auth_id": auth_id, "environment_id": environment_id}
+    row = await database.first_async(_READ_ROW, params)
     if row is None:
         return None
     *served, delete_at = row

@@ -1,0 +1,132 @@
+"""PostgreSQL reads on the event loop, for :meth:`~authbridge.storage.db.Database.first_async`.
+
+A credential read on PostgreSQL is one indexed SELECT; run in a worker thread with the
+synchronous driver it cost about 200 µs of the process's CPU (the thread hop, and the threads
+taking turns at the GIL), the same SELECT on psycopg's asynchronous connection about 60 µs. So
+the event loop keeps a few connections of its own (autocommit: one statement is consistent by
+itself) and awaits the round trip instead of handing it to a thread.
+
+The connections belong to the loop that opened them: when a read comes from another loop (a
+test runs each case on its own), they are closed (synchronously: the loop that made them may
+be gone) and new ones opened. A read that finds every connection busy waits for one, for at
+most :data:`~authbridge.storage.db.POOL_TIMEOUT_SECONDS`, then fails as an exhausted pool does
+(:class:`sqlalchemy.exc.TimeoutError`, a 503). A connection that fails with an
+``OperationalError`` (the server restarted, the backend was killed) is dropped with every idle
+one, and the read is tried once more on a fresh connection, as the pool's ping would have.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from sqlalchemy import exc as sa_exc
+
+if TYPE_CHECKING:
+    from authbridge.storage.db import _DirectRead
+
+
+class AsyncReaders:
+    """At most ``size`` asynchronous psycopg connections to ``conninfo``, for one event loop."""
+
+    def __init__(self, conninfo: str, size: int, *, timeout: float) -> None:
+        self.conninfo = conninfo
+        self.size = size
+        self.timeout = timeout
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._idle: list[psycopg.AsyncConnection[Any]] = []
+        self._open = 0  # connections of this loop, idle or in use
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def first(self, read: _DirectRead, params: Mapping[str, Any]) -> Sequence[Any] | None:
+        """The first row of ``read`` with ``params`` (see :meth:`_DirectRead.first`)."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._close_idle()
+            self._open = 0  # connections of the old loop still in use are never given back
+            self._loop = loop
+            self._waiters.clear()
+        for attempt in (1, 2):
+            connection = await self._take(loop)
+            try:
+                row = await read.first_async(connection, params)
+            except psycopg.OperationalError:
+                self._discard(connection, loop)
+                if attempt == 2:
+                    raise
+                self._close_idle()  # the others were likely dropped by the server too
+                continue
+            except BaseException:
+                # Cancelled mid-query, or any other surprise: the connection's state is unknown.
+                self._discard(connection, loop)
+                raise
+            if loop is self._loop:
+                self._idle.append(connection)
+                self._wake()
+            else:
+                _finish(connection)  # its loop was replaced meanwhile
+            return row
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Close the idle connections (those in use are closed when their read ends)."""
+        self._close_idle()
+
+    async def _take(self, loop: asyncio.AbstractEventLoop) -> psycopg.AsyncConnection[Any]:
+        deadline = loop.time() + self.timeout
+        while True:
+            if self._idle:
+                return self._idle.pop()
+            if self._open < self.size:
+                self._open += 1
+                try:
+                    return await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
+                except BaseException:
+                    self._open -= 1
+                    self._wake()
+                    raise
+            waiter = loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise sa_exc.TimeoutError(
+                    f"no PostgreSQL connection for a read within {self.timeout:g} s "
+                    f"({self.size} kept for reads on the event loop, all busy)"
+                ) from None
+            finally:
+                with suppress(ValueError):
+                    self._waiters.remove(waiter)
+
+    def _wake(self) -> None:
+        """Let the first waiting read look again (a connection was given back or closed)."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _discard(
+        self, connection: psycopg.AsyncConnection[Any], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        _finish(connection)
+        if loop is self._loop:
+            self._open -= 1
+            self._wake()
+
+    def _close_idle(self) -> None:
+        idle, self._idle = self._idle, []
+        self._open -= len(idle)
+        for connection in idle:
+            _finish(connection)
+
+
+def _finish(connection: psycopg.AsyncConnection[Any]) -> None:
+    """Close ``connection`` without awaiting (libpq's close is synchronous; the loop that owns
+    the connection may be gone). psycopg then sees it closed and warns about nothing."""
+    with suppress(Exception):
+        connection.pgconn.finish()
