@@ -255,7 +255,7 @@ def test_an_event_loop_read_finding_every_connection_busy_fails_as_an_exhausted_
 ) -> None:
     database = Database(
         postgres_database.url.render_as_string(hide_password=False),
-        pool_size=4,  # one connection of them for the event loop's reads
+        pool_size=3,  # one connection of them for the event loop's reads
         pool_timeout=0.2,
     )
     slow = select(func.pg_sleep(1).label("slept"))
