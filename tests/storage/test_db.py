@@ -276,3 +276,40 @@ def test_an_event_loop_read_finding_every_connection_busy_fails_as_an_exhausted_
     assert isinstance(quick_result, sa_exc.TimeoutError)
     assert classify(quick_result) == POOL_EXHAUSTED
     assert "all busy" in str(quick_result)
+
+
+@pytest.mark.postgres
+def test_event_loop_reads_from_two_loops_running_at_once_leave_each_other_alone(
+    postgres_database: Database,
+) -> None:
+    # The loop's connections belong to one loop; a second loop running at the same time (in
+    # another thread) reads through a worker thread instead of taking them over: the first
+    # loop's next read runs on the same backend as its first.
+    database = postgres_database
+    statement = select(func.pg_backend_pid().label("pid"))
+    first_read = threading.Event()
+    release = threading.Event()
+    pids: list[int] = []
+
+    async def read_twice() -> None:
+        row = await database.first_async(statement, {})
+        assert row is not None
+        pids.append(row[0])
+        first_read.set()
+        await asyncio.to_thread(release.wait, 10)  # this loop keeps running meanwhile
+        row = await database.first_async(statement, {})
+        assert row is not None
+        pids.append(row[0])
+
+    holder = threading.Thread(target=asyncio.run, args=(read_twice(),))
+    holder.start()
+    try:
+        assert first_read.wait(10)
+        other = asyncio.run(database.first_async(statement, {}))
+    finally:
+        release.set()
+        holder.join(10)
+    assert other is not None
+    assert len(pids) == 2
+    assert pids[0] == pids[1]
+    assert other[0] != pids[0]

@@ -6,19 +6,22 @@ taking turns at the GIL), the same SELECT on psycopg's asynchronous connection a
 the event loop keeps a few connections of its own (autocommit: one statement is consistent by
 itself) and awaits the round trip instead of handing it to a thread.
 
-The connections belong to the loop that opened them: when a read comes from another loop (a
-test runs each case on its own), they are closed (synchronously: the loop that made them may
-be gone) and new ones opened. A read that finds every connection busy waits for one, for at
-most :data:`~authbridge.storage.db.POOL_TIMEOUT_SECONDS`, then fails as an exhausted pool does
-(:class:`sqlalchemy.exc.TimeoutError`, a 503). A connection that fails with an
-``OperationalError`` (the server restarted, the backend was killed) is dropped with every idle
-one, and the read is tried once more on a fresh connection, as the pool's ping would have.
+The connections belong to the loop that opened them: when a read comes from another loop once
+that one has stopped (a test runs each case on its own), they are closed (synchronously: the
+loop that made them may be gone) and new ones opened; a read from a second loop running at
+the same time is done in a worker thread. A read that finds every connection busy waits for
+one, for at most :data:`~authbridge.storage.db.POOL_TIMEOUT_SECONDS`, then fails as an
+exhausted pool does (:class:`sqlalchemy.exc.TimeoutError`, a 503). A connection that fails
+with an ``OperationalError`` (the server restarted, the backend was killed) is dropped with
+every idle one, and the read is tried once more on a fresh connection, as the pool's ping
+would have.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import threading
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
@@ -41,15 +44,31 @@ class AsyncReaders:
         self._idle: list[psycopg.AsyncConnection[Any]] = []
         self._open = 0  # connections of this loop, idle or in use
         self._waiters: collections.deque[asyncio.Future[bool]] = collections.deque()
+        self._lock = threading.Lock()  # for a change of loop only
 
-    async def first(self, read: _DirectRead, params: Mapping[str, Any]) -> Sequence[Any] | None:
-        """The first row of ``read`` with ``params`` (see :meth:`_DirectRead.first`)."""
+    def serves_running_loop(self) -> bool:
+        """Whether :meth:`first` may run on the running loop: the loop the connections belong
+        to, or any loop once that one has stopped (its idle connections are closed then). A
+        loop running in another thread at the same time (a test's second server) is not served:
+        its reads go to a worker thread instead."""
         loop = asyncio.get_running_loop()
-        if loop is not self._loop:
+        if loop is self._loop:
+            return True
+        with self._lock:
+            if loop is self._loop:
+                return True
+            if self._loop is not None and self._loop.is_running():
+                return False
             self._close_idle()
             self._open = 0  # connections of the old loop still in use are never given back
-            self._loop = loop
             self._waiters.clear()
+            self._loop = loop
+            return True
+
+    async def first(self, read: _DirectRead, params: Mapping[str, Any]) -> Sequence[Any] | None:
+        """The first row of ``read`` with ``params`` (see :meth:`_DirectRead.first`), on the
+        running loop, which :meth:`serves_running_loop` must have accepted."""
+        loop = asyncio.get_running_loop()
         for attempt in (1, 2):
             connection = await self._take(loop)
             try:

@@ -280,12 +280,14 @@ class Database:
         """:meth:`first` for the event loop: on SQLite the same read, on the loop's thread; on
         PostgreSQL on one of the loop's own asynchronous connections
         (:class:`~authbridge.storage.async_reads.AsyncReaders`), with no thread hop; in a
-        worker thread when the database was made without them (a pool class of its own)."""
+        worker thread when the database was made without them (a pool class of its own) or
+        they belong to another loop still running."""
         if self._on_sqlite:
             return self.first(statement, params)
-        if self._async_readers is None:
+        readers = self._async_readers
+        if readers is None or not readers.serves_running_loop():
             return await anyio.to_thread.run_sync(self.first, statement, params)
-        return await self._async_readers.first(self._direct_read(statement), params)
+        return await readers.first(self._direct_read(statement), params)
 
     def _direct_read(self, statement: Select[Any]) -> _DirectRead:
         read = self._direct_reads.get(statement)
