@@ -452,8 +452,7 @@ class Refresher:
         auth, connector_setup = lease.auth, lease.setup
         now = self.bridge.now()
         repo = AuthenticationRepository(session, self.bridge.keyring)
-        was_failing = auth.refresh_failures > 0
-        stored = repo.store_refresh(
+        repo.store_refresh(
             auth,
             self.owner,
             result.credentials,
@@ -461,8 +460,10 @@ class Refresher:
             refresh_due_at=refresh_due_at(connector_setup.definition, result.expires_at, now),
             now=now,
         )
-        if was_failing:
-            events.emit(self.bridge, session, events.RECOVERED, stored, now=now)
+        if auth.refresh_failures > 0:  # it had been failing: say it works again
+            stored = repo.get_any(auth.id, reload=True)
+            if stored is not None:
+                events.emit(self.bridge, session, events.RECOVERED, stored, now=now)
         return now
 
     def _invalid(self, session: Session, auth: Authentication, message: str) -> bool:
