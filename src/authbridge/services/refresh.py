@@ -56,8 +56,8 @@ from authbridge.services.bridge import Bridge
 from authbridge.services.connectors import ConnectorSetup, setup
 from authbridge.services.freshness import Freshness
 from authbridge.services.group_transactions import GroupTransactions
-from authbridge.storage.models import Authentication
 from authbridge.storage.repositories import AuthenticationRepository, StaleAuthentication
+from authbridge.storage.repositories.authentications import LeasedAuthentication
 
 log = logging.getLogger("authbridge.refresh")
 
@@ -88,7 +88,7 @@ BUSY = "busy"
 class Lease:
     """A refresh lease we hold: the authentication, its stored credentials, its connector."""
 
-    auth: Authentication
+    auth: LeasedAuthentication
     stored: dict[str, object] = field(repr=False)
     setup: ConnectorSetup = field(repr=False)
 
@@ -269,7 +269,7 @@ class Refresher:
             return Outcome("failed", message)
         return await self._store_durably(taken, result, answered=time.perf_counter())
 
-    async def _record(self, auth: Authentication, work: Callable[[Session], T]) -> T:
+    async def _record(self, auth: LeasedAuthentication, work: Callable[[Session], T]) -> T:
         """Record a failed refresh (and release the lease), trying again on a database error
         for a moment: a failure left unrecorded holds the lease until it runs out, and whoever
         takes it over then would report the refresh as interrupted."""
@@ -410,9 +410,9 @@ class Refresher:
             message = f"cannot refresh: {exc.message}"
             self._failed(session, auth, message, None)
             return Unusable(message)
-        return Lease(auth=auth, stored=repo.credentials(auth), setup=connector_setup)
+        return Lease(auth=auth, stored=auth.credentials(self.bridge.keyring), setup=connector_setup)
 
-    def _setup(self, session: Session, auth: Authentication) -> ConnectorSetup:
+    def _setup(self, session: Session, auth: LeasedAuthentication) -> ConnectorSetup:
         """The connector of ``auth`` with its configuration, loaded at most every
         :data:`SETUP_TTL` seconds (a refresh storm refreshes many auths of one connector)."""
         key = (
@@ -466,7 +466,7 @@ class Refresher:
                 events.emit(self.bridge, session, events.RECOVERED, stored, now=now)
         return now
 
-    def _invalid(self, session: Session, auth: Authentication, message: str) -> bool:
+    def _invalid(self, session: Session, auth: LeasedAuthentication, message: str) -> bool:
         """Set the status ``invalid``; ``False`` when the lease was lost (nothing written)."""
         now = self.bridge.now()
         repo = AuthenticationRepository(session, self.bridge.keyring)
@@ -477,7 +477,7 @@ class Refresher:
         return True
 
     def _failed(
-        self, session: Session, auth: Authentication, message: str, retry_after: float | None
+        self, session: Session, auth: LeasedAuthentication, message: str, retry_after: float | None
     ) -> None:
         now = self.bridge.now()
         retry_at = now + backoff(auth.refresh_failures, retry_after=retry_after)

@@ -11,7 +11,7 @@ leave it out, and only :meth:`get_any` (for maintenance work) still returns it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Final
@@ -28,7 +28,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import FromStatement, Session
+from sqlalchemy.orm import Session
 
 from authbridge.errors import Conflict
 from authbridge.storage.crypto import seal_json, unseal_json
@@ -65,14 +65,45 @@ def served_at(now: datetime) -> ColumnElement[bool]:
     return or_(Authentication.delete_at.is_(None), Authentication.delete_at > now)
 
 
-_Loads = FromStatement[Any]
+def _credentials_aad(auth_id: str) -> AssociatedData:
+    """Where an authentication's credentials are sealed (as :func:`seal_json` seals them)."""
+    return AssociatedData(table=Authentication.__tablename__, column=_CREDENTIALS, row_id=auth_id)
 
 
-def _lease_statements() -> tuple[_Loads, _Loads, Update]:
+@dataclass(frozen=True, slots=True)
+class LeasedAuthentication:
+    """An authentication as :meth:`AuthenticationRepository.acquire_lease` took its lease:
+    what a refresh needs of it, without an ORM object."""
+
+    id: str
+    environment_id: str
+    connector_key: str
+    connector_version: str
+    connector_variant: str | None
+    refresh_due_at: datetime | None
+    refresh_failures: int
+    lease_owner: str | None
+    #: The refresher whose lease ran out and was taken over (its refresh was interrupted).
+    lease_taken_from: str | None
+    credentials_ct: bytes = field(repr=False)
+
+    def credentials(self, keyring: Keyring) -> dict[str, Any]:
+        """Decrypt the credentials (the whole stored document, refresh token included)."""
+        value: dict[str, Any] = keyring.decrypt_json(
+            self.credentials_ct, aad=_credentials_aad(self.id)
+        )
+        return value
+
+
+_LEASED_COLUMNS = tuple(column.name for column in fields(LeasedAuthentication))
+
+
+def _lease_statements() -> tuple[Update, Update, Update]:
     """The refresher's statements, built once (no statement building or cache key per call):
-    take the lease (any time, or only when due by ``:due_by``), loading the row as the
-    ``UPDATE … RETURNING`` left it (no ORM bulk-update bookkeeping), and store a refresh
-    (returning the id alone)."""
+    take the lease (any time, or only when due by ``:due_by``), returning what a refresh needs
+    (:class:`LeasedAuthentication`), and store a refresh, returning the id alone. Core
+    statements, no ORM objects: loading the rows as ORM objects was a third of a refresh
+    storm's CPU."""
     table = Authentication.__table__
     assert isinstance(table, Table)
     c = table.c
@@ -91,7 +122,7 @@ def _lease_statements() -> tuple[_Loads, _Loads, Update]:
             lease_until=bindparam("b_until"),
             lease_taken_from=c.lease_owner,
         )
-        .returning(*c)
+        .returning(*(c[name] for name in _LEASED_COLUMNS))
     )
     take_due = take.where(c.refresh_due_at <= bindparam("b_due_by", type_=c.refresh_due_at.type))
     store = (
@@ -113,14 +144,10 @@ def _lease_statements() -> tuple[_Loads, _Loads, Update]:
         .returning(c.id)
     )
 
-    def loads(statement: Any) -> _Loads:
-        return select(Authentication).from_statement(statement)  # type: ignore[return-value]
-
-    return loads(take), loads(take_due), store
+    return take, take_due, store
 
 
 _TAKE_LEASE, _TAKE_LEASE_IF_DUE, _STORE_REFRESH = _lease_statements()
-_RELOAD: Final = {"populate_existing": True}
 
 
 def _lease_free(now: datetime) -> ColumnElement[bool]:
@@ -507,8 +534,9 @@ class AuthenticationRepository:
         now: datetime,
         duration: timedelta,
         due_by: datetime | None = None,
-    ) -> Authentication | None:
-        """Take the refresh lease of an active authentication unless someone holds it.
+    ) -> LeasedAuthentication | None:
+        """Take the refresh lease of an active authentication unless someone holds it; what a
+        refresh needs of it, as the lease was taken.
 
         With ``due_by``, only while its refresh is due by then: a refresher that read the row
         as due just before another one stored its refresh (and freed the lease) must not take
@@ -520,18 +548,12 @@ class AuthenticationRepository:
             statement = _TAKE_LEASE
         else:
             statement, params["b_due_by"] = _TAKE_LEASE_IF_DUE, due_by
-        return self._load(statement, params)
-
-    def _load(self, statement: _Loads, params: dict[str, Any]) -> Authentication | None:
-        """Run one of the refresher's statements and the row it returns, as now stored."""
-        row: Authentication | None = self.session.scalars(
-            statement, params, execution_options=_RELOAD
-        ).first()
-        return row
+        row = self.session.connection().execute(statement, params).first()
+        return None if row is None else LeasedAuthentication(*row)
 
     def store_refresh(
         self,
-        auth: Authentication,
+        auth: LeasedAuthentication,
         owner: str,
         credentials: Mapping[str, Any],
         *,
@@ -549,7 +571,9 @@ class AuthenticationRepository:
         params = {
             "b_id": auth.id,
             "b_owner": owner,
-            "b_credentials_ct": seal_json(self.keyring, auth, _CREDENTIALS, dict(credentials)),
+            "b_credentials_ct": self.keyring.encrypt_json(
+                dict(credentials), aad=_credentials_aad(auth.id)
+            ),
             "b_expires_at": expires_at,
             "b_refresh_due_at": refresh_due_at,
             "b_updated_at": now,
@@ -571,7 +595,7 @@ class AuthenticationRepository:
 
     def fail_refresh(
         self,
-        auth: Authentication,
+        auth: Authentication | LeasedAuthentication,
         owner: str,
         *,
         message: str,
@@ -670,8 +694,9 @@ class CredentialRow:
 
     def credentials(self, keyring: Keyring) -> dict[str, Any]:
         """Decrypt the credentials (the whole stored document, refresh token included)."""
-        aad = AssociatedData(table="authentications", column=_CREDENTIALS, row_id=self.id)
-        value: dict[str, Any] = keyring.decrypt_json(self.credentials_ct, aad=aad)
+        value: dict[str, Any] = keyring.decrypt_json(
+            self.credentials_ct, aad=_credentials_aad(self.id)
+        )
         return value
 
 
