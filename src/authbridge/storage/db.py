@@ -20,7 +20,7 @@ from typing import Any
 
 import anyio.to_thread
 import psycopg
-from sqlalchemy import Connection, Dialect, Engine, Select, create_engine, event
+from sqlalchemy import Connection, Dialect, Engine, Select, Update, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
@@ -221,7 +221,7 @@ class Database:
         self._sqlite_writers = threading.RLock() if self.is_sqlite else None
         # For first(): statements compiled once; on SQLite each thread's own connection, on
         # PostgreSQL a few pooled connections kept out of the pool, in autocommit mode.
-        self._direct_reads: dict[Select[Any], _DirectRead] = {}
+        self._direct_reads: dict[Select[Any] | Update, _DirectRead] = {}
         self._on_sqlite = self.is_sqlite
         self._sqlite_connection = threading.local()
         self._generation = 0
@@ -289,7 +289,7 @@ class Database:
             return await anyio.to_thread.run_sync(self.first, statement, params)
         return await readers.first(self._direct_read(statement), params)
 
-    def _direct_read(self, statement: Select[Any]) -> _DirectRead:
+    def _direct_read(self, statement: Select[Any] | Update) -> _DirectRead:
         read = self._direct_reads.get(statement)
         if read is None:
             read = self._direct_reads[statement] = _DirectRead(statement, self.engine.dialect)
@@ -388,15 +388,32 @@ class Database:
             self._reading.engine.dispose()
 
 
+def first_in(
+    session: Session, statement: Select[Any] | Update, params: Mapping[str, Any]
+) -> Sequence[Any] | None:
+    """The first row of ``statement`` (a Core SELECT or ``UPDATE … RETURNING`` built once, at
+    import) in ``session``'s transaction, compiled once per dialect and run on the session's
+    driver connection as :meth:`Database.first` runs its reads: for the refresher's lease
+    statements, where SQLAlchemy's execution of a compiled statement cost more than the round
+    trip. Errors are the driver's own, which :mod:`~authbridge.storage.faults` classifies as it
+    does SQLAlchemy's."""
+    connection = session.connection()
+    key = (statement, connection.dialect.name)
+    read = _IN_SESSION.get(key)
+    if read is None:
+        read = _IN_SESSION[key] = _DirectRead(statement, connection.dialect)
+    return read.first(connection.connection.driver_connection, params)
+
+
 class _DirectRead:
-    """A Core SELECT compiled once, run straight on a driver connection (``sqlite3`` or
-    ``psycopg``).
+    """A Core SELECT (or ``UPDATE … RETURNING``) compiled once, run straight on a driver
+    connection (``sqlite3`` or ``psycopg``).
 
     Parameters and values go through the column types' own bind and result processors (UTC
     datetimes, enums), so rows come back as the same values a Core execution would return.
     """
 
-    def __init__(self, statement: Select[Any], dialect: Dialect) -> None:
+    def __init__(self, statement: Select[Any] | Update, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
         self.sql = compiled.string
         # sqlite3 takes parameters by position (qmark), psycopg by name (pyformat).
@@ -413,9 +430,13 @@ class _DirectRead:
             for name in names
         ]
         self._names = [name for name, _, _ in self.params]
+        if isinstance(statement, Update):
+            types = [column["type"] for column in statement.returning_column_descriptions]
+        else:
+            types = [column.type for column in statement.selected_columns]
         self.results = [
-            column.type.dialect_impl(dialect).result_processor(dialect, None)
-            for column in statement.selected_columns
+            column_type.dialect_impl(dialect).result_processor(dialect, None)
+            for column_type in types
         ]
 
     def first(self, connection: Any, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
@@ -443,3 +464,7 @@ class _DirectRead:
             value if process is None or value is None else process(value)
             for value, process in zip(row, self.results, strict=True)
         )
+
+
+#: :func:`first_in`'s compiled statements, by statement and dialect name.
+_IN_SESSION: dict[tuple[Select[Any] | Update, str], _DirectRead] = {}

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from authbridge.errors import Conflict
 from authbridge.storage.crypto import seal_json, unseal_json
-from authbridge.storage.db import Database
+from authbridge.storage.db import Database, first_in
 from authbridge.storage.models import (
     Authentication,
     AuthStatus,
@@ -548,7 +548,7 @@ class AuthenticationRepository:
             statement = _TAKE_LEASE
         else:
             statement, params["b_due_by"] = _TAKE_LEASE_IF_DUE, due_by
-        row = self.session.connection().execute(statement, params).first()
+        row = first_in(self.session, statement, params)
         return None if row is None else LeasedAuthentication(*row)
 
     def store_refresh(
@@ -578,7 +578,7 @@ class AuthenticationRepository:
             "b_refresh_due_at": refresh_due_at,
             "b_updated_at": now,
         }
-        stored = self.session.connection().execute(_STORE_REFRESH, params).first()
+        stored = first_in(self.session, _STORE_REFRESH, params)
         if stored is None:
             raise StaleAuthentication(
                 f"the refresh lease of authentication '{auth.id}' was lost; result not stored"
