@@ -70,6 +70,13 @@ def _credentials_aad(auth_id: str) -> AssociatedData:
     return AssociatedData(table=Authentication.__tablename__, column=_CREDENTIALS, row_id=auth_id)
 
 
+def _decrypt_credentials(keyring: Keyring, auth_id: str, token: bytes) -> dict[str, Any]:
+    """The credentials sealed in ``token`` for authentication ``auth_id`` (read as a row of
+    its own, without an ORM object)."""
+    value: dict[str, Any] = keyring.decrypt_json(token, aad=_credentials_aad(auth_id))
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class LeasedAuthentication:
     """An authentication as :meth:`AuthenticationRepository.acquire_lease` took its lease:
@@ -89,10 +96,7 @@ class LeasedAuthentication:
 
     def credentials(self, keyring: Keyring) -> dict[str, Any]:
         """Decrypt the credentials (the whole stored document, refresh token included)."""
-        value: dict[str, Any] = keyring.decrypt_json(
-            self.credentials_ct, aad=_credentials_aad(self.id)
-        )
-        return value
+        return _decrypt_credentials(keyring, self.id, self.credentials_ct)
 
 
 _LEASED_COLUMNS = tuple(column.name for column in fields(LeasedAuthentication))
@@ -694,10 +698,7 @@ class CredentialRow:
 
     def credentials(self, keyring: Keyring) -> dict[str, Any]:
         """Decrypt the credentials (the whole stored document, refresh token included)."""
-        value: dict[str, Any] = keyring.decrypt_json(
-            self.credentials_ct, aad=_credentials_aad(self.id)
-        )
-        return value
+        return _decrypt_credentials(keyring, self.id, self.credentials_ct)
 
 
 async def read_credential_row(
