@@ -85,7 +85,7 @@ def create_app(
     # request is matched against every route before it. Plain Starlette routes (FastAPI's
     # matching and dependency handling cost more than a credentials read); the FastAPI routes
     # below document them.
-    app.router.routes[:0] = [
+    hottest = [
         Route(
             "/v1/authentications/{auth_id}/credentials",
             authentications.credentials_endpoint,
@@ -99,12 +99,14 @@ def create_app(
             include_in_schema=False,
         ),
     ]
+    app.router.routes[:0] = hottest
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     async def healthz() -> Health:
         return Health(status="ok")
 
-    app.router.routes.insert(2, app.router.routes.pop())  # polled often too: right after them
+    # polled often too: right after them
+    app.router.routes.insert(len(hottest), app.router.routes.pop())
 
     for module in (
         authentications,

@@ -22,7 +22,9 @@ ENCRYPTED_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _aad(table: str, column: str, row_id: str) -> AssociatedData:
+def associated_data(table: str, column: str, row_id: str) -> AssociatedData:
+    """What binds a ciphertext to ``column`` of row ``row_id`` of ``table`` (for rows read
+    without an ORM object; :func:`seal` and :func:`unseal` take the row itself)."""
     if column not in ENCRYPTED_COLUMNS.get(table, ()):
         raise ValueError(f"{table}.{column} is not an encrypted column")
     return AssociatedData(table=table, column=column, row_id=row_id)
@@ -41,29 +43,29 @@ def _id_of(row: Base) -> str:
 
 def seal(keyring: Keyring, row: Base, column: str, plaintext: bytes) -> bytes:
     """Encrypt ``plaintext`` for ``column`` of ``row`` (whose id is already set)."""
-    return keyring.encrypt(plaintext, aad=_aad(_table_of(row), column, _id_of(row)))
+    return keyring.encrypt(plaintext, aad=associated_data(_table_of(row), column, _id_of(row)))
 
 
 def unseal(keyring: Keyring, row: Base, column: str) -> bytes:
     """Decrypt the value stored in ``column`` of ``row``."""
     token = getattr(row, column)
-    return keyring.decrypt(token, aad=_aad(_table_of(row), column, _id_of(row)))
+    return keyring.decrypt(token, aad=associated_data(_table_of(row), column, _id_of(row)))
 
 
 def seal_json(keyring: Keyring, row: Base, column: str, value: Any) -> bytes:
     """Encrypt the JSON value ``value`` for ``column`` of ``row`` (whose id is already set)."""
-    return keyring.encrypt_json(value, aad=_aad(_table_of(row), column, _id_of(row)))
+    return keyring.encrypt_json(value, aad=associated_data(_table_of(row), column, _id_of(row)))
 
 
 def unseal_json(keyring: Keyring, row: Base, column: str) -> Any:
     """Decrypt the JSON value stored in ``column`` of ``row``."""
     token = getattr(row, column)
-    return keyring.decrypt_json(token, aad=_aad(_table_of(row), column, _id_of(row)))
+    return keyring.decrypt_json(token, aad=associated_data(_table_of(row), column, _id_of(row)))
 
 
 def reseal(keyring: Keyring, table: str, column: str, row_id: str, token: bytes) -> bytes | None:
     """Re-encrypt ``token`` under the primary key, or return ``None`` when it already uses it."""
     if not keyring.needs_reencrypt(token):
         return None
-    aad = _aad(table, column, row_id)
+    aad = associated_data(table, column, row_id)
     return keyring.encrypt(keyring.decrypt(token, aad=aad), aad=aad)

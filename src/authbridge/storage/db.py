@@ -219,9 +219,9 @@ class Database:
         # process's writers take turns on a lock first: SQLite's busy handler polls with sleeps
         # of up to 100 ms, so under load the database sat idle while the waiting writers slept.
         self._sqlite_writers = threading.RLock() if self.is_sqlite else None
-        # For first(): statements compiled once; on SQLite each thread's own connection, on
-        # PostgreSQL a few pooled connections kept out of the pool, in autocommit mode.
-        self._direct_reads: dict[Select[Any] | Update, _DirectRead] = {}
+        # For first(): on SQLite each thread's own connection, on PostgreSQL a few pooled
+        # connections kept out of the pool, in autocommit mode (statements compiled once:
+        # _compiled).
         self._on_sqlite = self.is_sqlite
         self._sqlite_connection = threading.local()
         self._generation = 0
@@ -289,11 +289,8 @@ class Database:
             return await anyio.to_thread.run_sync(self.first, statement, params)
         return await readers.first(self._direct_read(statement), params)
 
-    def _direct_read(self, statement: Select[Any] | Update) -> _DirectRead:
-        read = self._direct_reads.get(statement)
-        if read is None:
-            read = self._direct_reads[statement] = _DirectRead(statement, self.engine.dialect)
-        return read
+    def _direct_read(self, statement: Select[Any]) -> _DirectRead:
+        return _compiled(statement, self.engine.dialect)
 
     def _first_on_postgres(
         self, read: _DirectRead, statement: Select[Any], params: Mapping[str, Any]
@@ -398,11 +395,17 @@ def first_in(
     trip. Errors are the driver's own, which :mod:`~authbridge.storage.faults` classifies as it
     does SQLAlchemy's."""
     connection = session.connection()
-    key = (statement, connection.dialect.name)
-    read = _IN_SESSION.get(key)
-    if read is None:
-        read = _IN_SESSION[key] = _DirectRead(statement, connection.dialect)
+    read = _compiled(statement, connection.dialect)
     return read.first(connection.connection.driver_connection, params)
+
+
+def _compiled(statement: Select[Any] | Update, dialect: Dialect) -> _DirectRead:
+    """``statement`` compiled for ``dialect``, once per process."""
+    key = (statement, dialect.name)
+    read = _COMPILED.get(key)
+    if read is None:
+        read = _COMPILED[key] = _DirectRead(statement, dialect)
+    return read
 
 
 class _DirectRead:
@@ -466,5 +469,6 @@ class _DirectRead:
         )
 
 
-#: :func:`first_in`'s compiled statements, by statement and dialect name.
-_IN_SESSION: dict[tuple[Select[Any] | Update, str], _DirectRead] = {}
+#: The statements :meth:`Database.first` and :func:`first_in` ran, compiled, by statement and
+#: dialect name.
+_COMPILED: dict[tuple[Select[Any] | Update, str], _DirectRead] = {}

@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from authbridge.errors import Conflict
-from authbridge.storage.crypto import seal_json, unseal_json
+from authbridge.storage.crypto import associated_data, seal_json, unseal_json
 from authbridge.storage.db import Database, first_in
 from authbridge.storage.models import (
     Authentication,
@@ -67,7 +67,7 @@ def served_at(now: datetime) -> ColumnElement[bool]:
 
 def _credentials_aad(auth_id: str) -> AssociatedData:
     """Where an authentication's credentials are sealed (as :func:`seal_json` seals them)."""
-    return AssociatedData(table=Authentication.__tablename__, column=_CREDENTIALS, row_id=auth_id)
+    return associated_data(Authentication.__tablename__, _CREDENTIALS, auth_id)
 
 
 def _decrypt_credentials(keyring: Keyring, auth_id: str, token: bytes) -> dict[str, Any]:
