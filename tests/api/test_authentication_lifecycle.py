@@ -10,6 +10,7 @@ from authbridge.storage.models import AuthStatus
 from authbridge.storage.repositories import AuthenticationRepository
 from tests.api.conftest import SANDBOX_KEY, Api
 from tests.api.helpers import assert_problem, import_key, user_token
+from tests.support.rows import set_status
 
 
 def import_oauth2(api: Api, user: str = "user-1", **tokens: str) -> dict[str, Any]:
@@ -32,7 +33,7 @@ def change_stored(api: Api, auth_id: str, **change: Any) -> None:
         auth = repo.get_any(auth_id)
         assert auth is not None
         if "status" in change:
-            repo.mark_status(auth, change["status"], last_error=change.get("last_error"))
+            set_status(session, auth, change["status"], last_error=change.get("last_error"))
         if "delete_at" in change:
             repo.schedule_deletion(auth, change["delete_at"])
 

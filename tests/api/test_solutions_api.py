@@ -18,6 +18,7 @@ from authbridge.storage.repositories import (
 )
 from tests.api.conftest import SANDBOX_KEY, Api
 from tests.api.helpers import assert_problem, import_key, user_token
+from tests.support.rows import set_status
 
 KEY_SLOT = "external_key_authentication"
 OAUTH_SLOT = "external_oauth_authentication"
@@ -275,7 +276,7 @@ def test_an_auth_that_is_not_active_is_refused(api: Api) -> None:
         repository = AuthenticationRepository(session, api.bridge.keyring)
         auth = repository.get(api.environment_id, key["id"], now=api.bridge.now())
         assert auth is not None
-        repository.mark_status(auth, AuthStatus.INVALID, last_error="revoked")
+        set_status(session, auth, AuthStatus.INVALID, last_error="revoked")
     response = create(api, authValues=auth_values((KEY_SLOT, key["id"])))
     assert "is invalid; the end user must reconnect it" in assert_problem(response, 422)["detail"]
 

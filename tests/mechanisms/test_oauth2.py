@@ -420,9 +420,26 @@ async def test_refresh_without_a_stored_refresh_token(client: OutboundClient) ->
 
 
 def test_refresh_margin_from_the_definition() -> None:
-    assert mechanism.refresh_margin(definition()) == timedelta(minutes=5)
+    expires = NOW + timedelta(hours=1)
+    assert mechanism.refresh_due_at(definition(), expires, NOW) == expires - timedelta(minutes=5)
     seconds = definition(refreshBeforeExp=30, refreshBeforeExpUnits="seconds")
-    assert mechanism.refresh_margin(seconds) == timedelta(seconds=30)
+    assert mechanism.refresh_due_at(seconds, expires, NOW) == expires - timedelta(seconds=30)
+    assert mechanism.refresh_due_at(definition(), None, NOW) is None
+
+
+def test_a_hard_expiry_is_never_refreshed_and_is_when_the_end_user_reconnects() -> None:
+    expires = NOW + timedelta(hours=1)
+    hard = definition(hardExpiry=True)
+    assert mechanism.refresh_due_at(hard, expires, NOW) is None
+    assert mechanism.hard_expires_at(hard, expires) == expires
+    assert mechanism.hard_expires_at(definition(), expires) is None
+
+
+def test_what_can_be_refreshed() -> None:
+    assert mechanism.can_refresh(definition(), {"access_token": "a", "refresh_token": "r"})
+    assert not mechanism.can_refresh(definition(), {"access_token": "a"})
+    machine = definition(grantType="client_credentials")
+    assert mechanism.can_refresh(machine, {"access_token": "a"})
 
 
 # --- client credentials ----------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import socket
 import time
 from dataclasses import replace
@@ -15,10 +14,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from authbridge.api import create_app
-from authbridge.services import metrics
+from authbridge.services import metrics, webhooks
 from authbridge.services.bridge import Bridge
 from authbridge.services.refresh import Refresher
-from authbridge.services.worker import Worker, WorkerSettings, webhook_delivery
+from authbridge.services.worker import Worker, WorkerSettings
 from authbridge.storage import Database
 from authbridge.storage.models import Authentication, Environment
 from authbridge.storage.repositories import AuthenticationRepository
@@ -177,13 +176,8 @@ async def test_the_app_lifespan_runs_the_worker(
     assert after.lease_owner is None
 
 
-async def test_webhook_delivery_is_the_webhooks_service_when_installed() -> None:
-    try:
-        module = importlib.import_module("authbridge.services.webhooks")
-    except ModuleNotFoundError:
-        assert webhook_delivery() is None
-        return
-    assert webhook_delivery() is getattr(module, "deliver_due", None)
+async def test_webhook_delivery_is_the_webhooks_service(bridge: Bridge) -> None:
+    assert Worker(bridge).delivery() is webhooks.deliver_due
 
 
 async def test_webhook_delivery_can_be_turned_off(bridge: Bridge) -> None:

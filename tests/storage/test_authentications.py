@@ -30,6 +30,7 @@ from authbridge.storage.repositories.authentications import (
     read_credential_row,
 )
 from authbridge.vault import Keyring
+from tests.support.rows import set_status
 
 
 def create(
@@ -104,7 +105,7 @@ def test_update_credentials_keeps_the_id_and_bumps_the_version(
     auth = create(database, keyring, environment)
     with database.session() as session:
         repository = AuthenticationRepository(session, keyring)
-        repository.mark_status(auth, AuthStatus.INVALID, last_error="401 from provider")
+        set_status(session, auth, AuthStatus.INVALID, last_error="401 from provider")
     due = utcnow() + timedelta(minutes=55)
 
     with database.session() as session:
@@ -143,14 +144,14 @@ def test_update_with_a_stale_version_is_refused(
         assert updated.version == 3
 
 
-def test_rename_mark_status_and_schedule_deletion(
+def test_rename_and_a_status_change_bump_the_version(
     database: Database, keyring: Keyring, environment: Environment
 ) -> None:
     auth = create(database, keyring, environment)
     with database.session() as session:
         repository = AuthenticationRepository(session, keyring)
         repository.rename(auth, "New name")
-        repository.mark_status(auth, AuthStatus.EXPIRED, last_error="token expired")
+        set_status(session, auth, AuthStatus.EXPIRED, last_error="token expired")
 
     with database.session() as session:
         read = session.get(Authentication, auth.id)
@@ -176,9 +177,7 @@ def test_an_authentication_past_delete_at_is_no_longer_served(
         assert repository.get(environment.id, auth.id, now=later) is None
         assert repository.list(environment.id, now=later).items == []
         assert repository.get_any(auth.id) is not None
-        assert [a.id for a in repository.due_for_deletion(later, limit=10)] == [auth.id]
-    assert auth.is_served_at(now)
-    assert not auth.is_served_at(now + timedelta(minutes=5))
+        assert repository.due_ids_for_deletion(later, limit=10) == [auth.id]
 
 
 def test_due_for_refresh_lists_active_authentications_whose_refresh_is_due(
@@ -196,9 +195,9 @@ def test_due_for_refresh_lists_active_authentications_whose_refresh_is_due(
     )
 
     with database.session() as session:
-        found = AuthenticationRepository(session, keyring).due_for_refresh(now, limit=10)
+        found = AuthenticationRepository(session, keyring).due_ids_for_refresh(now, limit=10)
 
-    assert [auth.id for auth in found] == [due.id]
+    assert found == [due.id]
 
 
 def test_delete_removes_the_authentication_and_its_connect_sessions(

@@ -11,6 +11,11 @@ from typing import Any, ClassVar
 from authbridge import errors
 from authbridge.connectors.models import AuthDefinition, AuthType, Fields
 from authbridge.mechanisms.context import Context
+from authbridge.spec import expiry
+
+#: Credentials only authbridge itself uses (to renew the others): never served to a caller,
+#: never a template value, never sent out.
+PRIVATE_CREDENTIALS = frozenset({"refresh_token", "refreshToken"})
 
 
 @dataclass(frozen=True)
@@ -54,3 +59,23 @@ class Mechanism(ABC):
     async def refresh(self, definition: AuthDefinition, context: Context) -> ConnectResult:
         """Renew expiring credentials; ``context`` holds the stored fields and tokens."""
         raise errors.AuthBridgeError(f"'{self.type}' credentials cannot be refreshed")
+
+    def can_refresh(self, definition: AuthDefinition, credentials: Mapping[str, Any]) -> bool:
+        """Whether :meth:`refresh` can renew these stored credentials (an API key cannot)."""
+        return False
+
+    def refresh_due_at(
+        self, definition: AuthDefinition, expires_at: datetime | None, now: datetime
+    ) -> datetime | None:
+        """When to refresh credentials issued at ``now`` and expiring at ``expires_at``
+        (``None``: never): the default margin before expiry."""
+        if expires_at is None:
+            return None
+        return expiry.refresh_due_at(expires_at, expiry.refresh_margin(), issued_at=now)
+
+    def hard_expires_at(
+        self, definition: AuthDefinition, expires_at: datetime | None
+    ) -> datetime | None:
+        """When the end user must reconnect at the latest (``None``: the credentials are
+        renewed, or never expire)."""
+        return None

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from authbridge import errors
 from authbridge.connectors.models import AuthDefinition, BearerAuth, OAuth2Definition, RequestSpec
-from authbridge.mechanisms.base import ConnectResult, Mechanism
+from authbridge.mechanisms.base import PRIVATE_CREDENTIALS, ConnectResult, Mechanism
 from authbridge.mechanisms.context import Context
 from authbridge.mechanisms.oauth2_tokens import (
     TOKEN_KEYS,
@@ -239,12 +239,30 @@ class OAuth2Mechanism(Mechanism):
     async def check_tokens(self, definition: AuthDefinition, context: Context) -> None:
         await self._validate(_oauth2(definition), context)
 
-    def refresh_margin(self, definition: AuthDefinition) -> timedelta:
-        """How long before expiry to refresh (``refresh_before_exp`` with its units)."""
+    def can_refresh(self, definition: AuthDefinition, credentials: Mapping[str, Any]) -> bool:
+        """A client-credentials grant asks for a new token; otherwise a refresh token is needed."""
+        if _oauth2(definition).grant_type == "client_credentials":
+            return True
+        return any(credentials.get(name) for name in PRIVATE_CREDENTIALS)
+
+    def refresh_due_at(
+        self, definition: AuthDefinition, expires_at: datetime | None, now: datetime
+    ) -> datetime | None:
+        """``refresh_before_exp`` (with its units) before expiry; never for a hard expiry
+        (nothing to refresh: the end user reconnects before it)."""
         definition = _oauth2(definition)
-        return expiry.refresh_margin(
+        if expires_at is None or definition.hard_expiry:
+            return None
+        margin = expiry.refresh_margin(
             definition.refresh_before_exp, definition.refresh_before_exp_units
         )
+        return expiry.refresh_due_at(expires_at, margin, issued_at=now)
+
+    def hard_expires_at(
+        self, definition: AuthDefinition, expires_at: datetime | None
+    ) -> datetime | None:
+        """The token's expiry when the definition declares it hard."""
+        return expires_at if _oauth2(definition).hard_expiry else None
 
     async def _client_credentials(self, definition: OAuth2Definition, context: Context) -> Tokens:
         assert definition.request_access_token is not None

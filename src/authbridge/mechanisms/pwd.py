@@ -45,6 +45,10 @@ class PwdMechanism(FormMechanism):
             raise errors.ProviderError(f"the login returned an unusable expiry: {exc}") from exc
         return Validation(tokens={"token": token}, expires_at=expires_at)
 
+    def can_refresh(self, definition: AuthDefinition, credentials: Mapping[str, Any]) -> bool:
+        """The stored username and password log in again."""
+        return True
+
     async def refresh(self, definition: AuthDefinition, context: Context) -> ConnectResult:
         """Log in again with the stored username and password to get a fresh token."""
         assert isinstance(definition, PwdDefinition)

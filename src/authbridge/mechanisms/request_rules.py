@@ -37,6 +37,7 @@ from authbridge.connectors.models import (
     RequestRules,
     origin_placeholder,
 )
+from authbridge.mechanisms.base import PRIVATE_CREDENTIALS
 from authbridge.mechanisms.context import ClientConfig, Context
 from authbridge.mechanisms.oauth1 import OAuth1Signer
 from authbridge.mechanisms.properties import resolve
@@ -62,8 +63,6 @@ __all__ = [
     "token_values",
 ]
 
-#: Credentials only authbridge itself uses: never a template value, never sent out.
-PRIVATE_CREDENTIALS = frozenset({"refresh_token", "refreshToken"})
 _EMPTY: Mapping[str, object] = MappingProxyType({})
 _DEFAULT_OAUTH2 = RequestRules(headers={"Authorization": "Bearer {{access_token}}"})
 _FORM = "application/x-www-form-urlencoded"

@@ -15,16 +15,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from authbridge import errors
-from authbridge.connectors.models import (
-    AuthDefinition,
-    OAuth2Definition,
-)
-from authbridge.mechanisms import ConnectResult
+from authbridge.connectors.models import AuthDefinition
+from authbridge.mechanisms import ConnectResult, get_mechanism
 from authbridge.services import events, freshness
 from authbridge.services.bridge import Bridge
 from authbridge.services.connectors import ConnectorSetup
 from authbridge.services.principals import Principal
-from authbridge.spec import expiry
 from authbridge.storage.models import Authentication, AuthStatus
 from authbridge.storage.repositories import (
     UNSET,
@@ -36,8 +32,6 @@ from authbridge.storage.repositories import (
 
 TARGET = "authentication"
 MAX_NAME_LENGTH = 255
-#: Credential entries only authbridge itself uses; callers get fresh access tokens instead.
-PRIVATE_CREDENTIALS = frozenset({"refresh_token", "refreshToken"})
 
 
 def repository(bridge: Bridge, session: Session) -> AuthenticationRepository:
@@ -142,18 +136,9 @@ def require_active(auth: Authentication) -> None:
 def refresh_due_at(
     definition: AuthDefinition, expires_at: datetime | None, now: datetime
 ) -> datetime | None:
-    """When to refresh credentials expiring at ``expires_at`` (``None``: never)."""
-    if expires_at is None:
-        return None
-    if isinstance(definition, OAuth2Definition) and definition.hard_expiry:
-        return None  # nothing to refresh: the end user reconnects before it expires
-    if isinstance(definition, OAuth2Definition):
-        margin = expiry.refresh_margin(
-            definition.refresh_before_exp, definition.refresh_before_exp_units
-        )
-    else:
-        margin = expiry.refresh_margin()
-    return expiry.refresh_due_at(expires_at, margin, issued_at=now)
+    """When to refresh credentials expiring at ``expires_at`` (``None``: never): the
+    mechanism's say (:meth:`~authbridge.mechanisms.Mechanism.refresh_due_at`)."""
+    return get_mechanism(definition.type).refresh_due_at(definition, expires_at, now)
 
 
 def store(
@@ -180,8 +165,9 @@ def store(
     connector = setup.connector
     scopes = list(result.scopes or ())
     due = refresh_due_at(setup.definition, result.expires_at, now)
-    if hard_expires_at is None and isinstance(setup.definition, OAuth2Definition):
-        hard_expires_at = result.expires_at if setup.definition.hard_expiry else None
+    if hard_expires_at is None:
+        mechanism = get_mechanism(setup.definition.type)
+        hard_expires_at = mechanism.hard_expires_at(setup.definition, result.expires_at)
     chosen = check_name(name) if name else None
     detail: dict[str, Any] = {"connector": connector.key, "via": via}
     if existing is not None:

@@ -21,9 +21,10 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from authbridge import errors
+from authbridge.mechanisms.base import PRIVATE_CREDENTIALS
 from authbridge.services import credential_use, freshness, metrics
 from authbridge.services.audit_trail import AuditTrail
-from authbridge.services.authentications import PRIVATE_CREDENTIALS, TARGET
+from authbridge.services.authentications import TARGET
 from authbridge.services.bridge import Bridge
 from authbridge.services.credential_use import RequestCredentials
 from authbridge.services.principals import Principal

@@ -18,14 +18,11 @@ from authbridge import errors
 from authbridge.connectors.models import (
     AuthDefinition,
     OAuth1Definition,
-    OAuth2Definition,
-    PwdDefinition,
 )
-from authbridge.mechanisms import request_rules
+from authbridge.mechanisms import get_mechanism, request_rules
 from authbridge.mechanisms.request_rules import RequestAuth
 from authbridge.services import connectors
 from authbridge.services.authentications import (
-    PRIVATE_CREDENTIALS,
     get,
     record_audit,
     repository,
@@ -95,11 +92,7 @@ async def request_auth(bridge: Bridge, read: RequestCredentials) -> RequestAuth:
 
 def can_refresh(definition: AuthDefinition, credentials: Mapping[str, Any]) -> bool:
     """Whether the mechanism can renew these credentials (an API key cannot)."""
-    if isinstance(definition, OAuth2Definition):
-        return definition.grant_type == "client_credentials" or any(
-            credentials.get(name) for name in PRIVATE_CREDENTIALS
-        )
-    return isinstance(definition, PwdDefinition)
+    return get_mechanism(definition.type).can_refresh(definition, credentials)
 
 
 def check_refreshable(

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import time
 import uuid
@@ -45,8 +44,6 @@ log = logging.getLogger("authbridge.worker")
 T = TypeVar("T")
 DeliverDue = Callable[..., Awaitable[int]]
 """``async def deliver_due(bridge, *, limit) -> int`` (attempts made) of the webhooks service."""
-
-WEBHOOKS_MODULE = "authbridge.services.webhooks"
 
 
 @dataclass(frozen=True)
@@ -142,18 +139,6 @@ class _RefreshRound:
     full: bool = False
 
 
-def webhook_delivery() -> DeliverDue | None:
-    """The webhooks service's ``deliver_due``, or ``None`` while it is not installed."""
-    try:
-        module = importlib.import_module(WEBHOOKS_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name == WEBHOOKS_MODULE:
-            return None
-        raise
-    deliver = getattr(module, "deliver_due", None)
-    return deliver if callable(deliver) else None
-
-
 def _log_failure(exc: Exception, then: str, message: str, *args: object) -> None:
     """Log a failure with its traceback, or, for database trouble (an outage, a full pool),
     as one WARNING naming the kind and the driver's error class: no traceback per tick."""
@@ -198,7 +183,7 @@ class Worker:
         """The webhook delivery this worker runs: the one given, else the webhooks service's."""
         if not self.settings.webhooks:
             return None
-        return self._deliver if self._deliver is not None else webhook_delivery()
+        return self._deliver if self._deliver is not None else webhooks.deliver_due
 
     # -- one tick ---------------------------------------------------------------------------
 

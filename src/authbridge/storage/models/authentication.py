@@ -90,7 +90,3 @@ class Authentication(Base):
             f"Authentication(id={self.id!r}, connector_key={self.connector_key!r}, "
             f"status={self.status.value!r}, version={self.version!r})"
         )
-
-    def is_served_at(self, now: datetime) -> bool:
-        """Tell whether the authentication may still be served: not past its ``delete_at``."""
-        return self.delete_at is None or self.delete_at > now

@@ -322,17 +322,6 @@ class AuthenticationRepository:
         values.update({key: value for key, value in optional.items() if value is not UNSET})
         return self._update(auth, values, now=now, expected_version=expected_version)
 
-    def mark_status(
-        self,
-        auth: Authentication,
-        status: AuthStatus,
-        *,
-        last_error: str | None = None,
-        now: datetime | None = None,
-    ) -> Authentication:
-        """Set the status (``expired``, ``invalid`` …) and the last error, already redacted."""
-        return self._update(auth, {"status": status, "last_error": last_error}, now=now)
-
     def schedule_deletion(
         self, auth: Authentication, delete_at: datetime | None, *, now: datetime | None = None
     ) -> Authentication:
@@ -346,32 +335,6 @@ class AuthenticationRepository:
         if auth in self.session:
             self.session.expunge(auth)
         return deleted
-
-    def due_for_refresh(self, now: datetime, *, limit: int) -> Sequence[Authentication]:
-        """Lock and return active authentications whose refresh is due (skipping locked rows)."""
-        statement = (
-            select(Authentication)
-            .where(
-                Authentication.status == AuthStatus.ACTIVE,
-                Authentication.refresh_due_at <= now,
-                served_at(now),
-            )
-            .order_by(Authentication.refresh_due_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        return list(self.session.scalars(statement))
-
-    def due_for_deletion(self, now: datetime, *, limit: int) -> Sequence[Authentication]:
-        """Lock and return authentications past their ``delete_at`` (skipping locked rows)."""
-        statement = (
-            select(Authentication)
-            .where(Authentication.delete_at <= now)
-            .order_by(Authentication.delete_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        return list(self.session.scalars(statement))
 
     # -- worker queries ----------------------------------------------------------------------
     # The worker finds work with short id-only queries (``FOR UPDATE SKIP LOCKED`` on

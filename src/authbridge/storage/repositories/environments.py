@@ -62,10 +62,3 @@ class EnvironmentRepository:
     def jwt_secret(self, environment: Environment) -> bytes:
         """Decrypt the environment's HMAC secret (for user tokens and HS256 host JWTs)."""
         return unseal(self.keyring, environment, "jwt_secret_ct")
-
-    def rotate_jwt_secret(self, environment: Environment) -> bytes:
-        """Replace the HMAC secret with a new random one and return it."""
-        secret = secrets.token_bytes(JWT_SECRET_BYTES)
-        environment.jwt_secret_ct = seal(self.keyring, environment, "jwt_secret_ct", secret)
-        self.session.flush()
-        return secret
