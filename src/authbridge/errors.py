@@ -13,17 +13,23 @@ they occur.
     │   ├── MissingTemplateValue   a name used by a template has no value
     │   └── UnsafeTemplateValue    a value would change a request's shape (host, scheme, header)
     ├── InvalidInput               end-user or host input does not satisfy the definition
+    │   └── FormErrors             a form's problems, one message per field
     ├── NotFound                   no such object (or not visible to the caller)
     ├── Conflict                   the object changed meanwhile, or the request clashes with it
+    │   └── StaleAuthentication    an authentication changed or vanished since it was read
     ├── Unauthenticated            no usable API token
     ├── Forbidden                  the token may not do this
     ├── EgressDenied               an outbound request targets a forbidden address
+    ├── NotConfigured              the host has not set a connector's OAuth client yet
     ├── ProviderError              a provider answered with an error or could not be reached
     │   ├── ProviderUnavailable    transient: timeout, connection failure, 5xx, 429
+    │   │   └── UpstreamTimeout    a proxied request's upstream did not answer in time
+    │   ├── UpstreamUnreachable    a proxied request's upstream could not be reached
     │   ├── CredentialsRejected    the provider refused the credentials the end user entered
     │   └── InvalidToken           a stored token is no longer accepted (auth becomes ``invalid``)
     ├── JwtError                   a host-signed JWT failed verification
     ├── DatabaseUnavailable        transient database trouble: pool exhausted, unreachable, locked
+    ├── CliError                   a command's failure, reported with its message and exit 1
     └── VaultError                 the vault cannot read its keys or a stored secret
         ├── DecryptionFailed       a ciphertext is malformed, altered or bound to another row
         └── KeyNotFound            a ciphertext names a key id the keyring does not hold
@@ -31,7 +37,7 @@ they occur.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,6 +121,15 @@ class InvalidInput(AuthBridgeError):
         super().__init__(message)
 
 
+class FormErrors(InvalidInput):
+    """A form's problems, one message per field (``problems``: name → message), such as the
+    wizard's config form."""
+
+    def __init__(self, problems: Mapping[str, str]) -> None:
+        super().__init__("please correct the highlighted fields", field=next(iter(problems)))
+        self.problems = dict(problems)
+
+
 class NotFound(AuthBridgeError):
     """The object does not exist, or the caller may not see it (the answer is the same)."""
 
@@ -127,6 +142,10 @@ class Conflict(AuthBridgeError):
 
     code = "conflict"
     status = 409
+
+
+class StaleAuthentication(Conflict):
+    """The authentication changed or disappeared since it was read; read it again and retry."""
 
 
 class Unauthenticated(AuthBridgeError):
@@ -148,6 +167,13 @@ class EgressDenied(AuthBridgeError):
 
     code = "egress_denied"
     status = 502
+
+
+class NotConfigured(AuthBridgeError):
+    """The host has not set the connector's OAuth client (or consumer) yet."""
+
+    code = "connector_not_configured"
+    status = 503
 
 
 class ProviderError(AuthBridgeError):
@@ -183,6 +209,20 @@ class ProviderUnavailable(ProviderError):
     ) -> None:
         self.retry_after = retry_after
         super().__init__(message, status_code=status_code, body=body)
+
+
+class UpstreamTimeout(ProviderUnavailable):
+    """A proxied request's upstream (the connector's API) did not answer in time."""
+
+    code = "upstream_timeout"
+    status = 504
+
+
+class UpstreamUnreachable(ProviderError):
+    """A proxied request's upstream could not be reached (refused, reset, not resolvable)."""
+
+    code = "upstream_unreachable"
+    status = 502
 
 
 class CredentialsRejected(ProviderError):
@@ -249,3 +289,7 @@ class DatabaseUnavailable(AuthBridgeError):
         self.retry_after = retry_after
         self.cause = cause
         super().__init__(message)
+
+
+class CliError(AuthBridgeError):
+    """A failure a command reports with its message and exit status 1."""

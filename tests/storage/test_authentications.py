@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError, InvalidRequestError
 
+from authbridge.errors import StaleAuthentication
 from authbridge.storage import Database
 from authbridge.storage.models import (
     Authentication,
@@ -22,7 +23,6 @@ from authbridge.storage.repositories import (
     ConnectSessionRepository,
     EndUserRepository,
     EnvironmentRepository,
-    StaleAuthentication,
 )
 from authbridge.storage.repositories.authentications import (
     _READ_ROW,

@@ -41,7 +41,7 @@ from authbridge.api.rendering import (
     unexpected,
     web_origin,
 )
-from authbridge.services import config_form, themes, wizard
+from authbridge.services import themes, wizard
 from authbridge.services.bridge import Bridge
 from authbridge.services.themes import PageTheme
 from authbridge.storage.models import Authentication
@@ -172,7 +172,7 @@ def _screen_page(
     values: dict[str, Any] = {}
     if screen.step == wizard.CONFIG_STEP:
         heading = "Settings"
-        problems = error.problems if isinstance(error, config_form.FormErrors) else {}
+        problems = error.problems if isinstance(error, errors.FormErrors) else {}
         values.update(
             slot=None,
             fields=wizard.config_fields(current, entered),
@@ -201,7 +201,7 @@ def _screen_page(
         action=_url(bridge, current.path, code, screen.step),
         back_url=_url(bridge, current.path, code, steps[index - 1]) if index else None,
         next_url=next_url,
-        error=None if isinstance(error, config_form.FormErrors) or error is None else error.message,
+        error=None if isinstance(error, errors.FormErrors) or error is None else error.message,
         error_heading="That did not work",
         **values,
     )
@@ -244,7 +244,7 @@ async def _submit(request: Request, theme_key: str, path: str, **target: str | N
         return unexpected(bridge, exc)
     try:
         return await _act(bridge, screen, code, submitted, **target)
-    except config_form.FormErrors as error:
+    except errors.FormErrors as error:
         entered = {
             key.removeprefix(CONFIG_PREFIX): value
             for key, value in submitted.items()

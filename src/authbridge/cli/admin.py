@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 import typer
 
 from authbridge.cli.common import (
-    CliError,
     EnvOption,
     err,
     find_environment,
@@ -26,6 +25,7 @@ from authbridge.cli.common import (
     when,
     wide,
 )
+from authbridge.errors import CliError
 
 if TYPE_CHECKING:
     from authbridge.storage import Database

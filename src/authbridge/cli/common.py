@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from authbridge.errors import AuthBridgeError
+from authbridge.errors import AuthBridgeError, CliError
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -54,10 +54,6 @@ AllowLoopbackOption = typer.Option(
     "--allow-loopback",
     help="Let connectors call providers on this machine (the sandbox); off in production.",
 )
-
-
-class CliError(AuthBridgeError):
-    """A failure the command reports with its message and exit status 1."""
 
 
 def fail(message: str) -> typer.Exit:

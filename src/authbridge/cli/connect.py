@@ -20,7 +20,6 @@ import typer
 
 from authbridge import errors
 from authbridge.cli.common import (
-    CliError,
     EnvOption,
     err,
     find_environment,
@@ -33,6 +32,7 @@ from authbridge.cli.common import (
     when,
     wide,
 )
+from authbridge.errors import CliError
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session

@@ -16,7 +16,6 @@ import typer
 
 from authbridge import errors
 from authbridge.cli.common import (
-    CliError,
     EnvOption,
     err,
     find_environment,
@@ -29,6 +28,7 @@ from authbridge.cli.common import (
     when,
     wide,
 )
+from authbridge.errors import CliError
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session

@@ -38,14 +38,6 @@ class ConfigField:
         return self.slot.external_id
 
 
-class FormErrors(errors.InvalidInput):
-    """The config form's problems, one message per field (``problems``: name → message)."""
-
-    def __init__(self, problems: Mapping[str, str]) -> None:
-        super().__init__("please correct the highlighted fields", field=next(iter(problems)))
-        self.problems = dict(problems)
-
-
 def _schema_type(schema: Mapping[str, Any]) -> str | None:
     declared = schema.get("type")
     if isinstance(declared, list):
@@ -130,7 +122,7 @@ def parse(config_field: ConfigField, raw: str | None) -> Any:
 
 
 def read(fields: Sequence[ConfigField], submitted: Mapping[str, str]) -> dict[str, Any]:
-    """The values of a submitted form by slot; :class:`FormErrors` names each wrong field."""
+    """The values of a submitted form by slot; :class:`errors.FormErrors` names each wrong field."""
     problems: dict[str, str] = {}
     values: dict[str, Any] = {}
     for config_field in fields:
@@ -146,5 +138,5 @@ def read(fields: Sequence[ConfigField], submitted: Mapping[str, str]) -> dict[st
         else:
             values[name] = value
     if problems:
-        raise FormErrors(problems)
+        raise errors.FormErrors(problems)
     return values

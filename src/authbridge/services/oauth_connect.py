@@ -128,20 +128,13 @@ async def authorize(bridge: Bridge, page: ConnectPage) -> Authorization:
     raise errors.InvalidInput(f"'{page.setup.connector.label}' does not connect through OAuth")
 
 
-class NotConfigured(errors.AuthBridgeError):
-    """The host has not set the connector's OAuth client (or consumer) yet."""
-
-    code = "connector_not_configured"
-    status = 503
-
-
 def _check_configured(page: ConnectPage) -> None:
     config = page.setup.config
     oauth1 = page.setup.definition.type == "oauth1"
     present = config.consumer_key if oauth1 else config.client_id
     if not present:
         what = "consumer key" if oauth1 else "client id"
-        raise NotConfigured(
+        raise errors.NotConfigured(
             f"{page.setup.connector.label} is not set up yet: its OAuth {what} is missing. "
             "Please tell the application's support."
         )

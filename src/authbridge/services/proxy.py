@@ -68,20 +68,6 @@ CACHED_RULES = 1024
 T = TypeVar("T")
 
 
-class UpstreamTimeout(errors.ProviderUnavailable):
-    """The connector's API did not answer in time."""
-
-    code = "upstream_timeout"
-    status = 504
-
-
-class UpstreamUnreachable(errors.ProviderError):
-    """The connector's API could not be reached (refused, reset, not resolvable)."""
-
-    code = "upstream_unreachable"
-    status = 502
-
-
 # -- reading -----------------------------------------------------------------------------------
 
 
@@ -344,8 +330,8 @@ async def send(
     """Open the upstream response (status and headers read, body not yet): the caller reads
     it with ``aiter_raw`` and closes it.
 
-    Timeouts are :class:`UpstreamTimeout` (504); a connection that fails is
-    :class:`UpstreamUnreachable` (502); an address the egress policy refuses is
+    Timeouts are :class:`errors.UpstreamTimeout` (504); a connection that fails is
+    :class:`errors.UpstreamUnreachable` (502); an address the egress policy refuses is
     :class:`errors.EgressDenied` (502). Messages name the host, never the URL.
     """
     target = httpx.URL(url)
@@ -355,11 +341,13 @@ async def send(
         signing = dataclasses.replace(rules, params={})
         return await http.open_stream(method, target, headers, body, auth=signing.auth())
     except httpx.TimeoutException as exc:
-        raise UpstreamTimeout(f"{where}: the upstream API did not answer in time") from exc
+        raise errors.UpstreamTimeout(f"{where}: the upstream API did not answer in time") from exc
     except httpx.ConnectError as exc:
-        raise UpstreamUnreachable(f"{where}: could not connect to the upstream API") from exc
+        raise errors.UpstreamUnreachable(f"{where}: could not connect to the upstream API") from exc
     except httpx.TransportError as exc:
-        raise UpstreamUnreachable(f"{where}: the connection to the upstream API failed") from exc
+        raise errors.UpstreamUnreachable(
+            f"{where}: the connection to the upstream API failed"
+        ) from exc
 
 
 async def small_body(upstream: httpx.Response) -> bytes | None:
@@ -373,9 +361,11 @@ async def small_body(upstream: httpx.Response) -> bytes | None:
     try:
         return b"".join([chunk async for chunk in upstream.aiter_raw()])
     except httpx.TimeoutException as exc:
-        raise UpstreamTimeout(f"{where}: the upstream API did not answer in time") from exc
+        raise errors.UpstreamTimeout(f"{where}: the upstream API did not answer in time") from exc
     except httpx.TransportError as exc:
-        raise UpstreamUnreachable(f"{where}: the connection to the upstream API failed") from exc
+        raise errors.UpstreamUnreachable(
+            f"{where}: the connection to the upstream API failed"
+        ) from exc
 
 
 @dataclass(frozen=True)

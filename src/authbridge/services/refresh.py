@@ -56,7 +56,7 @@ from authbridge.services.bridge import Bridge
 from authbridge.services.connectors import ConnectorSetup, setup
 from authbridge.services.freshness import Freshness
 from authbridge.services.group_transactions import GroupTransactions
-from authbridge.storage.repositories import AuthenticationRepository, StaleAuthentication
+from authbridge.storage.repositories import AuthenticationRepository
 from authbridge.storage.repositories.authentications import LeasedAuthentication
 
 log = logging.getLogger("authbridge.refresh")
@@ -315,7 +315,7 @@ class Refresher:
                 stored_at = await self._grouped(
                     auth.id, lambda session: self._store(session, lease, result)
                 )
-            except StaleAuthentication:
+            except errors.StaleAuthentication:
                 # Someone else holds the lease (it ran out and was taken over): this result can
                 # no longer be stored, and the refresh token it replaces may be refused.
                 log.error(

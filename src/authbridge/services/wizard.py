@@ -285,7 +285,7 @@ def finish(
     bridge: Bridge, session: Session, wizard: Wizard, submitted: Mapping[str, str]
 ) -> SolutionInstance:
     """Check the config form, then create (or update) the instance, enable it when complete,
-    and use the code up. :class:`config_form.FormErrors` names each field that is wrong."""
+    and use the code up. :class:`errors.FormErrors` names each field that is wrong."""
     entered = config_form.read(config_fields(wizard), submitted)
     unfilled = [
         slot.title for slot in wizard.auth_steps if slot.external_id not in wizard.auth_values

@@ -9,7 +9,6 @@ from authbridge.storage.repositories.audit import AuditEntry, AuditRepository, A
 from authbridge.storage.repositories.authentications import (
     UNSET,
     AuthenticationRepository,
-    StaleAuthentication,
     served_at,
 )
 from authbridge.storage.repositories.authorization_codes import (
@@ -76,7 +75,6 @@ __all__ = [
     "Page",
     "ReencryptBatch",
     "SolutionRepository",
-    "StaleAuthentication",
     "ThemeRepository",
     "count_rows",
     "pending_count",

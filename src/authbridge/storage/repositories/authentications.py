@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from authbridge.errors import Conflict
+from authbridge.errors import StaleAuthentication
 from authbridge.storage.crypto import associated_data, seal_json, unseal_json
 from authbridge.storage.db import Database, first_in
 from authbridge.storage.models import (
@@ -54,10 +54,6 @@ class _Unset(Enum):
 
 UNSET: Final = _Unset.UNSET
 """Passed for a field that an update leaves as it is."""
-
-
-class StaleAuthentication(Conflict):
-    """The authentication changed or disappeared since it was read; read it again and retry."""
 
 
 def served_at(now: datetime) -> ColumnElement[bool]:
