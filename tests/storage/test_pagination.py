@@ -7,8 +7,8 @@ import pytest
 from authbridge.errors import InvalidInput
 from authbridge.storage import Database
 from authbridge.storage.models import Environment, utcnow
+from authbridge.storage.pagination import encode_cursor
 from authbridge.storage.repositories import MAX_PAGE_SIZE, AuthenticationRepository
-from authbridge.storage.repositories.pagination import encode_cursor
 from authbridge.vault import Keyring
 
 

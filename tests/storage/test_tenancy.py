@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from authbridge import errors
 from authbridge.storage import Database
 from authbridge.storage.models import EndUser, Environment, MasterToken, utcnow
 from authbridge.storage.repositories import (
@@ -63,7 +64,10 @@ def test_external_user_id_is_unique_per_environment_only(
         users.create(environment.id, "u-1")
         users.create(other.id, "u-1")
 
-    with pytest.raises(IntegrityError), database.session() as session:
+    with (
+        pytest.raises(errors.Conflict, match="'u-1' already exists"),
+        database.session() as session,
+    ):
         EndUserRepository(session).create(environment.id, "u-1")
 
 

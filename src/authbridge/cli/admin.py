@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from authbridge import errors
 from authbridge.cli.common import (
     EnvOption,
     err,
@@ -29,7 +30,6 @@ from authbridge.errors import CliError
 
 if TYPE_CHECKING:
     from authbridge.storage import Database
-    from authbridge.storage.models import EndUser
     from authbridge.vault import Keyring
 
 db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
@@ -178,7 +178,7 @@ def tokens_create(
     env: str = EnvOption,
 ) -> None:
     """Create a master token and print it once: store it, it cannot be shown again."""
-    from authbridge.storage.repositories import MasterTokenRepository
+    from authbridge.services import tenancy
 
     with reported_errors():
         if not name.strip():
@@ -187,7 +187,7 @@ def tokens_create(
         keyring = open_keys(settings)
         with opened_database(settings) as database, database.session() as session:
             environment = find_environment(session, keyring, env)
-            issued = MasterTokenRepository(session).create(environment.id, name.strip())
+            issued = tenancy.create_master_token(session, environment.id, name)
             token_id = issued.record.id
     out.print(f"Created master token '{name.strip()}' ({token_id}) in environment '{env}':")
     out.print(issued.token, markup=False)
@@ -199,14 +199,14 @@ def tokens_create(
 @tokens_app.command("list")
 def tokens_list(env: str = EnvOption) -> None:
     """List the environment's master tokens, revoked ones included."""
-    from authbridge.storage.repositories import MasterTokenRepository
+    from authbridge.services import tenancy
 
     with reported_errors():
         settings = settings_from_env()
         keyring = open_keys(settings)
         with opened_database(settings) as database, database.session() as session:
             environment = find_environment(session, keyring, env)
-            records = MasterTokenRepository(session).list(environment.id, include_revoked=True)
+            records = tenancy.list_master_tokens(session, environment.id, include_revoked=True)
     table = new_table("id", "name", "prefix", "created", "last used", "revoked")
     for record in records:
         table.add_row(
@@ -226,20 +226,14 @@ def tokens_revoke(
     env: str = EnvOption,
 ) -> None:
     """Revoke a master token: requests made with it are refused from now on."""
-    from authbridge.storage.repositories import MasterTokenRepository
+    from authbridge.services import tenancy
 
     with reported_errors():
         settings = settings_from_env()
         keyring = open_keys(settings)
         with opened_database(settings) as database, database.session() as session:
             environment = find_environment(session, keyring, env)
-            tokens = MasterTokenRepository(session)
-            if not tokens.revoke(environment.id, token_id):
-                if tokens.get(environment.id, token_id) is None:
-                    raise CliError(
-                        f"there is no master token with id '{token_id}' in environment '{env}'"
-                    )
-                raise CliError(f"master token '{token_id}' is already revoked")
+            tenancy.revoke_master_token(session, environment.id, token_id)
     out.print(f"Revoked master token {token_id}.", markup=False)
 
 
@@ -249,22 +243,14 @@ def tokens_revoke(
 @users_app.command("list")
 def users_list(env: str = EnvOption) -> None:
     """List the environment's end users, oldest first."""
-    from authbridge.storage.repositories import EndUserRepository
+    from authbridge.services import tenancy
 
     with reported_errors():
         settings = settings_from_env()
         keyring = open_keys(settings)
         with opened_database(settings) as database, database.session() as session:
             environment = find_environment(session, keyring, env)
-            repository = EndUserRepository(session)
-            users: list[EndUser] = []
-            cursor: str | None = None
-            while True:
-                page = repository.list(environment.id, limit=200, cursor=cursor)
-                users.extend(page.items)
-                if page.next_cursor is None:
-                    break
-                cursor = page.next_cursor
+            users = tenancy.all_end_users(session, environment.id)
     table = new_table(
         "id", "external id", "name", "email", "created", title=f"{len(users)} end users"
     )
@@ -287,26 +273,22 @@ def users_add(
     env: str = EnvOption,
 ) -> None:
     """Add an end user; the external id must be new in the environment."""
-    from sqlalchemy.exc import IntegrityError
-
-    from authbridge.storage.repositories import EndUserRepository
+    from authbridge.services import tenancy
 
     with reported_errors():
         if not external_id.strip():
             raise CliError("the external id must not be empty")
         settings = settings_from_env()
         keyring = open_keys(settings)
-        duplicate = CliError(
-            f"an end user with external id '{external_id}' already exists in environment '{env}'"
-        )
-        with opened_database(settings) as database:
+        with opened_database(settings) as database, database.session() as session:
+            environment = find_environment(session, keyring, env)
             try:
-                with database.session() as session:
-                    environment = find_environment(session, keyring, env)
-                    users = EndUserRepository(session)
-                    if users.get_by_external_id(environment.id, external_id) is not None:
-                        raise duplicate
-                    user = users.create(environment.id, external_id, name=name, email=email)
-            except IntegrityError:
-                raise duplicate from None
+                user = tenancy.add_end_user(
+                    session, environment.id, external_id, name=name, email=email
+                )
+            except errors.Conflict:
+                raise CliError(
+                    f"an end user with external id '{external_id}' already exists"
+                    f" in environment '{env}'"
+                ) from None
     out.print(f"Added end user {user.id} ('{external_id}').", markup=False)

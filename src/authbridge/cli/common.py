@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from authbridge.errors import AuthBridgeError, CliError
+from authbridge.errors import AuthBridgeError, CliError, NotFound
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -133,15 +133,12 @@ def opened_database(settings: Settings) -> Iterator[Database]:
 
 def find_environment(session: Session, keyring: Keyring, name: str) -> Environment:
     """Return environment ``name``; ``default`` is created on first use, others must exist."""
-    from authbridge.storage.repositories import EnvironmentRepository
+    from authbridge.services import tenancy
 
-    environments = EnvironmentRepository(session, keyring)
-    if name == DEFAULT_ENVIRONMENT:
-        return environments.get_or_create(name)
-    environment = environments.get_by_name(name)
-    if environment is None:
-        raise CliError(f"there is no environment named '{name}'")
-    return environment
+    try:
+        return tenancy.environment_named(session, keyring, name)
+    except NotFound:
+        raise CliError(f"there is no environment named '{name}'") from None
 
 
 def new_table(*headers: str, title: str | None = None) -> Table:

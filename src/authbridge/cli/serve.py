@@ -25,7 +25,6 @@ from authbridge.cli.common import (
     settings_from_env,
 )
 
-FIRST_TOKEN_NAME = "first run"
 #: uvicorn's app factory in each ``--workers`` process.
 FACTORY = "authbridge.api.factory:app_from_environment"
 
@@ -76,7 +75,7 @@ def serve_command(
         open_bridge,
         open_database,
     )
-    from authbridge.storage.repositories import EnvironmentRepository, MasterTokenRepository
+    from authbridge.services import tenancy
 
     configure_logging(log_level)
     with reported_errors():
@@ -85,11 +84,7 @@ def serve_command(
         public_url = settings.base_url(host, port)
         database = open_database(settings)
         with database.session() as session:
-            environment = EnvironmentRepository(session, keyring).get_or_create()
-            tokens = MasterTokenRepository(session)
-            first = None
-            if not tokens.list(environment.id, include_revoked=True):
-                first = tokens.create(environment.id, FIRST_TOKEN_NAME)
+            first = tenancy.bootstrap(session, keyring)
         bridge = open_bridge(
             settings,
             keyring,

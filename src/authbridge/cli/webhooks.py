@@ -142,7 +142,7 @@ def add(
 @app.command("list")
 def list_endpoints(env: str = EnvOption) -> None:
     """List the environment's webhook endpoints (never their secrets)."""
-    from authbridge.storage.repositories import MAX_PAGE_SIZE
+    from authbridge.storage.pagination import MAX_PAGE_SIZE
     from authbridge.storage.repositories.webhooks import WebhookRepository
 
     with reported_errors(), opened(env) as state:
@@ -235,7 +235,7 @@ def deliveries(
 ) -> None:
     """List deliveries of events to endpoints, with their attempts and outcome."""
     from authbridge.storage.models import DeliveryStatus
-    from authbridge.storage.repositories import MAX_PAGE_SIZE
+    from authbridge.storage.pagination import MAX_PAGE_SIZE
     from authbridge.storage.repositories.webhooks import WebhookRepository
 
     with reported_errors(), opened(env) as state:

@@ -52,8 +52,8 @@ from authbridge.storage.models import (
     SolutionInstanceAuth,
     new_id,
 )
+from authbridge.storage.pagination import DEFAULT_PAGE_SIZE
 from authbridge.storage.repositories import EndUserRepository, Page, SolutionRepository
-from authbridge.storage.repositories.pagination import DEFAULT_PAGE_SIZE
 
 __all__ = [
     "create_instance",

@@ -14,30 +14,23 @@ from typing import Any
 
 import anyio.from_thread
 import strawberry
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from strawberry.scalars import JSON
 
 from authbridge import errors
 from authbridge.api.graphql.types import AuthenticationNode, Info, UserNode, mutation
-from authbridge.services import authentications, imports
+from authbridge.services import authentications, imports, tenancy
 from authbridge.services.principals import (
     MAX_EXTERNAL_ID,
     Principal,
     is_external_id,
-    mint_user_token,
 )
 from authbridge.storage.models import EndUser
-from authbridge.storage.repositories import EndUserRepository, EnvironmentRepository
 
 
 def find_user(session: Session, principal: Principal, user_id: str) -> EndUser:
     """The end user with id ``user_id`` (a user token finds only its own)."""
-    end_user = EndUserRepository(session).get(principal.environment_id, user_id)
-    if end_user is None:
-        raise errors.NotFound(f"user '{user_id}' not found")
-    principal.check_owner(end_user.id, what=f"user '{user_id}'")
-    return end_user
+    return tenancy.end_user_by_id(session, principal, user_id)
 
 
 def json_object(value: Any, field: str) -> dict[str, Any]:
@@ -135,15 +128,13 @@ class AccountMutations:
                 field="externalUserId",
             )
         name = authentications.check_name(input.name) if input.name is not None else None
-        exists = errors.Conflict(f"an end user with externalUserId '{external}' exists")
         try:
             with info.context.change() as (session, principal):
-                users = EndUserRepository(session)
-                if users.get_by_external_id(principal.environment_id, external) is not None:
-                    raise exists
-                end_user = users.create(principal.environment_id, external, name=name)
-        except IntegrityError:  # added by a concurrent request meanwhile
-            raise exists from None
+                end_user = tenancy.add_end_user(
+                    session, principal.environment_id, external, name=name
+                )
+        except errors.Conflict:  # also when added by a concurrent request meanwhile
+            raise errors.Conflict(f"an end user with externalUserId '{external}' exists") from None
         return CreateExternalUserPayload(
             user_id=strawberry.ID(end_user.id), user=UserNode.of(end_user)
         )
@@ -154,12 +145,8 @@ class AccountMutations:
         with info.context.change() as (session, principal):
             principal.require_master()
             end_user = find_user(session, principal, input.user_id)
-            environment = EnvironmentRepository(session, bridge.keyring).get(
-                principal.environment_id
-            )
-            assert environment is not None
-            token, expires_at = mint_user_token(
-                session, bridge.keyring, environment, end_user, now=bridge.now()
+            token, expires_at = tenancy.issue_user_token(
+                bridge, session, principal.environment_id, end_user
             )
         return CreateUserTokenPayload(access_token=token, expires_at=expires_at)
 

@@ -12,7 +12,6 @@ from typing import Annotated
 import strawberry
 from sqlalchemy.orm import Session
 
-from authbridge import errors
 from authbridge.api.graphql.types import (
     DEFAULT_PAGE_SIZE,
     After,
@@ -26,9 +25,8 @@ from authbridge.api.graphql.types import (
     page_cursor,
     page_size,
 )
-from authbridge.services import authentications, solutions
+from authbridge.services import authentications, solutions, tenancy
 from authbridge.services.principals import Principal
-from authbridge.storage.repositories import EndUserRepository
 
 ExternalUserId = Annotated[
     str | None,
@@ -42,13 +40,7 @@ def owner_filter(
     """The end user a list is limited to: the user token's own, or the one a caller names."""
     if external_user_id is None:
         return principal.end_user_id
-    end_user = EndUserRepository(session).get_by_external_id(
-        principal.environment_id, external_user_id
-    )
-    what = f"end user '{external_user_id}'"
-    if end_user is None:
-        raise errors.NotFound(f"{what} not found")
-    principal.check_owner(end_user.id, what=what)
+    end_user = tenancy.end_user(session, principal, external_user_id)
     return end_user.id
 
 
@@ -99,8 +91,8 @@ class Viewer:
     ) -> Connection[UserNode]:
         session, principal = info.context.use()
         principal.require_master()
-        page = EndUserRepository(session).list(
-            principal.environment_id, limit=page_size(first), cursor=page_cursor(after)
+        page = tenancy.end_users_page(
+            session, principal.environment_id, limit=page_size(first), cursor=page_cursor(after)
         )
         return Connection.of(page, UserNode.of)
 

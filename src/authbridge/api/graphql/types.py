@@ -19,8 +19,7 @@ from authbridge import errors
 from authbridge.api.graphql.context import GraphQLContext
 from authbridge.services import solutions
 from authbridge.storage.models import Authentication, EndUser, Solution, SolutionInstance
-from authbridge.storage.repositories import MAX_PAGE_SIZE, Page
-from authbridge.storage.repositories.pagination import decode_cursor, encode_cursor
+from authbridge.storage.pagination import MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
 
 DEFAULT_PAGE_SIZE = 50
 

@@ -36,7 +36,8 @@ from authbridge.services import authentications, credential_use, imports
 from authbridge.services.credential_reads import CredentialReader
 from authbridge.services.refresh import Outcome, Refresher
 from authbridge.storage.models import Authentication, AuthStatus
-from authbridge.storage.repositories import MAX_PAGE_SIZE, EndUserRepository
+from authbridge.storage.pagination import MAX_PAGE_SIZE
+from authbridge.storage.repositories import EndUserRepository
 
 router = APIRouter(prefix="/v1/authentications", tags=["authentications"])
 

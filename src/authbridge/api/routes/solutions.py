@@ -24,7 +24,8 @@ from authbridge.api.solution_schemas import (
 from authbridge.services import solutions
 from authbridge.services.principals import Principal
 from authbridge.storage.models import SolutionInstance
-from authbridge.storage.repositories import MAX_PAGE_SIZE, EndUserRepository
+from authbridge.storage.pagination import MAX_PAGE_SIZE
+from authbridge.storage.repositories import EndUserRepository
 
 router = APIRouter(tags=["solutions"])
 

@@ -21,16 +21,10 @@ from authbridge.api.schemas import (
     UserTokenIn,
     UserTokenOut,
 )
+from authbridge.services import tenancy
 from authbridge.services.bridge import Bridge
 from authbridge.services.credential_reads import CredentialReader
-from authbridge.services.principals import mint_user_token
-from authbridge.storage.repositories import (
-    MAX_PAGE_SIZE,
-    AuditRepository,
-    EndUserRepository,
-    EnvironmentRepository,
-    MasterTokenRepository,
-)
+from authbridge.storage.pagination import MAX_PAGE_SIZE
 
 router = APIRouter(prefix="/v1", tags=["tenancy"])
 
@@ -47,9 +41,9 @@ def put_end_user(
             "external_user_id in the body must match the path", field="external_user_id"
         )
     with transaction(bridge, token, master=True) as (session, principal):
-        users = EndUserRepository(session)
-        end_user = users.get_or_create(principal.environment_id, external_user_id)
-        end_user = users.update(end_user, name=body.name, email=body.email)
+        end_user = tenancy.put_end_user(
+            session, principal.environment_id, external_user_id, name=body.name, email=body.email
+        )
         return EndUserOut.of(end_user)
 
 
@@ -58,37 +52,26 @@ def list_end_users(
     bridge: BridgeDep, token: TokenDep, limit: Limit = 50, cursor: Cursor = None
 ) -> PageOut[EndUserOut]:
     with transaction(bridge, token, master=True) as (session, principal):
-        page = EndUserRepository(session).list(principal.environment_id, limit=limit, cursor=cursor)
+        page = tenancy.end_users_page(session, principal.environment_id, limit=limit, cursor=cursor)
         return PageOut(items=[EndUserOut.of(u) for u in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/end-users/{external_user_id}", summary="Get an end user")
 def get_end_user(external_user_id: str, bridge: BridgeDep, token: TokenDep) -> EndUserOut:
     with transaction(bridge, token) as (session, principal):
-        end_user = EndUserRepository(session).get_by_external_id(
-            principal.environment_id, external_user_id
-        )
-        if end_user is None:
-            raise errors.NotFound(f"end user '{external_user_id}' not found")
-        principal.check_owner(end_user.id, what=f"end user '{external_user_id}'")
-        return EndUserOut.of(end_user)
+        return EndUserOut.of(tenancy.end_user(session, principal, external_user_id))
 
 
 @router.post("/user-tokens", status_code=201, summary="Mint a user token")
 def create_user_token(body: UserTokenIn, bridge: BridgeDep, token: TokenDep) -> UserTokenOut:
     """A short-lived token that sees and changes only this end user's data (created if new)."""
     with transaction(bridge, token, master=True) as (session, principal):
-        environment = EnvironmentRepository(session, bridge.keyring).get(principal.environment_id)
-        assert environment is not None
-        end_user = EndUserRepository(session).get_or_create(
-            principal.environment_id, body.external_user_id
-        )
-        minted, expires_at = mint_user_token(
+        end_user = tenancy.seen_end_user(session, principal.environment_id, body.external_user_id)
+        minted, expires_at = tenancy.issue_user_token(
+            bridge,
             session,
-            bridge.keyring,
-            environment,
+            principal.environment_id,
             end_user,
-            now=bridge.now(),
             ttl=timedelta(seconds=body.ttl_seconds),
         )
         return UserTokenOut(token=minted, expires_at=expires_at)
@@ -100,7 +83,7 @@ def create_master_token(
 ) -> IssuedMasterTokenOut:
     """The token is in this answer only; store it safely."""
     with transaction(bridge, token, master=True) as (session, principal):
-        issued = MasterTokenRepository(session).create(principal.environment_id, body.name)
+        issued = tenancy.create_master_token(session, principal.environment_id, body.name)
         shown = MasterTokenOut.of(issued.record).model_dump()
         return IssuedMasterTokenOut(**shown, token=issued.token)
 
@@ -110,8 +93,8 @@ def list_master_tokens(
     bridge: BridgeDep, token: TokenDep, include_revoked: bool = False
 ) -> list[MasterTokenOut]:
     with transaction(bridge, token, master=True) as (session, principal):
-        records = MasterTokenRepository(session).list(
-            principal.environment_id, include_revoked=include_revoked
+        records = tenancy.list_master_tokens(
+            session, principal.environment_id, include_revoked=include_revoked
         )
         return [MasterTokenOut.of(record) for record in records]
 
@@ -119,8 +102,7 @@ def list_master_tokens(
 @router.delete("/master-tokens/{token_id}", status_code=204, summary="Revoke a master token")
 def revoke_master_token(token_id: str, bridge: BridgeDep, token: TokenDep) -> Response:
     with transaction(bridge, token, master=True) as (session, principal):
-        if not MasterTokenRepository(session).revoke(principal.environment_id, token_id):
-            raise errors.NotFound(f"master token '{token_id}' not found")
+        tenancy.revoke_master_token(session, principal.environment_id, token_id)
     # This process stops trusting it at once; the others within the cache's bound.
     bridge.principals.clear()
     return Response(status_code=204)
@@ -155,7 +137,8 @@ def _audit_page(
     cursor: str | None,
 ) -> PageOut[AuditEventOut]:
     with transaction(bridge, token, master=True) as (session, principal):
-        page = AuditRepository(session).list(
+        page = tenancy.audit_page(
+            session,
             principal.environment_id,
             target_id=target_id,
             action=action,

@@ -24,7 +24,7 @@ from authbridge.api.schemas import (
 )
 from authbridge.services import webhooks
 from authbridge.storage.models import DeliveryStatus, WebhookDelivery
-from authbridge.storage.repositories import MAX_PAGE_SIZE
+from authbridge.storage.pagination import MAX_PAGE_SIZE
 from authbridge.storage.repositories.webhooks import IssuedEndpoint, WebhookRepository
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])

@@ -5,6 +5,7 @@ secrets are involved), flushes what it writes, and never commits: the request, c
 that opened the session owns the transaction.
 """
 
+from authbridge.storage.pagination import MAX_PAGE_SIZE, Page
 from authbridge.storage.repositories.audit import AuditEntry, AuditRepository, AuditRow, AuditRows
 from authbridge.storage.repositories.authentications import (
     UNSET,
@@ -38,7 +39,6 @@ from authbridge.storage.repositories.oauth_states import (
     IssuedOAuthState,
     OAuthStateRepository,
 )
-from authbridge.storage.repositories.pagination import MAX_PAGE_SIZE, Page
 from authbridge.storage.repositories.reencrypt import (
     ReencryptBatch,
     count_rows,

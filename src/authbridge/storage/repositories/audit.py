@@ -14,7 +14,7 @@ from sqlalchemy import Dialect, Table, select
 from sqlalchemy.orm import Session
 
 from authbridge.storage.models import AuditEvent, utcnow
-from authbridge.storage.repositories.pagination import DEFAULT_PAGE_SIZE, Page, fetch_page
+from authbridge.storage.pagination import DEFAULT_PAGE_SIZE, Page, fetch_page
 
 _SECRET_NAME = re.compile(
     r"(secret|password|passwd|token|credentials?|api_?key|authorization|cookie|private_?key)$",

@@ -40,8 +40,8 @@ from authbridge.storage.models import (
     new_id,
     utcnow,
 )
+from authbridge.storage.pagination import DEFAULT_PAGE_SIZE, Page, fetch_page
 from authbridge.storage.repositories._dml import affected_rows
-from authbridge.storage.repositories.pagination import DEFAULT_PAGE_SIZE, Page, fetch_page
 from authbridge.vault import AssociatedData, Keyring
 
 _CREDENTIALS = "credentials_ct"

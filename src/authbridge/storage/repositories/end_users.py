@@ -8,8 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from authbridge.errors import Conflict
 from authbridge.storage.models import EndUser, new_id, utcnow
-from authbridge.storage.repositories.pagination import DEFAULT_PAGE_SIZE, Page, fetch_page
+from authbridge.storage.pagination import DEFAULT_PAGE_SIZE, Page, fetch_page
 
 
 class EndUserRepository:
@@ -39,7 +40,8 @@ class EndUserRepository:
         name: str | None = None,
         email: str | None = None,
     ) -> EndUser:
-        """Add an end user; ``external_user_id`` must be new in the environment."""
+        """Add an end user; :class:`errors.Conflict` when ``external_user_id`` is not new in the
+        environment (also when a concurrent transaction has just added it)."""
         now = utcnow()
         end_user = EndUser(
             id=new_id(),
@@ -50,8 +52,13 @@ class EndUserRepository:
             created_at=now,
             updated_at=now,
         )
-        self.session.add(end_user)
-        self.session.flush()
+        try:
+            with self.session.begin_nested():  # a duplicate undoes this insert only
+                self.session.add(end_user)
+        except IntegrityError:
+            raise Conflict(
+                f"an end user with external id '{external_user_id}' already exists"
+            ) from None
         return end_user
 
     def get_or_create(
@@ -71,9 +78,8 @@ class EndUserRepository:
         if existing is not None:
             return existing
         try:
-            with self.session.begin_nested():
-                return self.create(environment_id, external_user_id, name=name, email=email)
-        except IntegrityError:
+            return self.create(environment_id, external_user_id, name=name, email=email)
+        except Conflict:
             created = self.get_by_external_id(environment_id, external_user_id)
             if created is None:
                 raise

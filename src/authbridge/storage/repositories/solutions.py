@@ -17,8 +17,8 @@ from authbridge.storage.models import (
     SolutionInstance,
     SolutionInstanceAuth,
 )
+from authbridge.storage.pagination import DEFAULT_PAGE_SIZE, Page, fetch_page
 from authbridge.storage.repositories.authentications import served_at
-from authbridge.storage.repositories.pagination import DEFAULT_PAGE_SIZE, Page, fetch_page
 
 
 @dataclass(frozen=True)
