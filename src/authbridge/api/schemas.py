@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from authbridge.jsonvalues import json_problem
+from authbridge.services.connectors import ConnectorSettings
 from authbridge.services.imports import ImportRequest
 from authbridge.storage.models import (
     AuditEvent,
@@ -32,7 +33,6 @@ from authbridge.storage.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
-from authbridge.storage.repositories import ConnectorSettings
 
 ItemT = TypeVar("ItemT")
 

@@ -7,7 +7,6 @@ a one-line message and exit status 1, never a traceback.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import typer
@@ -29,6 +28,7 @@ from authbridge.cli.common import (
 from authbridge.errors import CliError
 
 if TYPE_CHECKING:
+    from authbridge.services import reencryption
     from authbridge.storage import Database
     from authbridge.vault import Keyring
 
@@ -54,27 +54,20 @@ def db_upgrade() -> None:
 # -- keys --------------------------------------------------------------------------------------
 
 
-@dataclass
-class TableSummary:
-    table: str
-    rows: int
-    pending_before: int
-    pending_after: int
-
-
-def _reencrypt_all(database: Database, keyring: Keyring, batch_size: int) -> list[TableSummary]:
+def _reencrypt_all(
+    database: Database, keyring: Keyring, batch_size: int
+) -> list[reencryption.TableSummary]:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
         Progress,
+        TaskID,
         TextColumn,
         TimeElapsedColumn,
     )
 
-    from authbridge.storage.crypto import ENCRYPTED_COLUMNS
-    from authbridge.storage.repositories import count_rows, pending_count, reencrypt_batch
+    from authbridge.services import reencryption
 
-    summaries = []
     progress = Progress(
         TextColumn("{task.description:<18}"),
         BarColumn(),
@@ -82,26 +75,22 @@ def _reencrypt_all(database: Database, keyring: Keyring, batch_size: int) -> lis
         TimeElapsedColumn(),
         console=err,
     )
+    tasks: dict[str, TaskID] = {}
+
+    class Bar:
+        def started(self, table: str, rows: int) -> None:
+            tasks[table] = progress.add_task(table, total=rows)
+
+        def advanced(self, table: str, examined: int) -> None:
+            progress.advance(tasks[table], examined)
+
+        def finished(self, table: str) -> None:
+            task = tasks[table]
+            total = progress.tasks[task].total or 0
+            progress.update(task, completed=max(total, progress.tasks[task].completed))
+
     with progress:
-        for table in ENCRYPTED_COLUMNS:
-            with database.session(readonly=True) as session:
-                rows = count_rows(session, table)
-                pending_before = pending_count(session, keyring, table)
-            task = progress.add_task(table, total=rows)
-            after_id: str | None = None
-            while True:
-                # One transaction per batch: the server keeps writing in between.
-                with database.session() as session:
-                    batch = reencrypt_batch(session, keyring, table, batch_size, after_id)
-                progress.advance(task, batch.examined)
-                if batch.last_id is None or batch.examined < batch_size:
-                    break
-                after_id = batch.last_id
-            progress.update(task, completed=max(rows, progress.tasks[task].completed))
-            with database.session(readonly=True) as session:
-                pending_after = pending_count(session, keyring, table)
-            summaries.append(TableSummary(table, rows, pending_before, pending_after))
-    return summaries
+        return reencryption.reencrypt_all(database, keyring, batch_size, Bar())
 
 
 @keys_app.command("rotate")

@@ -10,11 +10,11 @@ output, so that ``$(authbridge connect-link ...)`` captures it.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -40,8 +40,8 @@ if TYPE_CHECKING:
     from authbridge.connectors.loader import Connector
     from authbridge.connectors.models import Fields
     from authbridge.services.bridge import Bridge
+    from authbridge.services.connectors import ConnectorSettings
     from authbridge.storage.models import Environment
-    from authbridge.storage.repositories import ConnectorSettings
 
 config_app = typer.Typer(
     help="Set up connectors per environment: OAuth client or consumer, redirect URI, scopes and "
@@ -159,37 +159,6 @@ def _parse_settings(pairs: list[str], declared: Fields, connector: Connector) ->
             raise CliError(f"connector '{connector.key}' has no setting '{name}' ({known})")
         parsed[name] = value
     return parsed
-
-
-def _merged_settings(
-    current: ConnectorSettings | None,
-    given: Mapping[str, str],
-    declared: Fields,
-    connector: Connector,
-) -> dict[str, Any]:
-    merged = dict(current.settings) if current is not None else {}
-    stale = sorted(name for name in merged if name not in declared)
-    for name in stale:
-        del merged[name]
-    if stale:
-        err.print(
-            f"Dropping setting(s) {', '.join(stale)}: connector '{connector.key}' no longer "
-            "declares them.",
-            markup=False,
-        )
-    for name, value in given.items():
-        if value == "":
-            merged.pop(name, None)
-        else:
-            merged[name] = value
-    return merged
-
-
-def _keep(given: str | None, stored: str | None) -> str | None:
-    """The value to store: the given one (``""`` clears it), else the stored one."""
-    if given is None:
-        return stored
-    return given or None
 
 
 def _redirect_note(connector_key: str, settings: ConnectorSettings | None) -> str:
@@ -333,7 +302,6 @@ def config_set(
         authbridge connector-config set salesforce --variant sandbox --client-id ID
     """
     from authbridge.services import connectors
-    from authbridge.storage.repositories import ConnectorConfigRepository
 
     with reported_errors():
         given_scopes = list(scopes or [])
@@ -361,33 +329,31 @@ def config_set(
                 given_settings[name] = reader.resolve(value, f"--setting {name}", label) or ""
             _check_length(client_secret, "--client-secret", MAX_CLIENT_SECRET)
             _check_length(consumer_secret, "--consumer-secret", MAX_CONSUMER_SECRET)
-            repository = ConnectorConfigRepository(state.session, state.bridge.keyring)
-            current = repository.get(state.environment.id, connector.key, stored_variant)
-            if given_scopes:
-                new_scopes: list[str] | None = given_scopes
-            elif default_scopes or current is None or current.scopes is None:
-                new_scopes = None
-            else:
-                new_scopes = list(current.scopes)
             try:
-                saved = connectors.configure(
+                update = connectors.update_config(
                     state.bridge,
                     state.session,
                     state.environment.id,
                     connector.key,
-                    client_id=_keep(client_id, current.client_id if current else None),
-                    client_secret=_keep(client_secret, current.client_secret if current else None),
-                    consumer_key=_keep(consumer_key, current.consumer_key if current else None),
-                    consumer_secret=_keep(
-                        consumer_secret, current.consumer_secret if current else None
-                    ),
-                    redirect_uri=_keep(redirect_uri, current.redirect_uri if current else None),
-                    scopes=new_scopes,
-                    settings=_merged_settings(current, given_settings, declared, connector),
+                    client_id=client_id,
+                    client_secret=client_secret,
+                    consumer_key=consumer_key,
+                    consumer_secret=consumer_secret,
+                    redirect_uri=redirect_uri,
+                    scopes=given_scopes,
+                    default_scopes=default_scopes,
+                    settings=given_settings,
                     variant=stored_variant,
                 )
             except errors.InvalidInput as error:
                 raise CliError(_option_message(error, declared)) from None
+            saved = update.saved
+            if update.dropped_settings:
+                err.print(
+                    f"Dropping setting(s) {', '.join(update.dropped_settings)}: connector "
+                    f"'{connector.key}' no longer declares them.",
+                    markup=False,
+                )
         # Committed: only now say so.
         of_variant = f" (variant {stored_variant})" if stored_variant else ""
         out.print(
@@ -424,14 +390,11 @@ def config_show(
     Secrets are shown only as "set" or "not set", settings by name only.
     """
     from authbridge.services import connectors
-    from authbridge.storage.repositories import ConnectorConfigRepository
 
     with reported_errors(), opened(env) as state:
         connector = state.bridge.registry.get(connector_key)
-        settings = ConnectorConfigRepository(state.session, state.bridge.keyring).get(
-            state.environment.id,
-            connector.key,
-            connectors.resolve_variant(connector, variant) or "",
+        settings = connectors.find_config(
+            state.bridge, state.session, state.environment.id, connector.key, variant
         )
         if _describe(state, connector, settings):
             _public_url_hint(state)
@@ -441,15 +404,9 @@ def config_show(
 def config_list(env: str = EnvOption) -> None:
     """List the environment's connector configurations (secrets only as set / not set)."""
     from authbridge.services import connectors
-    from authbridge.storage.repositories import ConnectorConfigRepository
 
     with reported_errors(), opened(env) as state:
-        repository = ConnectorConfigRepository(state.session, state.bridge.keyring)
-        rows = []
-        for record in repository.list(state.environment.id):
-            settings = repository.get(state.environment.id, record.connector_key, record.variant)
-            if settings is not None:
-                rows.append(settings)
+        rows = connectors.list_configs(state.bridge, state.session, state.environment.id)
         urls = {
             row.id: connectors.callback_url(state.bridge, row.connector_key, row) for row in rows
         }
@@ -493,16 +450,14 @@ def config_delete(
     Stored authentications are kept; OAuth ones cannot be refreshed until it is set again.
     """
     from authbridge.services import connectors
-    from authbridge.storage.repositories import ConnectorConfigRepository
 
     with reported_errors():
         with opened(env) as state:
-            stored_variant = ""
-            if variant:
-                connector = state.bridge.registry.get(connector_key)
-                stored_variant = connectors.resolve_variant(connector, variant) or ""
-            repository = ConnectorConfigRepository(state.session, state.bridge.keyring)
-            if not repository.delete(state.environment.id, connector_key, stored_variant):
+            stored_variant = connectors.stored_variant(state.bridge, connector_key, variant)
+            deleted = connectors.delete_config(
+                state.bridge, state.session, state.environment.id, connector_key, variant
+            )
+            if not deleted:
                 connector = state.bridge.registry.get(connector_key)
                 of_variant = f" (variant {stored_variant})" if stored_variant else ""
                 raise CliError(
@@ -563,7 +518,6 @@ def connect_link_command(
     """
     from authbridge.services import connect, connectors
     from authbridge.services.principals import Principal
-    from authbridge.storage.repositories import ConnectorConfigRepository
 
     with reported_errors():
         if not external_user_id.strip():
@@ -600,10 +554,8 @@ def connect_link_command(
                     f"--edit: there is no authentication '{edit}' in environment '{env}'"
                 ) from error
             connector = state.bridge.registry.get(connector_key)
-            stored = ConnectorConfigRepository(state.session, state.bridge.keyring).get(
-                state.environment.id,
-                connector.key,
-                connectors.resolve_variant(connector, variant) or "",
+            stored = connectors.find_config(
+                state.bridge, state.session, state.environment.id, connector.key, variant
             )
             hint = None if stored is None else _needs_hint(connector, stored)
             if stored is None and connector.auth_type in {"oauth1", "oauth2"}:

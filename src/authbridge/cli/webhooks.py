@@ -142,15 +142,20 @@ def add(
 @app.command("list")
 def list_endpoints(env: str = EnvOption) -> None:
     """List the environment's webhook endpoints (never their secrets)."""
+    from authbridge.services import webhooks
     from authbridge.storage.pagination import MAX_PAGE_SIZE
-    from authbridge.storage.repositories.webhooks import WebhookRepository
 
     with reported_errors(), opened(env) as state:
-        repo = WebhookRepository(state.session, state.keyring)
         endpoints: list[WebhookEndpoint] = []
         cursor = None
         while True:
-            page = repo.list_endpoints(state.environment.id, limit=MAX_PAGE_SIZE, cursor=cursor)
+            page = webhooks.endpoints_page(
+                state.keyring,
+                state.session,
+                state.environment.id,
+                limit=MAX_PAGE_SIZE,
+                cursor=cursor,
+            )
             endpoints.extend(page.items)
             cursor = page.next_cursor
             if cursor is None:
@@ -234,16 +239,17 @@ def deliveries(
     env: str = EnvOption,
 ) -> None:
     """List deliveries of events to endpoints, with their attempts and outcome."""
+    from authbridge.services import webhooks
     from authbridge.storage.models import DeliveryStatus
     from authbridge.storage.pagination import MAX_PAGE_SIZE
-    from authbridge.storage.repositories.webhooks import WebhookRepository
 
     with reported_errors(), opened(env) as state:
-        repo = WebhookRepository(state.session, state.keyring)
         rows: list[WebhookDelivery] = []
         cursor = None
         while len(rows) < limit:
-            page = repo.list_deliveries(
+            page = webhooks.deliveries_page(
+                state.keyring,
+                state.session,
                 state.environment.id,
                 endpoint_id=endpoint_id,
                 status=None if status is None else DeliveryStatus(status.value),
@@ -254,7 +260,7 @@ def deliveries(
             cursor = page.next_cursor
             if cursor is None:
                 break
-        types = repo.event_types_of(row.event_id for row in rows)
+        types = webhooks.event_types_of(state.keyring, state.session, rows)
     table = new_table(
         "id",
         "event",

@@ -24,7 +24,8 @@ from authbridge.mechanisms import ClientConfig, get_mechanism
 from authbridge.mechanisms.form import check_fields
 from authbridge.mechanisms.request_rules import token_values
 from authbridge.services.bridge import Bridge
-from authbridge.storage.repositories import ConnectorConfigRepository, ConnectorSettings
+from authbridge.storage.repositories import ConnectorConfigRepository
+from authbridge.storage.repositories import ConnectorSettings as ConnectorSettings  # its results
 
 MAX_SCOPES = 100
 
@@ -211,6 +212,127 @@ def configure(
         settings=checked,
         variant=chosen or "",
     )
+
+
+def stored_variant(bridge: Bridge, connector_key: str, variant: str | None) -> str:
+    """The stored name of a configuration's variant (``""``: the default), checked by the
+    registry when one is named."""
+    if not variant:
+        return ""
+    return resolve_variant(bridge.registry.get(connector_key), variant) or ""
+
+
+def find_config(
+    bridge: Bridge,
+    session: Session,
+    environment_id: str,
+    connector_key: str,
+    variant: str | None = None,
+) -> ConnectorSettings | None:
+    """The configuration of a connector's variant (its default when ``None``), or ``None``."""
+    return ConnectorConfigRepository(session, bridge.keyring).get(
+        environment_id, connector_key, stored_variant(bridge, connector_key, variant)
+    )
+
+
+def list_configs(bridge: Bridge, session: Session, environment_id: str) -> list[ConnectorSettings]:
+    """Every connector configuration of the environment."""
+    repository = ConnectorConfigRepository(session, bridge.keyring)
+    found = []
+    for record in repository.list(environment_id):
+        settings = repository.get(environment_id, record.connector_key, record.variant)
+        if settings is not None:
+            found.append(settings)
+    return found
+
+
+def delete_config(
+    bridge: Bridge,
+    session: Session,
+    environment_id: str,
+    connector_key: str,
+    variant: str | None = None,
+) -> bool:
+    """Remove the configuration of a connector's variant; whether there was one. Stored
+    authentications are kept (OAuth ones cannot be refreshed until it is set again)."""
+    return ConnectorConfigRepository(session, bridge.keyring).delete(
+        environment_id, connector_key, stored_variant(bridge, connector_key, variant)
+    )
+
+
+@dataclass(frozen=True)
+class ConfigUpdate:
+    """What :func:`update_config` saved, and the stored settings it dropped because the
+    connector no longer declares them."""
+
+    saved: ConnectorSettings
+    dropped_settings: tuple[str, ...]
+
+
+def update_config(
+    bridge: Bridge,
+    session: Session,
+    environment_id: str,
+    connector_key: str,
+    *,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+    consumer_key: str | None = None,
+    consumer_secret: str | None = None,
+    redirect_uri: str | None = None,
+    scopes: Sequence[str] | None = None,
+    default_scopes: bool = False,
+    settings: Mapping[str, str] | None = None,
+    variant: str | None = None,
+) -> ConfigUpdate:
+    """Change only what is given in a connector's configuration (creating it when there is
+    none), as :func:`configure` checks it.
+
+    A value left ``None`` keeps what is stored and ``""`` clears it; ``scopes`` replace the
+    stored ones and ``default_scopes`` goes back to the definition's; a setting given as ``""``
+    is removed. Stored settings the connector no longer declares are dropped (and named in
+    the result).
+    """
+    connector = bridge.registry.get(connector_key)
+    chosen = resolve_variant(connector, variant) or ""
+    current = ConnectorConfigRepository(session, bridge.keyring).get(
+        environment_id, connector.key, chosen
+    )
+    if scopes:
+        new_scopes: list[str] | None = list(scopes)
+    elif default_scopes or current is None or current.scopes is None:
+        new_scopes = None
+    else:
+        new_scopes = list(current.scopes)
+    declared = connector.definition().settings
+    merged = dict(current.settings) if current is not None else {}
+    dropped = tuple(sorted(name for name in merged if name not in declared))
+    for name in dropped:
+        del merged[name]
+    for name, value in (settings or {}).items():
+        if value == "":
+            merged.pop(name, None)
+        else:
+            merged[name] = value
+
+    def keep(given: str | None, stored: str | None) -> str | None:
+        return stored if given is None else given or None
+
+    saved = configure(
+        bridge,
+        session,
+        environment_id,
+        connector.key,
+        client_id=keep(client_id, current.client_id if current else None),
+        client_secret=keep(client_secret, current.client_secret if current else None),
+        consumer_key=keep(consumer_key, current.consumer_key if current else None),
+        consumer_secret=keep(consumer_secret, current.consumer_secret if current else None),
+        redirect_uri=keep(redirect_uri, current.redirect_uri if current else None),
+        scopes=new_scopes,
+        settings=merged,
+        variant=chosen,
+    )
+    return ConfigUpdate(saved=saved, dropped_settings=dropped)
 
 
 def _check_redirect_uri(value: str) -> None:

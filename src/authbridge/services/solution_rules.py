@@ -42,6 +42,11 @@ def get_solution(
     return solution
 
 
+def find_solution(session: Session, environment_id: str, solution_id: str) -> Solution | None:
+    """The environment's solution with this id, or ``None``."""
+    return SolutionRepository(session).get(environment_id, solution_id)
+
+
 def solution_of(session: Session, instance: SolutionInstance) -> Solution:
     solution = SolutionRepository(session).get(instance.environment_id, instance.solution_id)
     assert solution is not None  # the foreign key cascades: no instance outlives its solution

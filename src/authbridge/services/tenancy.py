@@ -8,6 +8,7 @@ owns the transaction.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -142,6 +143,16 @@ def end_user_by_id(session: Session, principal: Principal, user_id: str) -> EndU
         raise errors.NotFound(f"user '{user_id}' not found")
     principal.check_owner(found.id, what=f"user '{user_id}'")
     return found
+
+
+def external_ids(session: Session, end_user_ids: Iterable[str | None]) -> dict[str, str]:
+    """The host's ids of these end users (for the views of authentications and instances)."""
+    return EndUserRepository(session).external_ids(end_user_ids)
+
+
+def find_end_user(session: Session, environment_id: str, external_user_id: str) -> EndUser | None:
+    """The end user with this external id, or ``None``."""
+    return EndUserRepository(session).get_by_external_id(environment_id, external_user_id)
 
 
 def end_users_page(

@@ -108,6 +108,11 @@ def put(
     )
 
 
+def list_themes(session: Session, principal: Principal) -> list[Theme]:
+    """The environment's themes."""
+    return list(ThemeRepository(session).list(principal.environment_id))
+
+
 def get(session: Session, principal: Principal, key: str) -> Theme:
     principal.require_master()
     valid = KEY_PATTERN.fullmatch(key) is not None

@@ -44,8 +44,10 @@ from authbridge.redaction import redact
 from authbridge.services import metrics
 from authbridge.services.bridge import Bridge
 from authbridge.services.events import EVENT_TYPES
-from authbridge.storage.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
-from authbridge.storage.repositories.webhooks import UNSET, IssuedEndpoint, WebhookRepository
+from authbridge.storage.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from authbridge.storage.pagination import Page
+from authbridge.storage.repositories.webhooks import UNSET, WebhookRepository
+from authbridge.storage.repositories.webhooks import IssuedEndpoint as IssuedEndpoint  # results
 from authbridge.vault import Keyring
 
 log = logging.getLogger("authbridge.webhooks")
@@ -224,6 +226,74 @@ def rotate_secret(
     endpoint = get_endpoint(keyring, session, environment_id, endpoint_id)
     return WebhookRepository(session, keyring).rotate_secret(
         endpoint, keep_previous_until=now + grace if grace > timedelta(0) else None, now=now
+    )
+
+
+def endpoints_page(
+    keyring: Keyring,
+    session: Session,
+    environment_id: str,
+    *,
+    limit: int,
+    cursor: str | None = None,
+) -> Page[WebhookEndpoint]:
+    """One page of the environment's endpoints, oldest first."""
+    return WebhookRepository(session, keyring).list_endpoints(
+        environment_id, limit=limit, cursor=cursor
+    )
+
+
+def deliveries_page(
+    keyring: Keyring,
+    session: Session,
+    environment_id: str,
+    *,
+    endpoint_id: str | None = None,
+    event_id: str | None = None,
+    event_type: str | None = None,
+    status: DeliveryStatus | None = None,
+    limit: int,
+    cursor: str | None = None,
+) -> Page[WebhookDelivery]:
+    """One page of deliveries (each event to each endpoint), oldest first."""
+    return WebhookRepository(session, keyring).list_deliveries(
+        environment_id,
+        endpoint_id=endpoint_id,
+        event_id=event_id,
+        event_type=event_type,
+        status=status,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+def get_delivery(
+    keyring: Keyring, session: Session, environment_id: str, delivery_id: str
+) -> WebhookDelivery | None:
+    """The environment's delivery with this id, read afresh."""
+    return WebhookRepository(session, keyring).get_delivery(environment_id, delivery_id)
+
+
+def event_types_of(
+    keyring: Keyring, session: Session, deliveries: Iterable[WebhookDelivery]
+) -> dict[str, str]:
+    """The event type of each delivery's event, by event id (one query)."""
+    repository = WebhookRepository(session, keyring)
+    return repository.event_types_of(delivery.event_id for delivery in deliveries)
+
+
+def events_page(
+    keyring: Keyring,
+    session: Session,
+    environment_id: str,
+    *,
+    event_type: str | None = None,
+    limit: int,
+    cursor: str | None = None,
+) -> Page[WebhookEvent]:
+    """One page of the outbox (every event recorded), oldest first."""
+    return WebhookRepository(session, keyring).list_events(
+        environment_id, event_type=event_type, limit=limit, cursor=cursor
     )
 
 

@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 from strawberry.fastapi import BaseContext
 
 from authbridge import errors
+from authbridge.services import solution_rules
 from authbridge.services.bridge import Bridge
 from authbridge.services.principals import Principal, authenticate
 from authbridge.storage.models import Solution
-from authbridge.storage.repositories import SolutionRepository
 
 
 class GraphQLContext(BaseContext):
@@ -84,6 +84,6 @@ class GraphQLContext(BaseContext):
         solution share it, so a list of instances costs one query per distinct solution)."""
         if solution_id not in self._solutions:
             session, principal = self.use()
-            found = SolutionRepository(session).get(principal.environment_id, solution_id)
+            found = solution_rules.find_solution(session, principal.environment_id, solution_id)
             self._solutions[solution_id] = found
         return self._solutions[solution_id]

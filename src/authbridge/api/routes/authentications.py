@@ -32,18 +32,17 @@ from authbridge.api.schemas import (
     RequestAuthOut,
     timestamp,
 )
-from authbridge.services import authentications, credential_use, imports
+from authbridge.services import authentications, credential_use, imports, tenancy
 from authbridge.services.credential_reads import CredentialReader
 from authbridge.services.refresh import Outcome, Refresher
 from authbridge.storage.models import Authentication, AuthStatus
 from authbridge.storage.pagination import MAX_PAGE_SIZE
-from authbridge.storage.repositories import EndUserRepository
 
 router = APIRouter(prefix="/v1/authentications", tags=["authentications"])
 
 
 def views(session: Session, auths: Sequence[Authentication]) -> list[AuthenticationOut]:
-    external = EndUserRepository(session).external_ids(auth.end_user_id for auth in auths)
+    external = tenancy.external_ids(session, (auth.end_user_id for auth in auths))
     return [AuthenticationOut.of(auth, external.get(auth.end_user_id or "")) for auth in auths]
 
 

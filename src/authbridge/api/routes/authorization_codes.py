@@ -10,8 +10,7 @@ from pydantic import BaseModel, Field
 from authbridge import errors
 from authbridge.api.deps import BridgeDep, TokenDep, transaction
 from authbridge.api.schemas import MAX_TEXT, Request
-from authbridge.services import wizard
-from authbridge.storage.repositories import EndUserRepository
+from authbridge.services import tenancy, wizard
 
 router = APIRouter(prefix="/v1", tags=["wizard"])
 
@@ -55,11 +54,9 @@ def create_authorization_code(
                 "external_user_id is required with a master token", field="external_user_id"
             )
         else:
-            end_user_id = (
-                EndUserRepository(session)
-                .get_or_create(principal.environment_id, body.external_user_id)
-                .id
-            )
+            end_user_id = tenancy.seen_end_user(
+                session, principal.environment_id, body.external_user_id
+            ).id
         code, expires_at = wizard.create_authorization_code(
             bridge, session, principal, end_user_id=end_user_id, origin=body.origin
         )

@@ -12,8 +12,6 @@ from authbridge.api.schemas import ConnectorConfigIn, ConnectorConfigOut, Connec
 from authbridge.connectors.loader import Connector
 from authbridge.mechanisms import get_mechanism
 from authbridge.services import connectors
-from authbridge.services.bridge import Bridge
-from authbridge.storage.repositories import ConnectorConfigRepository
 
 router = APIRouter(prefix="/v1", tags=["connectors"])
 
@@ -21,13 +19,6 @@ VariantQuery = Annotated[
     str | None,
     Query(max_length=64, description="The connector's variant; its default when omitted"),
 ]
-
-
-def _config_variant(bridge: Bridge, key: str, variant: str | None) -> str:
-    """The stored variant of a configuration (``""``: the default), checked by the registry."""
-    if not variant:
-        return ""
-    return connectors.resolve_variant(bridge.registry.get(key), variant) or ""
 
 
 def connector_view(connector: Connector) -> ConnectorOut:
@@ -86,14 +77,12 @@ def get_import_template(
 @router.get("/connector-configs", summary="List connector configurations")
 def list_connector_configs(bridge: BridgeDep, token: TokenDep) -> list[ConnectorConfigOut]:
     with transaction(bridge, token, master=True) as (session, principal):
-        repo = ConnectorConfigRepository(session, bridge.keyring)
-        found = []
-        for record in repo.list(principal.environment_id):
-            settings = repo.get(principal.environment_id, record.connector_key, record.variant)
-            assert settings is not None
-            url = connectors.callback_url(bridge, record.connector_key, settings)
-            found.append(ConnectorConfigOut.of(settings, url))
-        return found
+        return [
+            ConnectorConfigOut.of(
+                settings, connectors.callback_url(bridge, settings.connector_key, settings)
+            )
+            for settings in connectors.list_configs(bridge, session, principal.environment_id)
+        ]
 
 
 @router.get("/connector-configs/{key}", summary="Get a connector configuration")
@@ -102,9 +91,7 @@ def get_connector_config(
 ) -> ConnectorConfigOut:
     """Secrets are never returned: only whether they are set."""
     with transaction(bridge, token, master=True) as (session, principal):
-        settings = ConnectorConfigRepository(session, bridge.keyring).get(
-            principal.environment_id, key, _config_variant(bridge, key, variant)
-        )
+        settings = connectors.find_config(bridge, session, principal.environment_id, key, variant)
         if settings is None:
             raise errors.NotFound(f"connector '{key}' has no configuration{_for(variant)}")
         return ConnectorConfigOut.of(settings, connectors.callback_url(bridge, key, settings))
@@ -144,9 +131,7 @@ def delete_connector_config(
     key: str, bridge: BridgeDep, token: TokenDep, variant: VariantQuery = None
 ) -> Response:
     with transaction(bridge, token, master=True) as (session, principal):
-        if not ConnectorConfigRepository(session, bridge.keyring).delete(
-            principal.environment_id, key, _config_variant(bridge, key, variant)
-        ):
+        if not connectors.delete_config(bridge, session, principal.environment_id, key, variant):
             raise errors.NotFound(f"connector '{key}' has no configuration{_for(variant)}")
     return Response(status_code=204)
 

@@ -21,11 +21,10 @@ from authbridge.api.solution_schemas import (
     auth_values_of,
     config_values_of,
 )
-from authbridge.services import solutions
+from authbridge.services import solutions, tenancy
 from authbridge.services.principals import Principal
 from authbridge.storage.models import SolutionInstance
 from authbridge.storage.pagination import MAX_PAGE_SIZE
-from authbridge.storage.repositories import EndUserRepository
 
 router = APIRouter(tags=["solutions"])
 
@@ -33,7 +32,7 @@ router = APIRouter(tags=["solutions"])
 def instance_views(
     session: Session, principal: Principal, instances: Sequence[SolutionInstance]
 ) -> list[InstanceOut]:
-    external = EndUserRepository(session).external_ids(i.end_user_id for i in instances)
+    external = tenancy.external_ids(session, (i.end_user_id for i in instances))
     found = {}
     views = []
     for instance in instances:
@@ -129,9 +128,7 @@ def list_instances(
     with transaction(bridge, token) as (session, principal):
         end_user_id = None
         if external_user_id is not None:
-            end_user = EndUserRepository(session).get_by_external_id(
-                principal.environment_id, external_user_id
-            )
+            end_user = tenancy.find_end_user(session, principal.environment_id, external_user_id)
             if end_user is None:
                 return PageOut(items=[], next_cursor=None)
             end_user_id = end_user.id

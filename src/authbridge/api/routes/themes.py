@@ -11,7 +11,6 @@ from authbridge.api.deps import BridgeDep, TokenDep, transaction
 from authbridge.api.schemas import Request
 from authbridge.services import themes
 from authbridge.storage.models import Theme
-from authbridge.storage.repositories import ThemeRepository
 
 router = APIRouter(prefix="/v1/themes", tags=["themes"])
 
@@ -77,7 +76,7 @@ def put_theme(
 @router.get("", summary="List themes")
 def list_themes(bridge: BridgeDep, token: TokenDep) -> list[ThemeOut]:
     with transaction(bridge, token, master=True) as (session, principal):
-        listed = ThemeRepository(session).list(principal.environment_id)
+        listed = themes.list_themes(session, principal)
         return [ThemeOut.of(theme, bridge.public_url) for theme in listed]
 
 

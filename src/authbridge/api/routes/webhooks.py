@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from authbridge import errors
@@ -23,9 +24,9 @@ from authbridge.api.schemas import (
     WebhookEventOut,
 )
 from authbridge.services import webhooks
+from authbridge.services.bridge import Bridge
 from authbridge.storage.models import DeliveryStatus, WebhookDelivery
 from authbridge.storage.pagination import MAX_PAGE_SIZE
-from authbridge.storage.repositories.webhooks import IssuedEndpoint, WebhookRepository
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
 
@@ -34,15 +35,15 @@ Cursor = Annotated[str | None, Query(max_length=512)]
 Id = Annotated[str | None, Query(max_length=64)]
 
 
-def _issued(issued: IssuedEndpoint) -> IssuedWebhookEndpointOut:
+def _issued(issued: webhooks.IssuedEndpoint) -> IssuedWebhookEndpointOut:
     shown = WebhookEndpointOut.of(issued.record).model_dump()
     return IssuedWebhookEndpointOut(**shown, secret=issued.secret)
 
 
 def _deliveries(
-    repo: WebhookRepository, deliveries: Sequence[WebhookDelivery]
+    bridge: Bridge, session: Session, deliveries: Sequence[WebhookDelivery]
 ) -> list[WebhookDeliveryOut]:
-    types = repo.event_types_of(delivery.event_id for delivery in deliveries)
+    types = webhooks.event_types_of(bridge.keyring, session, deliveries)
     return [WebhookDeliveryOut.of(d, types.get(d.event_id, "")) for d in deliveries]
 
 
@@ -74,8 +75,8 @@ def list_endpoints(
     bridge: BridgeDep, token: TokenDep, limit: Limit = 50, cursor: Cursor = None
 ) -> PageOut[WebhookEndpointOut]:
     with transaction(bridge, token, master=True) as (session, principal):
-        page = WebhookRepository(session, bridge.keyring).list_endpoints(
-            principal.environment_id, limit=limit, cursor=cursor
+        page = webhooks.endpoints_page(
+            bridge.keyring, session, principal.environment_id, limit=limit, cursor=cursor
         )
         return PageOut(
             items=[WebhookEndpointOut.of(item) for item in page.items],
@@ -154,11 +155,12 @@ async def send_test_event(
 
     def read() -> WebhookDeliveryOut:
         with transaction(bridge, token, master=True) as (session, principal):
-            repo = WebhookRepository(session, bridge.keyring)
-            delivery = repo.get_delivery(principal.environment_id, job.delivery_id)
+            delivery = webhooks.get_delivery(
+                bridge.keyring, session, principal.environment_id, job.delivery_id
+            )
             if delivery is None:
                 raise errors.NotFound(f"webhook endpoint '{endpoint_id}' not found")
-            return _deliveries(repo, [delivery])[0]
+            return _deliveries(bridge, session, [delivery])[0]
 
     return await run_in_threadpool(read)
 
@@ -176,8 +178,9 @@ def list_deliveries(
 ) -> PageOut[WebhookDeliveryOut]:
     """Each event to each endpoint, with its attempts and outcome, oldest first."""
     with transaction(bridge, token, master=True) as (session, principal):
-        repo = WebhookRepository(session, bridge.keyring)
-        page = repo.list_deliveries(
+        page = webhooks.deliveries_page(
+            bridge.keyring,
+            session,
             principal.environment_id,
             endpoint_id=endpoint_id,
             event_id=event_id,
@@ -186,7 +189,7 @@ def list_deliveries(
             limit=limit,
             cursor=cursor,
         )
-        return PageOut(items=_deliveries(repo, page.items), next_cursor=page.next_cursor)
+        return PageOut(items=_deliveries(bridge, session, page.items), next_cursor=page.next_cursor)
 
 
 @router.get("/webhook-events", summary="List webhook events")
@@ -199,8 +202,13 @@ def list_events(
 ) -> PageOut[WebhookEventOut]:
     """The outbox: every event recorded, whether or not an endpoint received it, oldest first."""
     with transaction(bridge, token, master=True) as (session, principal):
-        page = WebhookRepository(session, bridge.keyring).list_events(
-            principal.environment_id, event_type=type, limit=limit, cursor=cursor
+        page = webhooks.events_page(
+            bridge.keyring,
+            session,
+            principal.environment_id,
+            event_type=type,
+            limit=limit,
+            cursor=cursor,
         )
         return PageOut(
             items=[WebhookEventOut.of(event) for event in page.items],
