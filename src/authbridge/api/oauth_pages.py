@@ -23,7 +23,6 @@ from authbridge.api.rendering import (
     SECURITY_HEADERS,
     connect_page,
     expired_page,
-    in_transaction,
     is_expired_link,
     load_error,
     log,
@@ -49,8 +48,8 @@ async def start(bridge: Bridge, code: str, page: connect.ConnectPage) -> Respons
     """Send the browser to the provider, remembering the flow for the callback."""
     try:
         authorization = await oauth_connect.authorize(bridge, page)
-        issued = await in_transaction(
-            bridge, lambda session: oauth_connect.remember(bridge, session, page, authorization)
+        issued = await bridge.run(
+            lambda session: oauth_connect.remember(bridge, session, page, authorization)
         )
     except errors.AuthBridgeError as error:
         if error.status >= 500 and not isinstance(error, errors.ProviderError):
@@ -75,8 +74,8 @@ async def start_oauth(code: str, request: Request) -> Response:
     if not origin_allowed(request, bridge):
         return message_page(bridge, title="Not allowed", message=FORBIDDEN_ORIGIN, status_code=403)
     try:
-        page = await in_transaction(
-            bridge, lambda session: connect.load_page(bridge, session, code), readonly=True
+        page = await bridge.run(
+            lambda session: connect.load_page(bridge, session, code), readonly=True
         )
     except errors.AuthBridgeError as error:
         return load_error(bridge, error)
@@ -104,16 +103,14 @@ async def callback(connector: str, request: Request) -> Response:
         auth_type = bridge.registry.get(connector).auth_type
         lookup = oauth_connect.lookup_of(auth_type, query)
         cookie = oauth_connect.cookie_name(lookup)
-        claimed = await in_transaction(
-            bridge,
+        claimed = await bridge.run(
             lambda session: oauth_connect.claim(
                 bridge, session, connector, lookup, request.cookies.get(cookie)
             ),
         )
         result = await oauth_connect.complete(bridge, claimed, query)
         await connect.after_connect(bridge, claimed.page, result)
-        auth = await in_transaction(
-            bridge,
+        auth = await bridge.run(
             lambda session: connect.finish(bridge, session, None, claimed.page, result),
         )
         response: Response = success_page(

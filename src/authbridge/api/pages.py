@@ -29,7 +29,6 @@ from authbridge.api.rendering import (
     FORBIDDEN_ORIGIN,
     connect_page,
     expired_page,
-    in_transaction,
     is_expired_link,
     load_error,
     log,
@@ -52,8 +51,8 @@ router = APIRouter(include_in_schema=False)
 async def show(code: str, request: Request) -> Response:
     bridge = get_bridge(request)
     try:
-        page = await in_transaction(
-            bridge, lambda session: connect.load_page(bridge, session, code), readonly=True
+        page = await bridge.run(
+            lambda session: connect.load_page(bridge, session, code), readonly=True
         )
         if oauth_connect.is_oauth(page) and page.options.skip_auth_settings:
             return await oauth_pages.start(bridge, code, page)
@@ -72,8 +71,8 @@ async def submit(code: str, request: Request) -> Response:
     try:
         async with request.form() as form:
             submitted = {key: value for key, value in form.items() if isinstance(value, str)}
-        page = await in_transaction(
-            bridge, lambda session: connect.load_page(bridge, session, code), readonly=True
+        page = await bridge.run(
+            lambda session: connect.load_page(bridge, session, code), readonly=True
         )
     except errors.AuthBridgeError as error:
         return load_error(bridge, error)
@@ -101,9 +100,7 @@ async def _pick(
 ) -> Response:
     auth_id = submitted.get("authentication_id", "")
     try:
-        auth = await in_transaction(
-            bridge, lambda session: connect.pick(bridge, session, code, page, auth_id)
-        )
+        auth = await bridge.run(lambda session: connect.pick(bridge, session, code, page, auth_id))
     except errors.AuthBridgeError as error:
         if is_expired_link(error):
             return expired_page(bridge)
@@ -129,8 +126,7 @@ async def _connect(
         name = check_name(raw_name) if raw_name.strip() else None
         result = await connect.run_form(bridge, page, entered)
         await connect.after_connect(bridge, page, result)
-        auth = await in_transaction(
-            bridge,
+        auth = await bridge.run(
             lambda session: connect.finish(bridge, session, code, page, result, name=name),
         )
     except errors.AuthBridgeError as error:

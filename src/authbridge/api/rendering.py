@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.staticfiles import StaticFiles
 
@@ -259,18 +257,6 @@ def success_page(
 def _referrer(options: Mapping[str, Any]) -> dict[str, str]:
     policy = options.get("referrer_policy")
     return {"Referrer-Policy": policy} if isinstance(policy, str) else {}
-
-
-async def in_transaction(
-    bridge: Bridge, work: Callable[[Session], T], *, readonly: bool = False
-) -> T:
-    """Run ``work(session)`` in a transaction, in the threadpool."""
-
-    def run() -> T:
-        with bridge.session(readonly=readonly) as session:
-            return work(session)
-
-    return await run_in_threadpool(run)
 
 
 def is_expired_link(error: errors.AuthBridgeError) -> bool:

@@ -33,7 +33,6 @@ from authbridge.api.deps import get_bridge
 from authbridge.api.rendering import (
     FORBIDDEN_ORIGIN,
     SECURITY_HEADERS,
-    in_transaction,
     log,
     message_page,
     origin_allowed,
@@ -212,8 +211,7 @@ async def _show(request: Request, theme_key: str, path: str, **target: str | Non
     code = request.query_params.get("code", "")
     step = request.query_params.get("step", "")
     try:
-        screen = await in_transaction(
-            bridge,
+        screen = await bridge.run(
             lambda session: _load(bridge, session, code, theme_key, path, step, **target),
             readonly=True,
         )
@@ -233,8 +231,7 @@ async def _submit(request: Request, theme_key: str, path: str, **target: str | N
         async with request.form() as form:
             submitted = {key: value for key, value in form.items() if isinstance(value, str)}
         step = submitted.get("step", "")
-        screen = await in_transaction(
-            bridge,
+        screen = await bridge.run(
             lambda session: _load(bridge, session, code, theme_key, path, step, **target),
             readonly=True,
         )
@@ -280,13 +277,13 @@ async def _act(
 
     if action == "pick" and step != wizard.CONFIG_STEP:
         auth_id = submitted.get("authentication_id", "")
-        await in_transaction(
-            bridge, lambda session: wizard.pick(bridge, session, reload(session), step, auth_id)
+        await bridge.run(
+            lambda session: wizard.pick(bridge, session, reload(session), step, auth_id)
         )
         return _redirect(_location(bridge, path, code, screen.wizard.step_after(step)))
     if action == "connect" and step != wizard.CONFIG_STEP:
-        url, connect_session_id = await in_transaction(
-            bridge, lambda session: wizard.start_connect(bridge, session, reload(session), step)
+        url, connect_session_id = await bridge.run(
+            lambda session: wizard.start_connect(bridge, session, reload(session), step)
         )
         response = _redirect(url)
         _keep_code(bridge, response, connect_session_id, code)
@@ -297,8 +294,8 @@ async def _act(
             for key, value in submitted.items()
             if key.startswith(CONFIG_PREFIX)
         }
-        instance = await in_transaction(
-            bridge, lambda session: wizard.finish(bridge, session, reload(session), config)
+        instance = await bridge.run(
+            lambda session: wizard.finish(bridge, session, reload(session), config)
         )
         return render(
             bridge,
@@ -367,7 +364,7 @@ async def edit(theme_key: str, auth_id: str, request: Request) -> Response:
         return wizard.start_edit(bridge, session, opened, auth_id, options)
 
     try:
-        url, connect_session_id = await in_transaction(bridge, start)
+        url, connect_session_id = await bridge.run(start)
     except errors.AuthBridgeError as error:
         return _error_page(bridge, error)
     except Exception as exc:
@@ -387,8 +384,7 @@ async def came_back(request: Request) -> Response:
     code = request.cookies.get(cookie, "")
     try:
         _check_plain(code, connect_session_id, auth_id)
-        returned = await in_transaction(
-            bridge,
+        returned = await bridge.run(
             lambda session: wizard.connected(bridge, session, code, connect_session_id, auth_id),
         )
     except errors.AuthBridgeError as error:
@@ -420,9 +416,7 @@ async def stylesheet(theme_id: str, request: Request) -> Response:
     headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
     try:
         _check_plain(theme_id)
-        css = await in_transaction(
-            bridge, lambda session: themes.css_of(session, theme_id), readonly=True
-        )
+        css = await bridge.run(lambda session: themes.css_of(session, theme_id), readonly=True)
     except errors.NotFound:
         return Response("/* no such stylesheet */", 404, headers, media_type="text/css")
     return Response(css, 200, headers, media_type="text/css")

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from threading import Lock
+from typing import TypeVar
 
+import anyio.to_thread
 from sqlalchemy.orm import Session
 
 from authbridge.connectors.registry import Registry
@@ -60,6 +62,9 @@ class KeySource:
         return self._keyring
 
 
+T = TypeVar("T")
+
+
 @dataclass
 class Bridge:
     """The dependencies of the services, shared by every request of one process.
@@ -90,6 +95,23 @@ class Bridge:
         """A transaction, committed when the block ends without an exception."""
         with self.database.session(readonly=readonly) as session:
             yield session
+
+    async def run(self, work: Callable[[Session], T], *, readonly: bool = False) -> T:
+        """Run ``work(session)`` as one unit of work, in a worker thread: one transaction,
+        committed when ``work`` returns and rolled back when it raises. The one way pages,
+        services and the worker reach the database from the event loop; services themselves
+        take a session and never commit.
+
+        **No transaction spans a provider call.** A use case that calls a provider reads in one
+        ``run``, calls the mechanism outside any, and stores in another, so that a slow provider
+        never holds SQLite's write lock or a PostgreSQL row lock.
+        """
+
+        def unit() -> T:
+            with self.session(readonly=readonly) as session:
+                return work(session)
+
+        return await anyio.to_thread.run_sync(unit)
 
     def url(self, path: str) -> str:
         """An absolute URL on this server for ``path`` (which starts with ``/``)."""

@@ -18,8 +18,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
-
 from authbridge import errors
 from authbridge.mechanisms.base import PRIVATE_CREDENTIALS
 from authbridge.services import credential_use, freshness, metrics
@@ -66,12 +64,13 @@ class CredentialReader:
         """What rendering the request rules needs (:func:`credential_use.read_for_requests`),
         refreshed first when due; audited as ``authentication.request_auth_read``."""
 
-        def read() -> RequestCredentials:
-            with self.bridge.session(readonly=True) as session:
-                return credential_use.read_for_requests(self.bridge, session, principal, auth_id)
-
         async def read_async() -> RequestCredentials:
-            return await run_in_threadpool(read)
+            return await self.bridge.run(
+                lambda session: credential_use.read_for_requests(
+                    self.bridge, session, principal, auth_id
+                ),
+                readonly=True,
+            )
 
         found = await freshness.read_fresh(self.refresher, read_async, lambda found: found.auth)
         found = RequestCredentials(

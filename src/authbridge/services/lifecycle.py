@@ -27,7 +27,6 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from authbridge import errors
 from authbridge.connectors.models import OAuth2Definition
@@ -51,16 +50,6 @@ DELETION_LEASE = timedelta(seconds=60)
 REVOCATION_TIMEOUT = 10.0
 
 
-async def in_thread(bridge: Bridge, work: Callable[[Session], T], *, readonly: bool = False) -> T:
-    """Run ``work`` in one transaction, in a worker thread."""
-
-    def run() -> T:
-        with bridge.session(readonly=readonly) as session:
-            return work(session)
-
-    return await run_in_threadpool(run)
-
-
 async def find_ids(
     bridge: Bridge, query: Callable[[AuthenticationRepository], Sequence[str]]
 ) -> Sequence[str]:
@@ -69,8 +58,7 @@ async def find_ids(
     On PostgreSQL it is a read-write transaction, for ``FOR UPDATE SKIP LOCKED``; on SQLite a
     read-only one, so an idle worker never takes SQLite's write lock.
     """
-    return await in_thread(
-        bridge,
+    return await bridge.run(
         lambda session: query(AuthenticationRepository(session, bridge.keyring)),
         readonly=bridge.database.is_sqlite,
     )
@@ -78,8 +66,7 @@ async def find_ids(
 
 async def count_due(bridge: Bridge, now: datetime) -> int:
     """How many active auths are due for refresh at ``now`` (read-only)."""
-    return await in_thread(
-        bridge,
+    return await bridge.run(
         lambda session: AuthenticationRepository(session, bridge.keyring).count_due_for_refresh(
             now
         ),
@@ -133,7 +120,7 @@ async def warn_expiring(bridge: Bridge, *, warn_before: timedelta, limit: int = 
             sent += 1
         return sent
 
-    sent = await in_thread(bridge, work)
+    sent = await bridge.run(work)
     metrics.LIFECYCLE.labels("warned").inc(sent)
     return sent
 
@@ -177,7 +164,7 @@ async def expire_due(bridge: Bridge, *, limit: int = 500) -> int:
             expired.append((auth.id, auth.connector_key, message))
         return expired
 
-    expired = await in_thread(bridge, work)
+    expired = await bridge.run(work)
     # Once committed: a log line for a change that was rolled back would be false.
     for auth_id, connector_key, message in expired:
         log.warning("authentication %s (%s) is now expired: %s", auth_id, connector_key, message)
@@ -319,7 +306,7 @@ async def delete_one(bridge: Bridge, owner: str, auth_id: str) -> tuple[bool, bo
             revocation = None
         return auth, revocation
 
-    claimed = await in_thread(bridge, claim)
+    claimed = await bridge.run(claim)
     if claimed is None:
         return False, None
     _, revocation = claimed
@@ -347,7 +334,7 @@ async def delete_one(bridge: Bridge, owner: str, auth_id: str) -> tuple[bool, bo
         return True
 
     try:
-        deleted = await in_thread(bridge, finish)
+        deleted = await bridge.run(finish)
     except _LeaseLost:
         deleted = False
     if deleted:

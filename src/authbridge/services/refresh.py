@@ -45,7 +45,6 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from authbridge import errors
 from authbridge.mechanisms import ConnectResult, Context, get_mechanism
@@ -141,13 +140,6 @@ class Refresher:
         #: Seconds from the provider's answer to the commit of the new credentials, recent ones.
         self.store_windows: deque[float] = deque(maxlen=100_000)
         log.info("refresher %s runs in process %d", self.owner, os.getpid())
-
-    async def _db(self, work: Callable[[Session], T]) -> T:
-        def run() -> T:
-            with self.bridge.session() as session:
-                return work(session)
-
-        return await run_in_threadpool(run)
 
     async def _grouped(self, auth_id: str, work: Callable[[Session], T]) -> T:
         return await self._group.run(work, key=auth_id)
@@ -376,7 +368,7 @@ class Refresher:
             return repo.extend_lease(auth_id, self.owner, until=until)
 
         with contextlib.suppress(Exception):  # the store that follows reports the trouble
-            await self._db(extend)
+            await self.bridge.run(extend)
 
     def _take(
         self, session: Session, auth_id: str, *, force: bool
@@ -491,7 +483,7 @@ class Refresher:
         deadline = asyncio.get_running_loop().time() + self.lease.total_seconds() + 5
         while asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(WAIT_POLL_SECONDS)
-            state = await self._db(lambda session: _lease_state(self, session, auth_id))
+            state = await self.bridge.run(lambda session: _lease_state(self, session, auth_id))
             if state != "held":
                 return state == "released"
         raise errors.ProviderUnavailable(

@@ -33,7 +33,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
-import anyio.to_thread
 import httpx
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
@@ -501,20 +500,12 @@ def _give_up_disabled(bridge: Bridge, session: Session, job: Job, *, now: dateti
     )
 
 
-async def _in_thread(bridge: Bridge, work: Callable[[Session], T]) -> T:
-    def run() -> T:
-        with bridge.session() as session:
-            return work(session)
-
-    return await anyio.to_thread.run_sync(run)
-
-
 async def run_job(bridge: Bridge, job: Job, *, send_timeout: float = SEND_TIMEOUT) -> str:
     """Send one claimed delivery and record the outcome (``succeeded``, ``retrying``,
     ``failed``, or ``skipped`` when its claim ran out before it could be sent)."""
     now = bridge.now()
     if not job.enabled:
-        await _in_thread(bridge, lambda session: _give_up_disabled(bridge, session, job, now=now))
+        await bridge.run(lambda session: _give_up_disabled(bridge, session, job, now=now))
         metrics.DELIVERIES.labels("failed").inc()
         log.info("webhook delivery %s: endpoint %s is disabled", job.delivery_id, job.endpoint_id)
         return "failed"
@@ -525,9 +516,7 @@ async def run_job(bridge: Bridge, job: Job, *, send_timeout: float = SEND_TIMEOU
     else:
         attempt = await send(bridge.http, job, now=now, send_timeout=send_timeout)
     done = bridge.now()
-    outcome = await _in_thread(
-        bridge, lambda session: record(bridge, session, job, attempt, now=done)
-    )
+    outcome = await bridge.run(lambda session: record(bridge, session, job, attempt, now=done))
     metrics.DELIVERIES.labels(outcome).inc()
     if outcome == "succeeded":
         log.debug("webhook delivery %s succeeded", job.delivery_id)
@@ -557,8 +546,7 @@ async def deliver_due(
     """
     now = bridge.now()
     claim_until = now + claim_duration(limit, concurrency, send_timeout)
-    jobs = await _in_thread(
-        bridge,
+    jobs = await bridge.run(
         lambda session: claim(bridge, session, now=now, limit=limit, claim_until=claim_until),
     )
     if not jobs:
@@ -581,8 +569,7 @@ async def prune_events(bridge: Bridge, *, retention: timedelta, limit: int = 500
     """Delete up to ``limit`` events older than ``retention`` that no delivery waits on any
     more (with their deliveries): the outbox and its history do not grow without end."""
     before = bridge.now() - retention
-    return await _in_thread(
-        bridge,
+    return await bridge.run(
         lambda session: WebhookRepository(session, bridge.keyring).prune_events(
             before=before, limit=limit
         ),
