@@ -536,3 +536,41 @@ async def test_request_access_token_as_request_spec(
     provider.fail_next = (400, {"error": "invalid_grant", "error_description": "used code"})
     with pytest.raises(errors.InvalidToken, match="used code"):
         await mechanism.exchange_code(found, ctx, code=code, code_verifier=request.code_verifier)
+
+
+# --- revocation (RFC 7009) -------------------------------------------------------------------
+
+
+async def test_revocation_of_the_refresh_token_with_the_client_authenticated(
+    client: OutboundClient,
+) -> None:
+    found = definition(revokeUrl="https://as.example.test/revoke")
+    tokens = {"access_token": "a-tok", "refresh_token": "r-tok"}
+    revocation = mechanism.revocation(found, context(client, tokens=tokens))
+
+    assert revocation is not None
+    assert revocation.url == "https://as.example.test/revoke"
+    assert revocation.form["token"] == "r-tok"
+    assert revocation.form["token_type_hint"] == "refresh_token"
+    assert revocation.form["client_id"] == OAuth2Provider().client_id  # "body", the default
+    assert "r-tok" in revocation.secrets
+    assert "r-tok" not in repr(revocation)
+    basic = definition(revokeUrl="https://as.example.test/revoke", clientAuthentication="basic")
+    in_header = mechanism.revocation(basic, context(client, tokens=tokens))
+    assert in_header is not None
+    assert in_header.headers["Authorization"].startswith("Basic ")
+    assert "client_id" not in in_header.form
+
+
+async def test_no_revocation_without_an_endpoint_or_a_token(client: OutboundClient) -> None:
+    tokens = {"access_token": "a-tok"}
+    assert mechanism.revocation(definition(), context(client, tokens=tokens)) is None
+    with_endpoint = definition(revokeUrl="https://as.example.test/revoke")
+    assert mechanism.revocation(with_endpoint, context(client, tokens={})) is None
+
+
+async def test_a_revocation_needs_the_client_id(client: OutboundClient) -> None:
+    found = definition(revokeUrl="https://as.example.test/revoke")
+    unconfigured = context(client, config=ClientConfig(), tokens={"access_token": "a-tok"})
+    with pytest.raises(errors.NotConfigured, match="client id"):
+        mechanism.revocation(found, unconfigured)

@@ -8,8 +8,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
+import httpx
+
 from authbridge import errors
 from authbridge.connectors.models import AuthDefinition, AuthType, Fields
+from authbridge.http import OutboundClient
 from authbridge.mechanisms.context import Context
 from authbridge.spec import expiry
 
@@ -33,6 +36,29 @@ class ConnectResult:
     email: str | None = None
     expires_at: datetime | None = None
     scopes: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """A token revocation request (RFC 7009), built while the authentication is read and sent
+    once the transaction that deletes it has committed (no transaction spans a provider
+    call). ``secrets`` are what to redact from a failure's message."""
+
+    url: str
+    token_type_hint: str
+    form: Mapping[str, str] = field(repr=False)
+    headers: Mapping[str, str] = field(repr=False)
+    secrets: tuple[str, ...] = field(repr=False)
+
+    async def send(self, http: OutboundClient, *, wait_seconds: float) -> httpx.Response:
+        """POST the request, waiting at most ``wait_seconds``; the caller judges the answer."""
+        return await http.request(
+            "POST",
+            self.url,
+            data=dict(self.form),
+            headers=dict(self.headers),
+            timeout=wait_seconds,
+        )
 
 
 class Mechanism(ABC):
@@ -72,6 +98,13 @@ class Mechanism(ABC):
         if expires_at is None:
             return None
         return expiry.refresh_due_at(expires_at, expiry.refresh_margin(), issued_at=now)
+
+    def revocation(self, definition: AuthDefinition, context: Context) -> Revocation | None:
+        """The request that revokes the stored tokens (``context.tokens``) at the provider,
+        or ``None`` when there is nothing to revoke (the default: no tokens, or no endpoint).
+        An :class:`errors.AuthBridgeError` (or :class:`ValueError`) says why it cannot be
+        built."""
+        return None
 
     def hard_expires_at(
         self, definition: AuthDefinition, expires_at: datetime | None

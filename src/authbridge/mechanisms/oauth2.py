@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from authbridge import errors
 from authbridge.connectors.models import AuthDefinition, BearerAuth, OAuth2Definition, RequestSpec
-from authbridge.mechanisms.base import PRIVATE_CREDENTIALS, ConnectResult, Mechanism
+from authbridge.mechanisms.base import PRIVATE_CREDENTIALS, ConnectResult, Mechanism, Revocation
 from authbridge.mechanisms.context import Context
 from authbridge.mechanisms.oauth2_tokens import (
     TOKEN_KEYS,
@@ -33,7 +33,7 @@ from authbridge.mechanisms.oauth2_tokens import (
     requested_scopes,
 )
 from authbridge.mechanisms.properties import account_name, call, check_token, pick_path, resolve
-from authbridge.spec import expiry, rfc6749, rfc7636, rfc9207
+from authbridge.spec import expiry, rfc6749, rfc7009, rfc7636, rfc9207
 from authbridge.spec.templates import render_url
 
 __all__ = ["AuthorizationRequest", "OAuth2Mechanism", "check_callback"]
@@ -257,6 +257,31 @@ class OAuth2Mechanism(Mechanism):
             definition.refresh_before_exp, definition.refresh_before_exp_units
         )
         return expiry.refresh_due_at(expires_at, margin, issued_at=now)
+
+    def revocation(self, definition: AuthDefinition, context: Context) -> Revocation | None:
+        """RFC 7009 at ``revokeUrl``: the refresh token when there is one, else the access
+        token, with the client authenticated as for the token endpoint."""
+        definition = _oauth2(definition)
+        chosen = rfc7009.token_to_revoke(context.tokens)
+        if not definition.revoke_url or chosen is None:
+            return None
+        hint, token = chosen
+        config = context.config
+        if not config.client_id:
+            raise errors.NotConfigured("no OAuth client id configured")
+        headers, client_form = rfc6749.client_auth(
+            config.client_id, config.client_secret, definition.client_authentication
+        )
+        url = definition.revoke_url
+        if "{{" in url:
+            url = render_url(url, context.values())
+        return Revocation(
+            url=url,
+            token_type_hint=hint,
+            form=rfc7009.revocation_params(token, hint, client_form),
+            headers={"Accept": "application/json", **headers},
+            secrets=tuple(context.secrets()),
+        )
 
     def hard_expires_at(
         self, definition: AuthDefinition, expires_at: datetime | None

@@ -22,21 +22,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
 from authbridge import errors
-from authbridge.connectors.models import OAuth2Definition
-from authbridge.mechanisms import Context
+from authbridge.mechanisms import Context, Revocation, get_mechanism
 from authbridge.redaction import redact
 from authbridge.services import events, metrics
 from authbridge.services.bridge import Bridge
 from authbridge.services.connectors import ConnectorSetup, setup
-from authbridge.spec import rfc6749
-from authbridge.spec.templates import render_url
 from authbridge.storage.models import Authentication
 from authbridge.storage.repositories import AuditRepository, AuthenticationRepository
 
@@ -176,17 +173,6 @@ async def expire_due(bridge: Bridge, *, limit: int = 500) -> int:
 
 
 @dataclass(frozen=True)
-class Revocation:
-    """An RFC 7009 revocation request to send before deleting an authentication."""
-
-    url: str
-    token_type_hint: str
-    form: dict[str, str] = field(repr=False)
-    headers: dict[str, str] = field(repr=False)
-    secrets: list[str] = field(repr=False)
-
-
-@dataclass(frozen=True)
 class DeletionReport:
     deleted: int = 0
     revoked: int = 0
@@ -221,55 +207,27 @@ def revocation_for(
         log.warning("no revocation auth_id=%s reason=%s", auth.id, exc.message)
         return None
     definition = connector_setup.definition
-    if not isinstance(definition, OAuth2Definition) or not definition.revoke_url:
-        return None
-    stored = AuthenticationRepository(session, bridge.keyring).credentials(auth)
-    # Revoking the refresh token ends the whole grant at most providers (RFC 7009 §2.1).
-    hint = "refresh_token" if stored.get("refresh_token") else "access_token"
-    token = stored.get(hint)
-    if not isinstance(token, str) or not token:
-        return None
-    config = connector_setup.config
-    if not config.client_id:
-        log.warning("no revocation auth_id=%s reason=no OAuth client id configured", auth.id)
-        return None
     context = Context(
         http=bridge.http,
         now=now,
-        config=config,
+        config=connector_setup.config,
         callback_url=connector_setup.callback_url,
-        tokens=stored,
+        tokens=AuthenticationRepository(session, bridge.keyring).credentials(auth),
     )
-    secrets = context.secrets()
     try:
-        headers, client_form = rfc6749.client_auth(
-            config.client_id, config.client_secret, definition.client_authentication
-        )
-        url = definition.revoke_url
-        if "{{" in url:
-            url = render_url(url, context.values())
+        return get_mechanism(definition.type).revocation(definition, context)
     except (ValueError, errors.AuthBridgeError) as exc:
-        log.warning("no revocation auth_id=%s reason=%s", auth.id, redact(str(exc), secrets))
+        reason = exc.message if isinstance(exc, errors.AuthBridgeError) else str(exc)
+        log.warning(
+            "no revocation auth_id=%s reason=%s", auth.id, redact(reason, context.secrets())
+        )
         return None
-    return Revocation(
-        url=url,
-        token_type_hint=hint,
-        form={"token": token, "token_type_hint": hint, **client_form},
-        headers={"Accept": "application/json", **headers},
-        secrets=secrets,
-    )
 
 
 async def revoke(bridge: Bridge, auth_id: str, revocation: Revocation) -> bool:
     """Send the revocation request; log and swallow any failure (best effort)."""
     try:
-        response = await bridge.http.request(
-            "POST",
-            revocation.url,
-            data=revocation.form,
-            headers=revocation.headers,
-            timeout=REVOCATION_TIMEOUT,
-        )
+        response = await revocation.send(bridge.http, wait_seconds=REVOCATION_TIMEOUT)
     except Exception as exc:
         reason = redact(f"{type(exc).__name__}: {exc}", revocation.secrets)
         log.warning("revocation failed auth_id=%s reason=%s", auth_id, reason)
