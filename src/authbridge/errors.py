@@ -16,7 +16,8 @@ they occur.
     │   └── FormErrors             a form's problems, one message per field
     ├── NotFound                   no such object (or not visible to the caller)
     ├── Conflict                   the object changed meanwhile, or the request clashes with it
-    │   └── StaleAuthentication    an authentication changed or vanished since it was read
+    │   ├── StaleAuthentication    an authentication changed or vanished since it was read
+    │   └── ExpiredLink            a connect link (or its sign-in) expired or was used already
     ├── Unauthenticated            no usable API token
     ├── Forbidden                  the token may not do this
     ├── EgressDenied               an outbound request targets a forbidden address
@@ -146,6 +147,11 @@ class Conflict(AuthBridgeError):
 
 class StaleAuthentication(Conflict):
     """The authentication changed or disappeared since it was read; read it again and retry."""
+
+
+class ExpiredLink(Conflict):
+    """A connect link, or the provider sign-in started from it, has expired or was used
+    already: the page says so (and how to get a new link) instead of an error."""
 
 
 class Unauthenticated(AuthBridgeError):

@@ -100,8 +100,7 @@ async def callback(connector: str, request: Request) -> Response:
     query = {key: value for key, value in request.query_params.items()}
     cookie = None
     try:
-        auth_type = bridge.registry.get(connector).auth_type
-        lookup = oauth_connect.lookup_of(auth_type, query)
+        lookup = oauth_connect.lookup_of(bridge, connector, query)
         cookie = oauth_connect.cookie_name(lookup)
         claimed = await bridge.run(
             lambda session: oauth_connect.claim(

@@ -260,7 +260,7 @@ def _referrer(options: Mapping[str, Any]) -> dict[str, str]:
 
 
 def is_expired_link(error: errors.AuthBridgeError) -> bool:
-    return isinstance(error, errors.Conflict) and error.message == connect.EXPIRED_LINK
+    return isinstance(error, errors.ExpiredLink)
 
 
 def unexpected(bridge: Bridge, exc: Exception) -> HTMLResponse:

@@ -91,7 +91,7 @@ def _error_page(
     """The page of a failure before the wizard could be shown (expired code, unknown theme,
     someone else's instance or authentication)."""
     shown = theme or DEFAULT_THEME
-    if error.message == wizard.EXPIRED_CODE:
+    if isinstance(error, errors.ExpiredLink):
         title = "Link expired"
     elif isinstance(error, errors.NotFound | errors.ConnectorNotFound):
         title = "Not found"
@@ -249,7 +249,7 @@ async def _submit(request: Request, theme_key: str, path: str, **target: str | N
         }
         return _screen_page(bridge, screen, code, error=error, entered=entered, status_code=422)
     except errors.AuthBridgeError as error:
-        if error.message == wizard.EXPIRED_CODE:
+        if isinstance(error, errors.ExpiredLink):
             return _error_page(bridge, error, screen.theme)
         if error.status >= 500 and not isinstance(error, errors.ProviderError):
             log.error("wizard step failed: %s (%s)", error.message, error.code)

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from authbridge.connectors.models import AuthType
 from authbridge.mechanisms.api_key import ApiKeyMechanism
-from authbridge.mechanisms.base import ConnectResult, Mechanism, Revocation
+from authbridge.mechanisms.base import (
+    ConnectResult,
+    Mechanism,
+    RedirectMechanism,
+    Revocation,
+    SignIn,
+)
 from authbridge.mechanisms.context import ClientConfig, Context
 from authbridge.mechanisms.jwt import JwtMechanism
 from authbridge.mechanisms.none import NoneMechanism
@@ -21,7 +27,9 @@ __all__ = [
     "ConnectResult",
     "Context",
     "Mechanism",
+    "RedirectMechanism",
     "Revocation",
+    "SignIn",
     "get_mechanism",
 ]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
@@ -13,7 +13,7 @@ import httpx
 from authbridge import errors
 from authbridge.connectors.models import AuthDefinition, AuthType, Fields
 from authbridge.http import OutboundClient
-from authbridge.mechanisms.context import Context
+from authbridge.mechanisms.context import ClientConfig, Context
 from authbridge.spec import expiry
 
 #: Credentials only authbridge itself uses (to renew the others): never served to a caller,
@@ -112,3 +112,59 @@ class Mechanism(ABC):
         """When the end user must reconnect at the latest (``None``: the credentials are
         renewed, or never expire)."""
         return None
+
+    def signs_in_at_provider(self, definition: AuthDefinition) -> bool:
+        """Whether connecting sends the end user to the provider and back (a
+        :class:`RedirectMechanism`); every other definition connects from the connect page."""
+        return False
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """Where to send the end user to sign in at the provider, and what the callback needs.
+
+    ``lookup`` finds the pending sign-in when the provider redirects back (OAuth 2's
+    ``state``, OAuth 1.0a's request token); ``secrets`` (a PKCE verifier, a request token
+    secret) are kept server-side, encrypted, until then.
+    """
+
+    url: str = field(repr=False)
+    lookup: str = field(repr=False)
+    redirect_uri: str
+    scopes: tuple[str, ...]
+    secrets: Mapping[str, Any] = field(repr=False)
+
+
+class RedirectMechanism(Mechanism):
+    """A mechanism that connects by a round trip through the provider's sign-in page (OAuth
+    1.0a, the OAuth 2 authorization code grant): one protocol for the service that stores the
+    pending sign-in and answers the callback."""
+
+    def signs_in_at_provider(self, definition: AuthDefinition) -> bool:
+        return True
+
+    @abstractmethod
+    def missing_configuration(self, config: ClientConfig) -> str | None:
+        """What the host has still to configure before a sign-in can start (``client id``,
+        ``consumer key``), or ``None``."""
+
+    @abstractmethod
+    async def sign_in(
+        self, definition: AuthDefinition, context: Context, *, scopes: Sequence[str] | None
+    ) -> SignIn:
+        """Prepare the redirect to the provider (``scopes``: a connect link's own choice)."""
+
+    @abstractmethod
+    def callback_lookup(self, query: Mapping[str, str]) -> str:
+        """What in the callback's query finds the pending sign-in (``""`` when nothing)."""
+
+    @abstractmethod
+    async def signed_in(
+        self,
+        definition: AuthDefinition,
+        context: Context,
+        query: Mapping[str, str],
+        pending: SignIn,
+    ) -> ConnectResult:
+        """Check the provider's redirect back and trade it for credentials; ``pending`` is what
+        :meth:`sign_in` returned (its ``url`` no longer needed)."""

@@ -11,7 +11,7 @@ the ``Authorization`` header); :class:`OAuth1Signer` only adapts it to ``httpx.A
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -23,7 +23,7 @@ from authlib.oauth1.rfc5849.errors import OAuth1Error  # type: ignore[import-unt
 from authbridge import errors
 from authbridge.connectors.models import AuthDefinition, OAuth1Definition, RequestSpec
 from authbridge.http.client import with_params
-from authbridge.mechanisms.base import ConnectResult, Mechanism
+from authbridge.mechanisms.base import ConnectResult, RedirectMechanism, SignIn
 from authbridge.mechanisms.context import ClientConfig, Context
 from authbridge.mechanisms.properties import account_name, call, check_token, resolve
 from authbridge.spec.templates import render_url
@@ -103,10 +103,59 @@ def _config_secrets(config: ClientConfig) -> list[str]:
     return [value for value in (config.consumer_secret,) if value]
 
 
-class OAuth1Mechanism(Mechanism):
+#: Why a sign-in ends when the provider sends no verifier back (the end user said no).
+DENIED = "The authorization was denied."
+
+
+class OAuth1Mechanism(RedirectMechanism):
     """OAuth 1.0a: a popup flow in two steps, :meth:`start` and :meth:`complete`."""
 
     type = "oauth1"
+
+    # -- the sign-in round trip -------------------------------------------------------------
+
+    def missing_configuration(self, config: ClientConfig) -> str | None:
+        return None if config.consumer_key else "consumer key"
+
+    async def sign_in(
+        self, definition: AuthDefinition, context: Context, *, scopes: Sequence[str] | None
+    ) -> SignIn:
+        """A request token (the lookup; its secret kept) and the authorization URL."""
+        started = await self.start(definition, context)
+        return SignIn(
+            url=started.url,
+            lookup=started.request_token,
+            redirect_uri=context.callback_url or "",
+            scopes=(),
+            secrets={
+                "request_token": started.request_token,
+                "request_token_secret": started.request_token_secret,
+            },
+        )
+
+    def callback_lookup(self, query: Mapping[str, str]) -> str:
+        """``oauth_token``; a provider whose user denied access may send the request token as
+        ``denied`` instead (Twitter does)."""
+        return query.get("oauth_token", "") or query.get("denied", "")
+
+    async def signed_in(
+        self,
+        definition: AuthDefinition,
+        context: Context,
+        query: Mapping[str, str],
+        pending: SignIn,
+    ) -> ConnectResult:
+        verifier = query.get("oauth_verifier", "")
+        if query.get("denied") or not verifier:
+            raise errors.ProviderError(DENIED)
+        return await self.complete(
+            definition,
+            context,
+            request_token=str(pending.secrets["request_token"]),
+            request_token_secret=str(pending.secrets["request_token_secret"]),
+            oauth_token=query.get("oauth_token", ""),
+            oauth_verifier=verifier,
+        )
 
     async def connect(self, definition: AuthDefinition, context: Context) -> ConnectResult:
         raise errors.AuthBridgeError("OAuth 1.0a connects through start() and complete()")

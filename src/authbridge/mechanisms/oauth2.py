@@ -16,6 +16,7 @@ token when the provider sends none and taking a rotated one when it does.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -24,8 +25,14 @@ from urllib.parse import urlsplit
 
 from authbridge import errors
 from authbridge.connectors.models import AuthDefinition, BearerAuth, OAuth2Definition, RequestSpec
-from authbridge.mechanisms.base import PRIVATE_CREDENTIALS, ConnectResult, Mechanism, Revocation
-from authbridge.mechanisms.context import Context
+from authbridge.mechanisms.base import (
+    PRIVATE_CREDENTIALS,
+    ConnectResult,
+    RedirectMechanism,
+    Revocation,
+    SignIn,
+)
+from authbridge.mechanisms.context import ClientConfig, Context
 from authbridge.mechanisms.oauth2_tokens import (
     TOKEN_KEYS,
     Tokens,
@@ -95,8 +102,59 @@ def check_callback(
     return response.code
 
 
-class OAuth2Mechanism(Mechanism):
+class OAuth2Mechanism(RedirectMechanism):
     type = "oauth2"
+
+    # -- the sign-in round trip (the authorization code grant) --------------------------------
+
+    def signs_in_at_provider(self, definition: AuthDefinition) -> bool:
+        """The authorization code grant does; client credentials fetch a token directly."""
+        return _oauth2(definition).grant_type == "authorization_code"
+
+    def missing_configuration(self, config: ClientConfig) -> str | None:
+        return None if config.client_id else "client id"
+
+    async def sign_in(
+        self, definition: AuthDefinition, context: Context, *, scopes: Sequence[str] | None
+    ) -> SignIn:
+        """A fresh ``state`` (the lookup) and PKCE verifier (kept secret), and the scopes
+        asked for (:func:`requested_scopes`)."""
+        definition = _oauth2(definition)
+        state = secrets.token_urlsafe(32)
+        asked = requested_scopes(definition, context, scopes)
+        request = await self.authorization_request(definition, context, state=state, scopes=asked)
+        return SignIn(
+            url=request.url,
+            lookup=state,
+            redirect_uri=request.redirect_uri,
+            scopes=asked,
+            secrets={"code_verifier": request.code_verifier},
+        )
+
+    def callback_lookup(self, query: Mapping[str, str]) -> str:
+        return query.get("state", "")
+
+    async def signed_in(
+        self,
+        definition: AuthDefinition,
+        context: Context,
+        query: Mapping[str, str],
+        pending: SignIn,
+    ) -> ConnectResult:
+        """Check the redirect (``error``, RFC 9207 ``iss``) and trade the code for tokens with
+        the exact redirect URI and scopes of :meth:`sign_in`."""
+        definition = _oauth2(definition)
+        code = check_callback(
+            query, expected_issuer=definition.issuer, issuer_required=definition.issuer_required
+        )
+        return await self.exchange_code(
+            definition,
+            context,
+            code=code,
+            code_verifier=pending.secrets.get("code_verifier"),
+            redirect_uri=pending.redirect_uri,
+            scopes=pending.scopes,
+        )
 
     async def authorization_request(
         self,

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.orm import Session
 
 from authbridge import errors
-from authbridge.connectors.models import Fields, OAuth2Definition
+from authbridge.connectors.models import Fields
 from authbridge.mechanisms import ConnectResult, Context, get_mechanism
 from authbridge.mechanisms.form import check_fields
 from authbridge.mechanisms.properties import call
@@ -120,9 +120,7 @@ class ConnectPage:
         and OAuth 2 client credentials, which fetch their token without the end user).
         """
         definition = self.setup.definition
-        if isinstance(definition, OAuth2Definition):
-            return definition.grant_type == "authorization_code"
-        return definition.type == "oauth1"
+        return get_mechanism(definition.type).signs_in_at_provider(definition)
 
     @property
     def principal(self) -> Principal:
@@ -382,7 +380,7 @@ def finish(
     else:
         record = sessions.consume(code, now=now)
     if record is None:
-        raise errors.Conflict(EXPIRED_LINK)
+        raise errors.ExpiredLink(EXPIRED_LINK)
     if page.options.skip_title_field:
         name = None
     existing = None
@@ -429,7 +427,7 @@ def pick(
     if auth_id not in {auth.id for auth in page.existing}:
         raise errors.InvalidInput("choose one of the accounts listed", field="authentication_id")
     if ConnectSessionRepository(session).consume(code, now=bridge.now()) is None:
-        raise errors.Conflict(EXPIRED_LINK)
+        raise errors.ExpiredLink(EXPIRED_LINK)
     return authentications.get(bridge, session, page.principal, auth_id)
 
 

@@ -98,7 +98,8 @@ class Opened:
 
 
 def open_code(bridge: Bridge, session: Session, code: str) -> Opened:
-    """The unused, unexpired code; :class:`errors.NotFound` otherwise (nothing is used up)."""
+    """The unused, unexpired code; :class:`errors.ExpiredLink` otherwise (nothing is used
+    up)."""
     record = (
         AuthorizationCodeRepository(session).get_valid(code, now=bridge.now()) if code else None
     )
@@ -108,13 +109,13 @@ def open_code(bridge: Bridge, session: Session, code: str) -> Opened:
         else None
     )
     if record is None or end_user is None:
-        raise errors.NotFound(EXPIRED_CODE)
+        raise errors.ExpiredLink(EXPIRED_CODE)
     return Opened(record=record, end_user=end_user)
 
 
 def _use_up(bridge: Bridge, session: Session, opened: Opened) -> None:
     if not AuthorizationCodeRepository(session).consume(opened.record, now=bridge.now()):
-        raise errors.Conflict(EXPIRED_CODE)
+        raise errors.ExpiredLink(EXPIRED_CODE)
 
 
 # --- the wizard --------------------------------------------------------------------------------
