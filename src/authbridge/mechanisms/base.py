@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import httpx
 
 from authbridge import errors
-from authbridge.connectors.models import AuthDefinition, AuthType, Fields
+from authbridge.connectors.models import AuthDefinition, AuthType, Fields, FieldSpec
 from authbridge.http import OutboundClient
 from authbridge.mechanisms.context import ClientConfig, Context
 from authbridge.spec import expiry
@@ -65,6 +65,9 @@ class Mechanism(ABC):
     """One auth type's behaviour; stateless, so one instance serves every connector."""
 
     type: ClassVar[AuthType]
+    #: Whether rendering the request rules needs the connector's client secret (OAuth 1.0a
+    #: signs every request with the consumer secret), so that only a master token may read them.
+    request_auth_needs_master: ClassVar[bool] = False
 
     def form_fields(self, definition: AuthDefinition) -> Fields:
         """The inputs the connect page shows for ``definition`` (none by default)."""
@@ -117,6 +120,22 @@ class Mechanism(ABC):
         """Whether connecting sends the end user to the provider and back (a
         :class:`RedirectMechanism`); every other definition connects from the connect page."""
         return False
+
+    def import_template(self, definition: AuthDefinition) -> dict[str, Any]:
+        """What an import of these credentials holds besides the connector and the end user
+        (``GET /v1/connectors/{key}/import-template``), with placeholders: by default the
+        connect form's fields."""
+        fields = self.form_fields(definition)
+        return {"fields": {name: _placeholder(name, spec) for name, spec in fields.items()}}
+
+
+def _placeholder(name: str, spec: FieldSpec) -> str:
+    described = spec.name or name
+    if spec.options:
+        described += f": one of {', '.join(option.value for option in spec.options)}"
+    if not spec.required:
+        described += " (optional: remove this line to leave it empty)"
+    return f"<{described}>"
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,15 @@ class OAuth1Mechanism(RedirectMechanism):
     """OAuth 1.0a: a popup flow in two steps, :meth:`start` and :meth:`complete`."""
 
     type = "oauth1"
+    request_auth_needs_master = True
+
+    def import_template(self, definition: AuthDefinition) -> dict[str, Any]:
+        return {
+            "tokens": {
+                "access_token": "<access token>",
+                "access_token_secret": "<access token secret>",
+            }
+        }
 
     # -- the sign-in round trip -------------------------------------------------------------
 

@@ -40,6 +40,7 @@ from authbridge.mechanisms.oauth2_tokens import (
     requested_scopes,
 )
 from authbridge.mechanisms.properties import account_name, call, check_token, pick_path, resolve
+from authbridge.mechanisms.request_rules import token_values
 from authbridge.spec import expiry, rfc6749, rfc7009, rfc7636, rfc9207
 from authbridge.spec.templates import render_url
 
@@ -133,6 +134,25 @@ class OAuth2Mechanism(RedirectMechanism):
 
     def callback_lookup(self, query: Mapping[str, str]) -> str:
         return query.get("state", "")
+
+    def import_template(self, definition: AuthDefinition) -> dict[str, Any]:
+        """The tokens (and the values the request rules read from the token response), their
+        expiry and the scopes."""
+        definition = _oauth2(definition)
+        tokens = {
+            "access_token": "<access token>",
+            "refresh_token": "<refresh token, or remove this line when there is none>",
+        }
+        tokens |= {
+            name: f"<{name} from the token response>" for name in sorted(token_values(definition))
+        }
+        return {
+            "tokens": tokens,
+            "expires_at": (
+                "<when the access token expires, ISO 8601 with a time zone, or remove this line>"
+            ),
+            "scopes": list(definition.scope),
+        }
 
     async def signed_in(
         self,

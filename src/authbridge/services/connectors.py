@@ -19,10 +19,9 @@ from sqlalchemy.orm import Session
 
 from authbridge import errors
 from authbridge.connectors.loader import Connector, DefinitionContext
-from authbridge.connectors.models import AuthDefinition, FieldSpec, OAuth2Definition
+from authbridge.connectors.models import AuthDefinition
 from authbridge.mechanisms import ClientConfig, get_mechanism
 from authbridge.mechanisms.form import check_fields
-from authbridge.mechanisms.request_rules import token_values
 from authbridge.services.bridge import Bridge
 from authbridge.storage.repositories import ConnectorConfigRepository
 from authbridge.storage.repositories import ConnectorSettings as ConnectorSettings  # its results
@@ -82,34 +81,8 @@ def import_template(connector: Connector, variant: str | None = None) -> dict[st
         "external_user_id": "<your id for the end user>",
         "name": f"<a name for this {connector.label} account>",
     }
-    if definition.type == "oauth2":
-        assert isinstance(definition, OAuth2Definition)
-        template["tokens"] = {
-            "access_token": "<access token>",
-            "refresh_token": "<refresh token, or remove this line when there is none>",
-        } | {name: f"<{name} from the token response>" for name in sorted(token_values(definition))}
-        template["expires_at"] = (
-            "<when the access token expires, ISO 8601 with a time zone, or remove this line>"
-        )
-        template["scopes"] = list(definition.scope)
-    elif definition.type == "oauth1":
-        template["tokens"] = {
-            "access_token": "<access token>",
-            "access_token_secret": "<access token secret>",
-        }
-    else:
-        fields = get_mechanism(definition.type).form_fields(definition)
-        template["fields"] = {name: _placeholder(name, spec) for name, spec in fields.items()}
+    template |= get_mechanism(definition.type).import_template(definition)
     return template
-
-
-def _placeholder(name: str, spec: FieldSpec) -> str:
-    described = spec.name or name
-    if spec.options:
-        described += f": one of {', '.join(option.value for option in spec.options)}"
-    if not spec.required:
-        described += " (optional: remove this line to leave it empty)"
-    return f"<{described}>"
 
 
 def callback_url(bridge: Bridge, connector_key: str, settings: ConnectorSettings | None) -> str:

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from authbridge import errors
 from authbridge.connectors.models import (
     AuthDefinition,
-    OAuth1Definition,
 )
 from authbridge.mechanisms import get_mechanism, request_rules
 from authbridge.mechanisms.request_rules import RequestAuth
@@ -66,7 +65,8 @@ def read_for_requests(
         auth.connector_version,
         auth.connector_variant,
     )
-    if isinstance(connector.definition, OAuth1Definition) and not principal.is_master:
+    mechanism = get_mechanism(connector.definition.type)
+    if mechanism.request_auth_needs_master and not principal.is_master:
         raise errors.Forbidden(
             "OAuth 1.0a signing needs the connector's consumer secret, which only a master token"
             " may read"
