@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import String, column, inspect, select, table
 from sqlalchemy.pool import NullPool
 
-from authbridge.connectors.registry import Registry, folders_from_env
+from authbridge.connectors.registry import Registry
 from authbridge.errors import InvalidInput
 from authbridge.http import EgressPolicy, OutboundClient
 from authbridge.services.bridge import Bridge, KeySource
@@ -47,6 +47,8 @@ from authbridge.vault import ENV_VAR as KEYS_ENV_VAR
 from authbridge.vault import Keyring, from_env, load_or_create
 
 PUBLIC_URL_ENV_VAR = "AUTHBRIDGE_PUBLIC_URL"
+CONNECTORS_ENV_VAR = "AUTHBRIDGE_CONNECTORS"
+GRAPHIQL_ENV_VAR = "AUTHBRIDGE_GRAPHIQL"
 POOL_SIZE_ENV_VAR = "AUTHBRIDGE_DATABASE_POOL_SIZE"
 REFRESH_LEASE_ENV_VAR = "AUTHBRIDGE_REFRESH_LEASE_SECONDS"
 SERVE_OPTIONS_ENV_VAR = "AUTHBRIDGE_SERVE_OPTIONS"
@@ -65,7 +67,13 @@ class Settings:
     :data:`~authbridge.storage.db.POOL_SIZE`) is the process's budget of PostgreSQL connections,
     all kept open and never exceeded, so that every process sharing a server fits within its
     ``max_connections``; ``refresh_lease`` (``AUTHBRIDGE_REFRESH_LEASE_SECONDS``) replaces the
-    refresh lease's 30 seconds (tests that kill processes shorten it).
+    refresh lease's 30 seconds (tests that kill processes shorten it); ``connector_folders``
+    (``AUTHBRIDGE_CONNECTORS``, separated like ``PATH``) are loaded after the bundled catalog;
+    ``graphiql`` (``AUTHBRIDGE_GRAPHIQL=1``) serves the GraphiQL page at ``/graphql``.
+
+    This is the one place that reads ``AUTHBRIDGE_*`` variables (``AUTHBRIDGE_SERVE_OPTIONS``
+    excepted: ``serve`` writes it for its own processes, :class:`ServeOptions`); the table of
+    them all is in ``docs/configuration.md``.
     """
 
     home: Path
@@ -74,6 +82,8 @@ class Settings:
     public_url: str | None = None
     pool_size: int | None = None
     refresh_lease: timedelta | None = None
+    connector_folders: tuple[Path, ...] = ()
+    graphiql: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -90,6 +100,7 @@ class Settings:
         public_url = _check_public_url(environ.get(PUBLIC_URL_ENV_VAR, "").strip())
         pool_size = _positive(environ, POOL_SIZE_ENV_VAR, int)
         lease = _positive(environ, REFRESH_LEASE_ENV_VAR, float)
+        folders = environ.get(CONNECTORS_ENV_VAR, "")
         return cls(
             home=home,
             database_url=database_url,
@@ -97,6 +108,8 @@ class Settings:
             public_url=public_url,
             pool_size=pool_size,
             refresh_lease=None if lease is None else timedelta(seconds=lease),
+            connector_folders=tuple(Path(part) for part in folders.split(os.pathsep) if part),
+            graphiql=environ.get(GRAPHIQL_ENV_VAR, "").strip() == "1",
         )
 
     def base_url(self, host: str = "127.0.0.1", port: int = 8000) -> str:
@@ -334,7 +347,7 @@ def open_bridge(
     The connectors are the catalog plus ``AUTHBRIDGE_CONNECTORS`` and ``connector_folders``;
     ``allow_loopback`` lets connectors call providers on this machine (the sandbox).
     """
-    folders = [*folders_from_env(), *connector_folders]
+    folders = [*settings.connector_folders, *connector_folders]
     return Bridge(
         database=database,
         keys=KeySource(keyring, None if settings.keys_from_env else settings.key_file),

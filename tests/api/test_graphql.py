@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from graphql import GraphQLError, get_introspection_query
 from sqlalchemy import event
 
-from authbridge.api.graphql import GRAPHIQL_ENV_VAR, create_router
+from authbridge.api.graphql import create_router
 from authbridge.api.graphql.errors import coded
 from authbridge.api.graphql.schema import schema
 from authbridge.services import wizard
@@ -119,7 +119,7 @@ def test_graphiql_is_off_unless_enabled(api: Api) -> None:
 def test_graphiql_is_served_when_enabled(api: Api) -> None:
     app = FastAPI()
     app.state.bridge = api.bridge
-    app.include_router(create_router({GRAPHIQL_ENV_VAR: "1"}))
+    app.include_router(create_router(graphiql=True))
     with serve(app) as url:
         page = httpx.get(f"{url}/graphql", headers={"Accept": "text/html"}, timeout=10)
         assert page.status_code == 200

@@ -11,7 +11,8 @@ from sqlalchemy import func, literal, select, text
 from sqlalchemy.exc import DBAPIError, StatementError
 
 from authbridge.errors import InvalidInput
-from authbridge.storage import Database, configured_url, default_url, normalize_url, resolve_home
+from authbridge.runtime import Settings
+from authbridge.storage import Database, default_url, normalize_url
 from authbridge.storage.faults import POOL_EXHAUSTED, classify
 from authbridge.storage.models import Environment
 
@@ -37,31 +38,32 @@ def test_normalize_url_refuses_other_databases_without_echoing_the_url(url: str)
     assert "hunter22" not in raised.value.message
 
 
-def test_resolve_home_defaults_to_dot_authbridge_and_creates_it(
+def test_the_home_defaults_to_dot_authbridge_and_is_created_on_first_use(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
 
-    home = resolve_home({})
+    home = Settings.from_env({}).ensure_home()
 
     assert home == Path(".authbridge")
     assert (tmp_path / ".authbridge").is_dir()
 
 
-def test_resolve_home_follows_authbridge_home(tmp_path: Path) -> None:
-    home = resolve_home({"AUTHBRIDGE_HOME": str(tmp_path / "data")})
+def test_the_home_follows_authbridge_home(tmp_path: Path) -> None:
+    home = Settings.from_env({"AUTHBRIDGE_HOME": str(tmp_path / "data")}).ensure_home()
 
     assert home == tmp_path / "data"
     assert home.is_dir()
 
 
-def test_configured_url_is_the_sqlite_file_unless_a_database_url_is_set(tmp_path: Path) -> None:
+def test_the_database_is_the_sqlite_file_unless_a_database_url_is_set(tmp_path: Path) -> None:
     environ = {"AUTHBRIDGE_HOME": str(tmp_path)}
-    assert configured_url(environ) == f"sqlite:///{tmp_path / 'authbridge.db'}"
-    assert configured_url(environ) == default_url(tmp_path)
+    url = Settings.from_env(environ).resolved_database_url()
+    assert url == f"sqlite:///{tmp_path / 'authbridge.db'}"
+    assert url == default_url(tmp_path)
 
     environ["AUTHBRIDGE_DATABASE_URL"] = "postgres://ab@db/ab"
-    assert configured_url(environ) == "postgresql+psycopg://ab@db/ab"
+    assert Settings.from_env(environ).resolved_database_url() == "postgresql+psycopg://ab@db/ab"
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout(tmp_path: Path) -> None:

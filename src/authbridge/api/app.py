@@ -47,7 +47,11 @@ an opaque `cursor`.
 
 
 def create_app(
-    bridge: Bridge, *, worker: Worker | None = None, refresher: Refresher | None = None
+    bridge: Bridge,
+    *,
+    worker: Worker | None = None,
+    refresher: Refresher | None = None,
+    graphiql: bool = False,
 ) -> FastAPI:
     """The app around ``bridge``; with ``worker``, the app's lifespan runs it in the background
     (started at startup, stopped after the last request at shutdown). Credential reads refresh
@@ -126,7 +130,9 @@ def create_app(
     )
     app.include_router(metrics_router)
     app.router.routes.append(
-        Route("/graphql", LazyGraphQL(app), methods=["GET", "POST"], include_in_schema=False)
+        Route(
+            "/graphql", LazyGraphQL(app, graphiql), methods=["GET", "POST"], include_in_schema=False
+        )
     )
     app.include_router(pages.router)
     app.include_router(oauth_pages.router)
@@ -144,8 +150,9 @@ class LazyGraphQL:
     wait.
     """
 
-    def __init__(self, parent: FastAPI) -> None:
+    def __init__(self, parent: FastAPI, graphiql: bool = False) -> None:
         self.parent = parent
+        self.graphiql = graphiql
         self._app: ASGIApp | None = None
         self._building: asyncio.Lock | None = None
 
@@ -163,5 +170,5 @@ class LazyGraphQL:
         app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
         app.state = self.parent.state
         problems.install(app)
-        app.include_router(graphql.create_router())
+        app.include_router(graphql.create_router(graphiql=self.graphiql))
         return app

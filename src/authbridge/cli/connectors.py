@@ -29,10 +29,11 @@ PathsOption = typer.Option(
 
 
 def _registry(paths: list[Path] | None) -> Registry:
-    from authbridge.connectors.registry import Registry, folders_from_env
+    from authbridge.connectors.registry import Registry
+    from authbridge.runtime import Settings
 
     try:
-        return Registry.load(paths or folders_from_env())
+        return Registry.load(paths or Settings.from_env().connector_folders)
     except DefinitionError as exc:
         err.print("[red]Some connector definitions are invalid:[/red]")
         for problem in exc.problems:

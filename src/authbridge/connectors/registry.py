@@ -6,7 +6,6 @@ adjust a bundled definition by copying it into its folder.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +15,6 @@ from authbridge.connectors.loader import AUTH_FILES, Connector, load_connector
 from authbridge.errors import ConnectorNotFound, DefinitionError, Problem
 
 CATALOG = Path(__file__).resolve().parent.parent / "catalog"
-CONNECTORS_ENV = "AUTHBRIDGE_CONNECTORS"
 
 
 def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
@@ -80,12 +78,6 @@ def scan_folder(root: Path, *, origin: str) -> LoadReport:
         seen[ident] = auth_file
         report.connectors.append(connector)
     return report
-
-
-def folders_from_env() -> list[Path]:
-    """Folders named by ``AUTHBRIDGE_CONNECTORS`` (separated like PATH)."""
-    value = os.environ.get(CONNECTORS_ENV, "")
-    return [Path(part) for part in value.split(os.pathsep) if part]
 
 
 class Registry:

@@ -12,18 +12,14 @@ from authbridge.storage.db import (
     DATABASE_URL_ENV_VAR,
     HOME_ENV_VAR,
     Database,
-    configured_url,
     default_url,
     normalize_url,
-    resolve_home,
 )
 
 __all__ = [
     "DATABASE_URL_ENV_VAR",
     "HOME_ENV_VAR",
     "Database",
-    "configured_url",
     "default_url",
     "normalize_url",
-    "resolve_home",
 ]

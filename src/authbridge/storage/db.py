@@ -11,7 +11,6 @@ block commits when it ends normally or rolls back when it raises.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -47,28 +46,9 @@ _BEGIN_OPTION = "authbridge_sqlite_begin"
 _NO_BEGIN = "none"
 
 
-def resolve_home(environ: Mapping[str, str] | None = None) -> Path:
-    """Return the data folder (``AUTHBRIDGE_HOME`` or ``./.authbridge``), creating it if needed.
-
-    A new folder is made readable by its owner only: it holds the database and the key file.
-    """
-    environ = os.environ if environ is None else environ
-    home = Path(environ.get(HOME_ENV_VAR) or DEFAULT_HOME).expanduser()
-    if not home.is_dir():
-        home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return home
-
-
 def default_url(home: Path) -> str:
     """Return the URL of the embedded SQLite database inside the data folder ``home``."""
     return f"sqlite:///{(home / DATABASE_FILE).absolute()}"
-
-
-def configured_url(environ: Mapping[str, str] | None = None) -> str:
-    """Return ``AUTHBRIDGE_DATABASE_URL`` when set, else the SQLite file in the data folder."""
-    environ = os.environ if environ is None else environ
-    url = environ.get(DATABASE_URL_ENV_VAR, "").strip()
-    return normalize_url(url) if url else default_url(resolve_home(environ))
 
 
 def normalize_url(url: str) -> str:

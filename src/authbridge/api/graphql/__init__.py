@@ -9,8 +9,6 @@ page is served at ``GET /graphql`` only when ``AUTHBRIDGE_GRAPHIQL=1``.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import Depends
@@ -21,9 +19,7 @@ from authbridge.api.deps import BridgeDep, bearer
 from authbridge.api.graphql.context import GraphQLContext
 from authbridge.api.graphql.schema import schema
 
-__all__ = ["GRAPHIQL_ENV_VAR", "GraphQLContext", "create_router", "schema"]
-
-GRAPHIQL_ENV_VAR = "AUTHBRIDGE_GRAPHIQL"
+__all__ = ["GraphQLContext", "create_router", "schema"]
 
 
 async def _context(
@@ -33,10 +29,9 @@ async def _context(
     return GraphQLContext(bridge, credentials.credentials if credentials is not None else None)
 
 
-def create_router(environ: Mapping[str, str] | None = None) -> GraphQLRouter[GraphQLContext, None]:
-    """The ``/graphql`` endpoint; GraphiQL when ``AUTHBRIDGE_GRAPHIQL=1`` in ``environ``."""
-    environ = os.environ if environ is None else environ
-    graphiql = environ.get(GRAPHIQL_ENV_VAR, "").strip() == "1"
+def create_router(*, graphiql: bool = False) -> GraphQLRouter[GraphQLContext, None]:
+    """The ``/graphql`` endpoint, with the GraphiQL page when ``graphiql``
+    (``AUTHBRIDGE_GRAPHIQL=1``, :class:`~authbridge.runtime.Settings`)."""
     return GraphQLRouter(
         schema,
         path="/graphql",
