@@ -198,6 +198,7 @@ def _wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path) -
     pytest.fail(f"serve did not answer {url}:\n{log.read_text()}")
 
 
+@pytest.mark.processes
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 def test_serve_with_two_workers_runs_two_server_processes(home: Path, tmp_path: Path) -> None:
     port = free_port()

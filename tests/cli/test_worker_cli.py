@@ -171,6 +171,7 @@ def _wait_for(path: Path, text: str, process: subprocess.Popen[bytes], within: f
     pytest.fail(f"{text!r} did not appear:\n{path.read_text(encoding='utf-8')}")
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_a_worker_process_stops_cleanly_on_a_signal(
     home: Path, tmp_path: Path, stop_signal: signal.Signals
