@@ -15,7 +15,7 @@ from standardwebhooks import Webhook
 from starlette.responses import Response
 
 from authbridge.http import EgressPolicy, OutboundClient
-from authbridge.services import webhooks
+from authbridge.webhooks import service as webhooks
 from tests.api.conftest import Api
 from tests.api.helpers import assert_problem, import_key, user_token
 from tests.support.loopback import RecordingApp, serve

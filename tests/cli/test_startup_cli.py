@@ -22,7 +22,7 @@ from uvicorn.importer import import_from_string
 
 from authbridge import __version__
 from authbridge.api.factory import DisposesDatabase, app_from_environment
-from authbridge.cli import common, connect, webhooks
+from authbridge.cli import common, connect
 from authbridge.cli.serve import FACTORY
 from authbridge.errors import InvalidInput
 from authbridge.runtime import (
@@ -32,9 +32,10 @@ from authbridge.runtime import (
     Settings,
     migrate_database,
 )
-from authbridge.services.events import EVENT_TYPES
 from authbridge.storage.models import DeliveryStatus
 from authbridge.storage.repositories import DEFAULT_ENVIRONMENT
+from authbridge.webhooks import cli as webhooks
+from authbridge.webhooks.events import EVENT_TYPES
 from tests.support.loopback import serve
 from tests.support.processes import AUTHBRIDGE, free_port
 
@@ -48,7 +49,14 @@ HEAVY_MODULES = (
     "authbridge.api",
     "authbridge.runtime",
 )
-HEAVY_PACKAGES = ("authbridge.services", "authbridge.storage", "authbridge.connectors")
+HEAVY_PACKAGES = (
+    "authbridge.services",
+    "authbridge.storage",
+    "authbridge.connectors",
+    "authbridge.webhooks.service",
+    "authbridge.webhooks.events",
+    "authbridge.webhooks.repository",
+)
 EVERY_HELP = """
 import json, sys
 from typer.main import get_command

@@ -14,8 +14,8 @@ from authbridge.runtime import Settings, open_database, open_keyring
 from authbridge.storage import Database
 from authbridge.storage.models import metadata
 from authbridge.storage.repositories import EnvironmentRepository
-from authbridge.storage.repositories.webhooks import WebhookRepository
 from authbridge.vault import Keyring
+from authbridge.webhooks.repository import WebhookRepository
 
 runner = CliRunner()
 

@@ -19,7 +19,6 @@ from authbridge.cli import app
 from authbridge.runtime import Settings, open_database, open_keyring
 from authbridge.sandbox import SandboxSettings
 from authbridge.sandbox import create_app as create_sandbox
-from authbridge.services import events
 from authbridge.storage import Database
 from authbridge.storage.models import WebhookEvent, metadata, utcnow
 from authbridge.storage.repositories import (
@@ -28,6 +27,7 @@ from authbridge.storage.repositories import (
     EndUserRepository,
     EnvironmentRepository,
 )
+from authbridge.webhooks import events
 from tests.api.conftest import CONNECTORS
 from tests.services.test_refresh import CLIENT, refresh_requests, sandbox_tokens
 from tests.support.connectors import render_connectors

@@ -54,8 +54,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from authbridge.services import events
 from authbridge.storage.models import Authentication, AuthStatus, WebhookEvent
+from authbridge.webhooks import events
 from tests.processes import refresh_logs
 from tests.processes.chaos import (
     TOKEN_LIFETIME,

@@ -16,7 +16,6 @@ from sqlalchemy import select
 from starlette.responses import JSONResponse
 
 from authbridge.connectors.registry import Registry
-from authbridge.services import events
 from authbridge.services.bridge import Bridge
 from authbridge.services.refresh import Refresher
 from authbridge.services.worker import Worker, WorkerSettings
@@ -32,6 +31,7 @@ from authbridge.storage.repositories import (
     ConnectorConfigRepository,
     EndUserRepository,
 )
+from authbridge.webhooks import events
 from tests.services.test_refresh import due_oauth_auth, refresh_requests, stored
 from tests.support.loopback import Received, RecordingApp, serve
 

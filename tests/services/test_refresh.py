@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import select
 
 from authbridge.connectors.registry import Registry
-from authbridge.services import events
 from authbridge.services.bridge import Bridge
 from authbridge.services.refresh import Refresher
 from authbridge.storage.models import Authentication, AuthStatus, Environment, WebhookEvent
@@ -24,6 +23,7 @@ from authbridge.storage.repositories import (
     ConnectorConfigRepository,
     EndUserRepository,
 )
+from authbridge.webhooks import events
 from tests.api.conftest import CONNECTORS
 from tests.support.connectors import render_connectors
 from tests.support.faults import failing_refresh_failures, failing_refresh_stores

@@ -19,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from authbridge.errors import InvalidInput
 from authbridge.http import EgressPolicy, OutboundClient
-from authbridge.services import events, metrics, webhooks
+from authbridge.services import metrics
 from authbridge.services.bridge import Bridge
 from authbridge.storage.models import (
     Authentication,
@@ -29,7 +29,9 @@ from authbridge.storage.models import (
     WebhookEvent,
 )
 from authbridge.storage.repositories import AuthenticationRepository, EndUserRepository
-from authbridge.storage.repositories.webhooks import WebhookRepository, new_secret
+from authbridge.webhooks import events
+from authbridge.webhooks import service as webhooks
+from authbridge.webhooks.repository import WebhookRepository, new_secret
 from tests.support.loopback import Received, RecordingApp, serve
 
 pytestmark = pytest.mark.anyio

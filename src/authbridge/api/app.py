@@ -26,7 +26,6 @@ from authbridge.api.routes import (
     proxy,
     tenancy,
     themes,
-    webhooks,
 )
 from authbridge.api.routes.metrics import router as metrics_router
 from authbridge.api.routes.solutions import router as solutions_router
@@ -36,6 +35,7 @@ from authbridge.services.bridge import Bridge
 from authbridge.services.credential_reads import CredentialReader
 from authbridge.services.refresh import Refresher
 from authbridge.services.worker import BackgroundWorker, Worker
+from authbridge.webhooks import endpoints as webhooks
 
 DESCRIPTION = """\
 The auth layer for integrations. Authenticate with `Authorization: Bearer <token>`: a master

@@ -12,8 +12,8 @@ from authbridge.cli.imports import import_command
 from authbridge.cli.sandbox import sandbox_command
 from authbridge.cli.serve import serve_command
 from authbridge.cli.solutions import app as solutions_app
-from authbridge.cli.webhooks import app as webhooks_app
 from authbridge.cli.worker import worker_command
+from authbridge.webhooks.cli import app as webhooks_app
 
 app = typer.Typer(
     name="authbridge",

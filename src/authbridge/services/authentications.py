@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from authbridge import errors
 from authbridge.connectors.models import AuthDefinition
 from authbridge.mechanisms import ConnectResult, get_mechanism
-from authbridge.services import events, freshness
+from authbridge.services import freshness
 from authbridge.services.bridge import Bridge
 from authbridge.services.connectors import ConnectorSetup
 from authbridge.services.principals import Principal
@@ -29,6 +29,7 @@ from authbridge.storage.repositories import (
     EndUserRepository,
     Page,
 )
+from authbridge.webhooks import events
 
 TARGET = "authentication"
 MAX_NAME_LENGTH = 255

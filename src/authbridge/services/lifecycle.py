@@ -31,11 +31,12 @@ from sqlalchemy.orm import Session
 from authbridge import errors
 from authbridge.mechanisms import Context, Revocation, get_mechanism
 from authbridge.redaction import redact
-from authbridge.services import events, metrics
+from authbridge.services import metrics
 from authbridge.services.bridge import Bridge
 from authbridge.services.connectors import ConnectorSetup, setup
 from authbridge.storage.models import Authentication
 from authbridge.storage.repositories import AuditRepository, AuthenticationRepository
+from authbridge.webhooks import events
 
 log = logging.getLogger("authbridge.lifecycle")
 

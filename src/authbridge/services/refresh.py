@@ -49,7 +49,7 @@ from sqlalchemy.orm import Session
 from authbridge import errors
 from authbridge.mechanisms import ConnectResult, Context, get_mechanism
 from authbridge.redaction import redact
-from authbridge.services import events, freshness, metrics
+from authbridge.services import freshness, metrics
 from authbridge.services.authentications import refresh_due_at
 from authbridge.services.bridge import Bridge
 from authbridge.services.connectors import ConnectorSetup, setup
@@ -57,6 +57,7 @@ from authbridge.services.freshness import Freshness
 from authbridge.services.group_transactions import GroupTransactions
 from authbridge.storage.repositories import AuthenticationRepository
 from authbridge.storage.repositories.authentications import LeasedAuthentication
+from authbridge.webhooks import events
 
 log = logging.getLogger("authbridge.refresh")
 

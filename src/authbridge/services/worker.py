@@ -34,10 +34,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from authbridge.services import lifecycle, metrics, webhooks
+from authbridge.services import lifecycle, metrics
 from authbridge.services.bridge import Bridge
 from authbridge.services.refresh import Outcome, Refresher
 from authbridge.storage import faults
+from authbridge.webhooks import service as webhooks
 
 log = logging.getLogger("authbridge.worker")
 

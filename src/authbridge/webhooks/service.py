@@ -1,6 +1,6 @@
 """Webhooks: managing endpoints, and delivering the outbox with Standard Webhooks signatures.
 
-Events are written to the outbox by :func:`authbridge.services.events.emit` in the transaction
+Events are written to the outbox by :func:`authbridge.webhooks.events.emit` in the transaction
 of the change they report. :func:`deliver_due` sends what is due; the worker runs it in a loop
 of its own, so a slow or failing endpoint never delays a refresh. One call:
 
@@ -42,12 +42,12 @@ from authbridge.http import EgressPolicy, OutboundClient
 from authbridge.redaction import redact
 from authbridge.services import metrics
 from authbridge.services.bridge import Bridge
-from authbridge.services.events import EVENT_TYPES
 from authbridge.storage.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from authbridge.storage.pagination import Page
-from authbridge.storage.repositories.webhooks import UNSET, WebhookRepository
-from authbridge.storage.repositories.webhooks import IssuedEndpoint as IssuedEndpoint  # results
 from authbridge.vault import Keyring
+from authbridge.webhooks.events import EVENT_TYPES
+from authbridge.webhooks.repository import UNSET, WebhookRepository
+from authbridge.webhooks.repository import IssuedEndpoint as IssuedEndpoint  # results
 
 log = logging.getLogger("authbridge.webhooks")
 

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from authbridge.storage.models import Environment, WebhookDelivery, WebhookEndpoint
     from authbridge.vault import Keyring
 
-#: ``authbridge.services.events.EVENT_TYPES`` and the values of
+#: ``authbridge.webhooks.events.EVENT_TYPES`` and the values of
 #: ``authbridge.storage.models.DeliveryStatus``, repeated so that ``--help`` imports neither the
 #: services nor the storage (a test keeps them equal).
 EVENT_TYPES = (
@@ -108,8 +108,8 @@ def add(
     Verify the messages with any Standard Webhooks library and this secret, for example in
     Python: standardwebhooks.Webhook(secret).verify(body, headers).
     """
-    from authbridge.services import webhooks
     from authbridge.storage.models import utcnow
+    from authbridge.webhooks import service as webhooks
 
     with reported_errors():
         with opened(env) as state:
@@ -142,8 +142,8 @@ def add(
 @app.command("list")
 def list_endpoints(env: str = EnvOption) -> None:
     """List the environment's webhook endpoints (never their secrets)."""
-    from authbridge.services import webhooks
     from authbridge.storage.pagination import MAX_PAGE_SIZE
+    from authbridge.webhooks import service as webhooks
 
     with reported_errors(), opened(env) as state:
         endpoints: list[WebhookEndpoint] = []
@@ -187,7 +187,7 @@ def remove(
     env: str = EnvOption,
 ) -> None:
     """Remove a webhook endpoint; its pending deliveries are dropped."""
-    from authbridge.services import webhooks
+    from authbridge.webhooks import service as webhooks
 
     with reported_errors():
         with opened(env) as state:
@@ -211,8 +211,8 @@ def rotate_secret(
 
     For 24 hours, messages also carry a signature made with the old secret.
     """
-    from authbridge.services import webhooks
     from authbridge.storage.models import utcnow
+    from authbridge.webhooks import service as webhooks
 
     with reported_errors():
         with opened(env) as state:
@@ -239,9 +239,9 @@ def deliveries(
     env: str = EnvOption,
 ) -> None:
     """List deliveries of events to endpoints, with their attempts and outcome."""
-    from authbridge.services import webhooks
     from authbridge.storage.models import DeliveryStatus
     from authbridge.storage.pagination import MAX_PAGE_SIZE
+    from authbridge.webhooks import service as webhooks
 
     with reported_errors(), opened(env) as state:
         rows: list[WebhookDelivery] = []

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from authbridge.services.bridge import Bridge
 from authbridge.storage.models import Authentication
 from authbridge.storage.repositories import EndUserRepository
-from authbridge.storage.repositories.webhooks import WebhookRepository
+from authbridge.webhooks.repository import WebhookRepository
 
 CREATED: Final = "authentication.created"
 UPDATED: Final = "authentication.updated"

@@ -14,19 +14,19 @@ from starlette.concurrency import run_in_threadpool
 
 from authbridge import errors
 from authbridge.api.deps import BridgeDep, TokenDep, transaction
-from authbridge.api.schemas import (
+from authbridge.api.schemas import PageOut
+from authbridge.services.bridge import Bridge
+from authbridge.storage.models import DeliveryStatus, WebhookDelivery
+from authbridge.storage.pagination import MAX_PAGE_SIZE
+from authbridge.webhooks import service as webhooks
+from authbridge.webhooks.schemas import (
     IssuedWebhookEndpointOut,
-    PageOut,
     WebhookDeliveryOut,
     WebhookEndpointIn,
     WebhookEndpointOut,
     WebhookEndpointUpdate,
     WebhookEventOut,
 )
-from authbridge.services import webhooks
-from authbridge.services.bridge import Bridge
-from authbridge.storage.models import DeliveryStatus, WebhookDelivery
-from authbridge.storage.pagination import MAX_PAGE_SIZE
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
 
