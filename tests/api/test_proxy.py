@@ -31,8 +31,8 @@ from starlette.routing import Route
 
 from authbridge.connectors.registry import Registry
 from authbridge.http import EgressPolicy, OutboundClient
+from authbridge.proxy.service import request_headers, response_headers
 from authbridge.services.principals import DEFAULT_CACHE_SECONDS
-from authbridge.services.proxy import request_headers, response_headers
 from authbridge.storage.repositories import (
     AuthenticationRepository,
     ConnectorConfigRepository,

@@ -23,13 +23,13 @@ from authbridge.api.routes import (
     authorization_codes,
     connect_sessions,
     connectors,
-    proxy,
     tenancy,
     themes,
 )
 from authbridge.api.routes.metrics import router as metrics_router
 from authbridge.api.routes.solutions import router as solutions_router
 from authbridge.api.schemas import Health
+from authbridge.proxy import endpoints as proxy
 from authbridge.services.audit_trail import AuditTrail
 from authbridge.services.bridge import Bridge
 from authbridge.services.credential_reads import CredentialReader

@@ -29,7 +29,8 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from authbridge.api.deps import BridgeDep, TokenDep, bearer_token, caller, plain_params
-from authbridge.services import freshness, proxy, read_transactions
+from authbridge.proxy import service as proxy
+from authbridge.services import freshness, read_transactions
 from authbridge.services.audit_trail import AuditTrail
 from authbridge.services.bridge import Bridge
 from authbridge.services.credential_reads import CredentialReader
