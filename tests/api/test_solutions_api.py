@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
-from authbridge.services import solutions
 from authbridge.services.principals import Principal
+from authbridge.solutions import service as solutions
 from authbridge.storage.models import AuthStatus
 from authbridge.storage.repositories import (
     AuditRepository,

@@ -15,8 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from authbridge.services import solutions
 from authbridge.services.principals import Principal
+from authbridge.solutions import service as solutions
 from authbridge.storage.models import AuthorizationCode
 from tests.api.conftest import SANDBOX_KEY, Api
 from tests.api.helpers import import_key, user_token

@@ -19,8 +19,8 @@ from typing import Any, Literal
 import pytest
 from playwright.sync_api import Page, Route
 
-from authbridge.services import solutions
 from authbridge.services.principals import Principal
+from authbridge.solutions import service as solutions
 
 # The API tests' running server (on SQLite and PostgreSQL) and its sandbox provider.
 from tests.api.conftest import SANDBOX_KEY, Api, api, api_connectors, sandbox_url  # noqa: F401

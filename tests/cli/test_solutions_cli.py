@@ -9,8 +9,9 @@ import yaml
 from typer.testing import CliRunner, Result
 
 from authbridge.cli import app
+from authbridge.solutions.repository import SolutionRepository
 from authbridge.storage import Database
-from authbridge.storage.repositories import EnvironmentRepository, SolutionRepository
+from authbridge.storage.repositories import EnvironmentRepository
 from authbridge.vault import Keyring
 from tests.cli.conftest import both
 

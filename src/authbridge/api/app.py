@@ -27,7 +27,6 @@ from authbridge.api.routes import (
     themes,
 )
 from authbridge.api.routes.metrics import router as metrics_router
-from authbridge.api.routes.solutions import router as solutions_router
 from authbridge.api.schemas import Health
 from authbridge.proxy import endpoints as proxy
 from authbridge.services.audit_trail import AuditTrail
@@ -35,6 +34,7 @@ from authbridge.services.bridge import Bridge
 from authbridge.services.credential_reads import CredentialReader
 from authbridge.services.refresh import Refresher
 from authbridge.services.worker import BackgroundWorker, Worker
+from authbridge.solutions.endpoints import router as solutions_router
 from authbridge.webhooks import endpoints as webhooks
 
 DESCRIPTION = """\

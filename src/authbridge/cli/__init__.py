@@ -11,8 +11,8 @@ from authbridge.cli.connectors import app as connectors_app
 from authbridge.cli.imports import import_command
 from authbridge.cli.sandbox import sandbox_command
 from authbridge.cli.serve import serve_command
-from authbridge.cli.solutions import app as solutions_app
 from authbridge.cli.worker import worker_command
+from authbridge.solutions.cli import app as solutions_app
 from authbridge.webhooks.cli import app as webhooks_app
 
 app = typer.Typer(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from authbridge import errors
-from authbridge.services.solution_specs import value_problems
+from authbridge.solutions.specs import value_problems
 from authbridge.storage.models import ConfigSlot
 
 

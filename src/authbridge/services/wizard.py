@@ -27,10 +27,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from authbridge import errors
-from authbridge.services import authentications, config_form, solutions
+from authbridge.services import authentications, config_form
 from authbridge.services.bridge import Bridge
 from authbridge.services.connect import VARIANT_OPTION, ConnectOptions, check_origin
 from authbridge.services.principals import Principal
+from authbridge.solutions import service as solutions
 from authbridge.storage.models import (
     Authentication,
     AuthorizationCode,

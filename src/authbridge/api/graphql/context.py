@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 from strawberry.fastapi import BaseContext
 
 from authbridge import errors
-from authbridge.services import solution_rules
 from authbridge.services.bridge import Bridge
 from authbridge.services.principals import Principal, authenticate
+from authbridge.solutions import rules as solution_rules
 from authbridge.storage.models import Solution
 
 

@@ -19,7 +19,8 @@ import strawberry
 from authbridge import errors
 from authbridge.api.graphql.mutations import find_user
 from authbridge.api.graphql.types import Info, SolutionInstanceNode, mutation
-from authbridge.services import solutions, wizard
+from authbridge.services import wizard
+from authbridge.solutions import service as solutions
 
 
 @strawberry.input

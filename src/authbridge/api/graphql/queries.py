@@ -25,8 +25,9 @@ from authbridge.api.graphql.types import (
     page_cursor,
     page_size,
 )
-from authbridge.services import authentications, solutions, tenancy
+from authbridge.services import authentications, tenancy
 from authbridge.services.principals import Principal
+from authbridge.solutions import service as solutions
 
 ExternalUserId = Annotated[
     str | None,

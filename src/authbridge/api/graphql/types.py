@@ -17,7 +17,7 @@ import strawberry
 
 from authbridge import errors
 from authbridge.api.graphql.context import GraphQLContext
-from authbridge.services import solutions
+from authbridge.solutions import service as solutions
 from authbridge.storage.models import Authentication, EndUser, Solution, SolutionInstance
 from authbridge.storage.pagination import MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
 

@@ -8,7 +8,7 @@ A *solution instance* is one end user's copy of a solution: ``auth_values`` map 
 authentications (rows of :class:`SolutionInstanceAuth`, so an authentication's uses can be
 queried and a force-unique slot checked with an index), ``config_values`` map config slots to
 JSON values. The rules (ownership, connector, scopes, force-unique, static, enabling) live in
-``services/solutions.py``; the tables only keep the shape.
+``solutions/service.py``; the tables only keep the shape.
 """
 
 from __future__ import annotations

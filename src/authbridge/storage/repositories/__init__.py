@@ -45,7 +45,6 @@ from authbridge.storage.repositories.reencrypt import (
     pending_count,
     reencrypt_batch,
 )
-from authbridge.storage.repositories.solutions import AuthUse, SolutionRepository
 from authbridge.storage.repositories.themes import ThemeRepository
 
 __all__ = [
@@ -56,7 +55,6 @@ __all__ = [
     "AuditRepository",
     "AuditRow",
     "AuditRows",
-    "AuthUse",
     "AuthenticationRepository",
     "AuthorizationCodeRepository",
     "ClaimedOAuthState",
@@ -74,7 +72,6 @@ __all__ = [
     "OAuthStateRepository",
     "Page",
     "ReencryptBatch",
-    "SolutionRepository",
     "ThemeRepository",
     "count_rows",
     "pending_count",

@@ -19,8 +19,8 @@ from authbridge.cli.connect import CLI_ACTOR, Opened, opened
 from authbridge.errors import CliError
 
 if TYPE_CHECKING:
-    from authbridge.services import solutions
     from authbridge.services.principals import Principal
+    from authbridge.solutions import service as solutions
     from authbridge.storage.models import Solution
 
 app = typer.Typer(
@@ -39,7 +39,7 @@ def _principal(state: Opened) -> Principal:
 def _read_spec(path: Path) -> solutions.SolutionSpec:
     import yaml
 
-    from authbridge.services import solutions
+    from authbridge.solutions import service as solutions
 
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -85,7 +85,7 @@ def apply_command(
 
     See examples/solutions/typeform-to-sheets.yaml for every option.
     """
-    from authbridge.services import solutions
+    from authbridge.solutions import service as solutions
 
     with reported_errors():
         spec = _read_spec(file)
@@ -108,7 +108,7 @@ def apply_command(
 @app.command("list")
 def list_command(env: str = EnvOption) -> None:
     """List the environment's solutions."""
-    from authbridge.services import solutions
+    from authbridge.solutions import service as solutions
 
     with reported_errors(), opened(env) as state:
         principal = _principal(state)
@@ -165,7 +165,7 @@ def show_command(
     env: str = EnvOption,
 ) -> None:
     """Show a solution's slots: connectors, scopes, flags, schemas and defaults."""
-    from authbridge.services import solutions
+    from authbridge.solutions import service as solutions
 
     with reported_errors(), opened(env) as state:
         principal = _principal(state)
@@ -179,7 +179,7 @@ def delete_command(
     env: str = EnvOption,
 ) -> None:
     """Delete a solution and every instance of it (end users' settings are lost)."""
-    from authbridge.services import solutions
+    from authbridge.solutions import service as solutions
 
     with reported_errors():
         if not yes:

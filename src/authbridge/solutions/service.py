@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from authbridge import errors
 from authbridge.services.bridge import Bridge
 from authbridge.services.principals import Principal
-from authbridge.services.solution_instances import (
+from authbridge.solutions.instances import (
     create_instance,
     delete_instance,
     eligible_auths,
@@ -33,7 +33,8 @@ from authbridge.services.solution_instances import (
     list_instances,
     update_instance,
 )
-from authbridge.services.solution_rules import (
+from authbridge.solutions.repository import SolutionRepository
+from authbridge.solutions.rules import (
     SOLUTION,
     audit,
     effective_config,
@@ -43,7 +44,7 @@ from authbridge.services.solution_rules import (
     solution_of,
     touch,
 )
-from authbridge.services.solution_specs import (
+from authbridge.solutions.specs import (
     AuthSlotSpec,
     ConfigSlotSpec,
     SolutionSpec,
@@ -57,7 +58,6 @@ from authbridge.storage.models import (
     SolutionInstanceAuth,
     new_id,
 )
-from authbridge.storage.repositories import SolutionRepository
 
 __all__ = [
     "Applied",

@@ -11,7 +11,10 @@ from sqlalchemy.orm import Session
 from authbridge import errors
 from authbridge.api.deps import BridgeDep, TokenDep, transaction
 from authbridge.api.schemas import PageOut
-from authbridge.api.solution_schemas import (
+from authbridge.services import tenancy
+from authbridge.services.principals import Principal
+from authbridge.solutions import service as solutions
+from authbridge.solutions.schemas import (
     SPEC_EXAMPLE,
     InstanceCreate,
     InstanceOut,
@@ -21,8 +24,6 @@ from authbridge.api.solution_schemas import (
     auth_values_of,
     config_values_of,
 )
-from authbridge.services import solutions, tenancy
-from authbridge.services.principals import Principal
 from authbridge.storage.models import SolutionInstance
 from authbridge.storage.pagination import MAX_PAGE_SIZE
 

@@ -1,7 +1,7 @@
 """Bodies of ``/v1/solutions`` and ``/v1/solution-instances`` (camelCase, as the reference).
 
 Request bodies also accept snake_case keys and forbid unknown ones. A solution spec's body is
-checked by :func:`authbridge.services.solutions.parse_solution_spec`, so the API, the CLI's
+checked by :func:`authbridge.solutions.service.parse_solution_spec`, so the API, the CLI's
 YAML files and GraphQL report the same key paths.
 """
 
@@ -17,7 +17,7 @@ from pydantic.alias_generators import to_camel
 from authbridge import errors
 from authbridge.api.schemas import MAX_TEXT
 from authbridge.jsonvalues import json_problem
-from authbridge.services import solutions
+from authbridge.solutions import service as solutions
 from authbridge.storage.models import AuthSlot, ConfigSlot, Solution, SolutionInstance
 
 MAX_VALUES = 100

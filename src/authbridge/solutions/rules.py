@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from authbridge import errors
 from authbridge.services.bridge import Bridge
 from authbridge.services.principals import Principal
-from authbridge.services.solution_specs import value_problems
+from authbridge.solutions.repository import SolutionRepository
+from authbridge.solutions.specs import value_problems
 from authbridge.storage.models import (
     Authentication,
     AuthSlot,
@@ -23,7 +24,7 @@ from authbridge.storage.models import (
     Solution,
     SolutionInstance,
 )
-from authbridge.storage.repositories import AuditRepository, SolutionRepository
+from authbridge.storage.repositories import AuditRepository
 
 SOLUTION = "solution"
 INSTANCE = "solution_instance"

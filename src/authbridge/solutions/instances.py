@@ -31,7 +31,8 @@ from authbridge import errors
 from authbridge.services.authentications import check_name
 from authbridge.services.bridge import Bridge
 from authbridge.services.principals import Principal
-from authbridge.services.solution_rules import (
+from authbridge.solutions.repository import SolutionRepository
+from authbridge.solutions.rules import (
     INSTANCE,
     audit,
     effective_config,
@@ -43,7 +44,7 @@ from authbridge.services.solution_rules import (
     touch,
     unknown_slot,
 )
-from authbridge.services.solution_specs import value_problems
+from authbridge.solutions.specs import value_problems
 from authbridge.storage.models import (
     Authentication,
     AuthSlot,
@@ -53,7 +54,7 @@ from authbridge.storage.models import (
     new_id,
 )
 from authbridge.storage.pagination import DEFAULT_PAGE_SIZE
-from authbridge.storage.repositories import EndUserRepository, Page, SolutionRepository
+from authbridge.storage.repositories import EndUserRepository, Page
 
 __all__ = [
     "create_instance",
