@@ -15,7 +15,7 @@ from sqlalchemy import event
 from authbridge.api.graphql import create_router
 from authbridge.api.graphql.errors import coded
 from authbridge.api.graphql.schema import schema
-from authbridge.services import wizard
+from authbridge.wizard import service as wizard
 from tests.api.conftest import SANDBOX_KEY, Api
 from tests.api.helpers import import_key, sandbox_access_token, user_token
 from tests.support.loopback import serve

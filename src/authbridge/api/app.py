@@ -16,15 +16,13 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authbridge import __version__
-from authbridge.api import oauth_pages, pages, problems, rendering, wizard_pages
+from authbridge.api import oauth_pages, pages, problems, rendering
 from authbridge.api.deps import plain_params
 from authbridge.api.routes import (
     authentications,
-    authorization_codes,
     connect_sessions,
     connectors,
     tenancy,
-    themes,
 )
 from authbridge.api.routes.metrics import router as metrics_router
 from authbridge.api.schemas import Health
@@ -35,7 +33,10 @@ from authbridge.services.credential_reads import CredentialReader
 from authbridge.services.refresh import Refresher
 from authbridge.services.worker import BackgroundWorker, Worker
 from authbridge.solutions.endpoints import router as solutions_router
+from authbridge.themes import endpoints as themes
 from authbridge.webhooks import endpoints as webhooks
+from authbridge.wizard import endpoints as authorization_codes
+from authbridge.wizard import pages as wizard_pages
 
 DESCRIPTION = """\
 The auth layer for integrations. Authenticate with `Authorization: Bearer <token>`: a master

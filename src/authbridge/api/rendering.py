@@ -121,7 +121,7 @@ def render(
 
     ``form_action`` widens the CSP's ``form-action`` for the OAuth button (:func:`form_action`).
     """
-    values.setdefault("theme", None)  # the wizard's pages show their theme (services.themes)
+    values.setdefault("theme", None)  # the wizard's pages show their theme (themes.service)
     html = templates.get_template(template).render(
         stylesheet=static_url(bridge, "connect.css"),
         static_url=lambda name: static_url(bridge, name),

@@ -26,17 +26,18 @@ from authbridge.mechanisms import ConnectResult, Context, get_mechanism
 from authbridge.mechanisms.form import check_fields
 from authbridge.mechanisms.properties import call
 from authbridge.redaction import redact
-from authbridge.services import authentications, themes
+from authbridge.services import authentications
 from authbridge.services.bridge import Bridge
 from authbridge.services.connectors import ConnectorSetup, resolve_variant, setup
 from authbridge.services.principals import Principal
-from authbridge.services.themes import PageTheme
 from authbridge.storage.models import Authentication, ConnectSession, EndUser
 from authbridge.storage.repositories import (
     AuthenticationRepository,
     ConnectSessionRepository,
     EndUserRepository,
 )
+from authbridge.themes import service as themes
+from authbridge.themes.service import PageTheme
 
 EXPIRED_LINK = "This link has expired or was already used. Ask for a new one."
 MAX_PICKABLE = 50

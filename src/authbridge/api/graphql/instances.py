@@ -19,8 +19,8 @@ import strawberry
 from authbridge import errors
 from authbridge.api.graphql.mutations import find_user
 from authbridge.api.graphql.types import Info, SolutionInstanceNode, mutation
-from authbridge.services import wizard
 from authbridge.solutions import service as solutions
+from authbridge.wizard import service as wizard
 
 
 @strawberry.input

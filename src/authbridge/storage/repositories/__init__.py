@@ -12,10 +12,6 @@ from authbridge.storage.repositories.authentications import (
     AuthenticationRepository,
     served_at,
 )
-from authbridge.storage.repositories.authorization_codes import (
-    AuthorizationCodeRepository,
-    IssuedAuthorizationCode,
-)
 from authbridge.storage.repositories.connect_sessions import (
     ConnectSessionRepository,
     IssuedConnectSession,
@@ -45,7 +41,6 @@ from authbridge.storage.repositories.reencrypt import (
     pending_count,
     reencrypt_batch,
 )
-from authbridge.storage.repositories.themes import ThemeRepository
 
 __all__ = [
     "DEFAULT_ENVIRONMENT",
@@ -56,14 +51,12 @@ __all__ = [
     "AuditRow",
     "AuditRows",
     "AuthenticationRepository",
-    "AuthorizationCodeRepository",
     "ClaimedOAuthState",
     "ConnectSessionRepository",
     "ConnectorConfigRepository",
     "ConnectorSettings",
     "EndUserRepository",
     "EnvironmentRepository",
-    "IssuedAuthorizationCode",
     "IssuedConnectSession",
     "IssuedMasterToken",
     "IssuedOAuthState",
@@ -72,7 +65,6 @@ __all__ = [
     "OAuthStateRepository",
     "Page",
     "ReencryptBatch",
-    "ThemeRepository",
     "count_rows",
     "pending_count",
     "reencrypt_batch",

@@ -40,10 +40,11 @@ from authbridge.api.rendering import (
     unexpected,
     web_origin,
 )
-from authbridge.services import themes, wizard
 from authbridge.services.bridge import Bridge
-from authbridge.services.themes import PageTheme
 from authbridge.storage.models import Authentication
+from authbridge.themes import service as themes
+from authbridge.themes.service import PageTheme
+from authbridge.wizard import service as wizard
 
 router = APIRouter(include_in_schema=False)
 

@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field
 from authbridge import errors
 from authbridge.api.deps import BridgeDep, TokenDep, transaction
 from authbridge.api.schemas import MAX_TEXT, Request
-from authbridge.services import tenancy, wizard
+from authbridge.services import tenancy
+from authbridge.wizard import service as wizard
 
 router = APIRouter(prefix="/v1", tags=["wizard"])
 

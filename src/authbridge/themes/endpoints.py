@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 
 from authbridge.api.deps import BridgeDep, TokenDep, transaction
 from authbridge.api.schemas import Request
-from authbridge.services import themes
 from authbridge.storage.models import Theme
+from authbridge.themes import service as themes
 
 router = APIRouter(prefix="/v1/themes", tags=["themes"])
 

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from authbridge import errors
-from authbridge.services import authentications, config_form
+from authbridge.services import authentications
 from authbridge.services.bridge import Bridge
 from authbridge.services.connect import VARIANT_OPTION, ConnectOptions, check_origin
 from authbridge.services.principals import Principal
@@ -41,11 +41,9 @@ from authbridge.storage.models import (
     Solution,
     SolutionInstance,
 )
-from authbridge.storage.repositories import (
-    AuthorizationCodeRepository,
-    ConnectSessionRepository,
-    EndUserRepository,
-)
+from authbridge.storage.repositories import ConnectSessionRepository, EndUserRepository
+from authbridge.wizard import config_form
+from authbridge.wizard.repository import AuthorizationCodeRepository
 
 EXPIRED_CODE = "This link has expired or was already used. Ask the application for a new one."
 CONFIG_STEP = "config"

@@ -23,7 +23,7 @@ from authbridge import errors
 from authbridge.services.bridge import Bridge
 from authbridge.services.principals import Principal, storable_text
 from authbridge.storage.models import Theme
-from authbridge.storage.repositories import ThemeRepository
+from authbridge.themes.repository import ThemeRepository
 
 DEFAULT_KEY = "default"
 DEFAULT_TITLE = "Connect your accounts"
