@@ -66,8 +66,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from authbridge.runtime import Settings, keyring_json, open_database, open_keyring
-from authbridge.storage.repositories import (
-    AuthenticationRepository,
+from authbridge.storage.repositories import AuthenticationRepository
+from authbridge.tenancy.repository import (
     EndUserRepository,
     EnvironmentRepository,
     MasterTokenRepository,

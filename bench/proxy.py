@@ -71,7 +71,7 @@ from _common import (
 )
 
 from authbridge.runtime import Settings, open_database, open_keyring
-from authbridge.storage.repositories import EnvironmentRepository, MasterTokenRepository
+from authbridge.tenancy.repository import EnvironmentRepository, MasterTokenRepository
 
 RESULT_FILE = RESULTS / "proxy.json"
 TARGET_ADDED_P50_MS = 1.0

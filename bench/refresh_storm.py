@@ -76,12 +76,8 @@ from authbridge.runtime import keyring_json
 from authbridge.storage import Database
 from authbridge.storage.migrate import upgrade
 from authbridge.storage.models import Authentication, AuthStatus
-from authbridge.storage.repositories import (
-    AuthenticationRepository,
-    ConnectorConfigRepository,
-    EndUserRepository,
-    EnvironmentRepository,
-)
+from authbridge.storage.repositories import AuthenticationRepository, ConnectorConfigRepository
+from authbridge.tenancy.repository import EndUserRepository, EnvironmentRepository
 from authbridge.vault import Keyring
 
 RESULT_FILE = RESULTS / "refresh-storm.json"

@@ -24,7 +24,7 @@ from authbridge.sandbox import SandboxSettings
 from authbridge.sandbox import create_app as create_sandbox
 from authbridge.services.bridge import Bridge, KeySource
 from authbridge.storage import Database
-from authbridge.storage.repositories import (
+from authbridge.tenancy.repository import (
     EnvironmentRepository,
     IssuedMasterToken,
     MasterTokenRepository,

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import jwt
 
-from authbridge.storage.repositories import EnvironmentRepository
+from authbridge.tenancy.repository import EnvironmentRepository
 from tests.api.conftest import SANDBOX_KEY, Api
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code"}

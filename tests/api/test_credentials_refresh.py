@@ -12,7 +12,8 @@ import httpx
 
 from authbridge.connectors.registry import Registry
 from authbridge.storage.models import Environment
-from authbridge.storage.repositories import AuthenticationRepository, EnvironmentRepository
+from authbridge.storage.repositories import AuthenticationRepository
+from authbridge.tenancy.repository import EnvironmentRepository
 from tests.api.conftest import CONNECTORS, Api
 from tests.api.helpers import assert_problem
 from tests.services.test_refresh import due_oauth_auth, refresh_requests

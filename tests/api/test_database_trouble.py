@@ -24,7 +24,7 @@ from sqlalchemy import text
 
 from authbridge.api import create_app, problems
 from authbridge.storage import Database
-from authbridge.storage.repositories import EnvironmentRepository, MasterTokenRepository
+from authbridge.tenancy.repository import EnvironmentRepository, MasterTokenRepository
 from authbridge.vault import Keyring
 from tests.api.conftest import Api, make_bridge
 from tests.api.helpers import assert_problem, import_key

@@ -33,12 +33,8 @@ from authbridge.connectors.registry import Registry
 from authbridge.http import EgressPolicy, OutboundClient
 from authbridge.proxy.service import request_headers, response_headers
 from authbridge.services.principals import DEFAULT_CACHE_SECONDS
-from authbridge.storage.repositories import (
-    AuthenticationRepository,
-    ConnectorConfigRepository,
-    EndUserRepository,
-    MasterTokenRepository,
-)
+from authbridge.storage.repositories import AuthenticationRepository, ConnectorConfigRepository
+from authbridge.tenancy.repository import EndUserRepository, MasterTokenRepository
 from tests.api.conftest import Api
 from tests.api.helpers import assert_problem, user_token
 from tests.support.loopback import serve

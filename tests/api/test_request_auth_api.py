@@ -17,11 +17,8 @@ from authbridge.connectors.registry import Registry
 from authbridge.mechanisms.oauth1 import OAuth1Signer
 from authbridge.mechanisms.request_rules import RequestAuth
 from authbridge.storage.models import Authentication, AuthStatus
-from authbridge.storage.repositories import (
-    AuthenticationRepository,
-    ConnectorConfigRepository,
-    EndUserRepository,
-)
+from authbridge.storage.repositories import AuthenticationRepository, ConnectorConfigRepository
+from authbridge.tenancy.repository import EndUserRepository
 from tests.api.conftest import CONNECTORS, SANDBOX_KEY, Api
 from tests.api.helpers import assert_problem, import_key, user_token
 from tests.services.test_refresh import CLIENT, refresh_requests, sandbox_tokens

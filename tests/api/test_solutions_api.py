@@ -11,11 +11,8 @@ import httpx
 from authbridge.services.principals import Principal
 from authbridge.solutions import service as solutions
 from authbridge.storage.models import AuthStatus
-from authbridge.storage.repositories import (
-    AuditRepository,
-    AuthenticationRepository,
-    EndUserRepository,
-)
+from authbridge.storage.repositories import AuthenticationRepository
+from authbridge.tenancy.repository import AuditRepository, EndUserRepository
 from tests.api.conftest import SANDBOX_KEY, Api
 from tests.api.helpers import assert_problem, import_key, user_token
 from tests.support.rows import set_status

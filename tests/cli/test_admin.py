@@ -17,8 +17,8 @@ from authbridge.runtime import Settings, open_database
 from authbridge.storage import Database
 from authbridge.storage.migrate import current_revision, head_revision
 from authbridge.storage.models import Authentication, MasterToken
-from authbridge.storage.repositories import (
-    AuthenticationRepository,
+from authbridge.storage.repositories import AuthenticationRepository
+from authbridge.tenancy.repository import (
     EndUserRepository,
     EnvironmentRepository,
     MasterTokenRepository,

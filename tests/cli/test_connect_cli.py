@@ -19,9 +19,8 @@ from authbridge.storage.repositories import (
     ConnectorConfigRepository,
     ConnectorSettings,
     ConnectSessionRepository,
-    EndUserRepository,
-    EnvironmentRepository,
 )
+from authbridge.tenancy.repository import EndUserRepository, EnvironmentRepository
 from authbridge.vault import Keyring
 from tests.cli.conftest import both
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner, Result
 from authbridge.cli import app
 from authbridge.solutions.repository import SolutionRepository
 from authbridge.storage import Database
-from authbridge.storage.repositories import EnvironmentRepository
+from authbridge.tenancy.repository import EnvironmentRepository
 from authbridge.vault import Keyring
 from tests.cli.conftest import both
 

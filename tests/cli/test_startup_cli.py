@@ -33,7 +33,7 @@ from authbridge.runtime import (
     migrate_database,
 )
 from authbridge.storage.models import DeliveryStatus
-from authbridge.storage.repositories import DEFAULT_ENVIRONMENT
+from authbridge.tenancy.repository import DEFAULT_ENVIRONMENT
 from authbridge.webhooks import cli as webhooks
 from authbridge.webhooks.events import EVENT_TYPES
 from tests.support.loopback import serve

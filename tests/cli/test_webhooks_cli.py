@@ -13,7 +13,7 @@ from authbridge.cli import app
 from authbridge.runtime import Settings, open_database, open_keyring
 from authbridge.storage import Database
 from authbridge.storage.models import metadata
-from authbridge.storage.repositories import EnvironmentRepository
+from authbridge.tenancy.repository import EnvironmentRepository
 from authbridge.vault import Keyring
 from authbridge.webhooks.repository import WebhookRepository
 

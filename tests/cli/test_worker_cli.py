@@ -21,12 +21,8 @@ from authbridge.sandbox import SandboxSettings
 from authbridge.sandbox import create_app as create_sandbox
 from authbridge.storage import Database
 from authbridge.storage.models import WebhookEvent, metadata, utcnow
-from authbridge.storage.repositories import (
-    AuthenticationRepository,
-    ConnectorConfigRepository,
-    EndUserRepository,
-    EnvironmentRepository,
-)
+from authbridge.storage.repositories import AuthenticationRepository, ConnectorConfigRepository
+from authbridge.tenancy.repository import EndUserRepository, EnvironmentRepository
 from authbridge.webhooks import events
 from tests.api.conftest import CONNECTORS
 from tests.services.test_refresh import CLIENT, refresh_requests, sandbox_tokens

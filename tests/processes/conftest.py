@@ -29,9 +29,8 @@ from authbridge.services.bridge import Bridge, KeySource
 from authbridge.storage import Database, default_url
 from authbridge.storage.migrate import upgrade
 from authbridge.storage.models import Authentication
-from authbridge.storage.repositories import (
-    AuthenticationRepository,
-    ConnectorConfigRepository,
+from authbridge.storage.repositories import AuthenticationRepository, ConnectorConfigRepository
+from authbridge.tenancy.repository import (
     EndUserRepository,
     EnvironmentRepository,
     MasterTokenRepository,

@@ -12,7 +12,7 @@ from authbridge.sandbox import create_app as create_sandbox
 from authbridge.services.bridge import Bridge
 from authbridge.storage import Database
 from authbridge.storage.models import Environment
-from authbridge.storage.repositories import EnvironmentRepository
+from authbridge.tenancy.repository import EnvironmentRepository
 from authbridge.vault import Keyring
 from tests.api.conftest import CONNECTORS, make_bridge
 from tests.support.connectors import render_connectors

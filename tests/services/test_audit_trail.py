@@ -14,7 +14,7 @@ from sqlalchemy import select
 from authbridge.services.audit_trail import AuditTrail
 from authbridge.services.bridge import Bridge
 from authbridge.storage.models import AuditEvent, Environment, utcnow
-from authbridge.storage.repositories import AuditEntry
+from authbridge.tenancy.repository import AuditEntry
 from tests.support.faults import failing_audit_batches
 
 pytestmark = pytest.mark.anyio

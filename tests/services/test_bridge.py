@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from authbridge.services.bridge import Bridge, KeySource
-from authbridge.storage.repositories import EndUserRepository, EnvironmentRepository
+from authbridge.tenancy.repository import EndUserRepository, EnvironmentRepository
 from authbridge.vault import AssociatedData, Keyring, load_or_create, save
 
 AAD = AssociatedData(table="authentications", column="credentials_ct", row_id="a1")

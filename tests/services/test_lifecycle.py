@@ -26,11 +26,8 @@ from authbridge.storage.models import (
     Environment,
     WebhookEvent,
 )
-from authbridge.storage.repositories import (
-    AuthenticationRepository,
-    ConnectorConfigRepository,
-    EndUserRepository,
-)
+from authbridge.storage.repositories import AuthenticationRepository, ConnectorConfigRepository
+from authbridge.tenancy.repository import EndUserRepository
 from authbridge.webhooks import events
 from tests.services.test_refresh import due_oauth_auth, refresh_requests, stored
 from tests.support.loopback import Received, RecordingApp, serve

@@ -18,11 +18,8 @@ from authbridge.connectors.registry import Registry
 from authbridge.services.bridge import Bridge
 from authbridge.services.refresh import Refresher
 from authbridge.storage.models import Authentication, AuthStatus, Environment, WebhookEvent
-from authbridge.storage.repositories import (
-    AuthenticationRepository,
-    ConnectorConfigRepository,
-    EndUserRepository,
-)
+from authbridge.storage.repositories import AuthenticationRepository, ConnectorConfigRepository
+from authbridge.tenancy.repository import EndUserRepository
 from authbridge.webhooks import events
 from tests.api.conftest import CONNECTORS
 from tests.support.connectors import render_connectors

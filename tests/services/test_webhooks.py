@@ -28,7 +28,8 @@ from authbridge.storage.models import (
     WebhookDelivery,
     WebhookEvent,
 )
-from authbridge.storage.repositories import AuthenticationRepository, EndUserRepository
+from authbridge.storage.repositories import AuthenticationRepository
+from authbridge.tenancy.repository import EndUserRepository
 from authbridge.webhooks import events
 from authbridge.webhooks import service as webhooks
 from authbridge.webhooks.repository import WebhookRepository, new_secret

@@ -4,7 +4,7 @@ import pytest
 
 from authbridge.storage import Database
 from authbridge.storage.models import EndUser, Environment
-from authbridge.storage.repositories import EndUserRepository, EnvironmentRepository
+from authbridge.tenancy.repository import EndUserRepository, EnvironmentRepository
 from authbridge.vault import Keyring
 
 

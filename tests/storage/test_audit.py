@@ -8,10 +8,10 @@ from sqlalchemy import select
 
 from authbridge.storage import Database
 from authbridge.storage.models import AuditEvent, Environment, MasterToken
-from authbridge.storage.repositories import (
+from authbridge.storage.repositories import AuthenticationRepository
+from authbridge.tenancy.repository import (
     AuditEntry,
     AuditRepository,
-    AuthenticationRepository,
     EnvironmentRepository,
     MasterTokenRepository,
 )

@@ -18,17 +18,13 @@ from authbridge.storage.models import (
     Environment,
     utcnow,
 )
-from authbridge.storage.repositories import (
-    AuthenticationRepository,
-    ConnectSessionRepository,
-    EndUserRepository,
-    EnvironmentRepository,
-)
+from authbridge.storage.repositories import AuthenticationRepository, ConnectSessionRepository
 from authbridge.storage.repositories.authentications import (
     _READ_ROW,
     CredentialRow,
     read_credential_row,
 )
+from authbridge.tenancy.repository import EndUserRepository, EnvironmentRepository
 from authbridge.vault import Keyring
 from tests.support.rows import set_status
 

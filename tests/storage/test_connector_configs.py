@@ -6,7 +6,8 @@ from sqlalchemy.exc import IntegrityError
 
 from authbridge.storage import Database
 from authbridge.storage.models import ConnectorConfig, Environment
-from authbridge.storage.repositories import ConnectorConfigRepository, EnvironmentRepository
+from authbridge.storage.repositories import ConnectorConfigRepository
+from authbridge.tenancy.repository import EnvironmentRepository
 from authbridge.vault import Keyring
 
 CLIENT_SECRET = "cs-5b1e7d0f9a3c2e8b"

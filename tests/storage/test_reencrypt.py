@@ -11,12 +11,12 @@ from authbridge.storage.models import Authentication, Environment, metadata
 from authbridge.storage.repositories import (
     AuthenticationRepository,
     ConnectorConfigRepository,
-    EnvironmentRepository,
     count_rows,
     pending_count,
     reencrypt_batch,
 )
 from authbridge.storage.repositories import reencrypt as reencrypt_module
+from authbridge.tenancy.repository import EnvironmentRepository
 from authbridge.vault import KeyNotFound, Keyring
 
 

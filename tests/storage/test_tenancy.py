@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from authbridge import errors
 from authbridge.storage import Database
 from authbridge.storage.models import EndUser, Environment, MasterToken, utcnow
-from authbridge.storage.repositories import (
+from authbridge.tenancy.repository import (
     EndUserRepository,
     EnvironmentRepository,
     JwtKeyRepository,

@@ -22,7 +22,6 @@ from authbridge.api.routes import (
     authentications,
     connect_sessions,
     connectors,
-    tenancy,
 )
 from authbridge.api.routes.metrics import router as metrics_router
 from authbridge.api.schemas import Health
@@ -33,6 +32,7 @@ from authbridge.services.credential_reads import CredentialReader
 from authbridge.services.refresh import Refresher
 from authbridge.services.worker import BackgroundWorker, Worker
 from authbridge.solutions.endpoints import router as solutions_router
+from authbridge.tenancy import endpoints as tenancy
 from authbridge.themes import endpoints as themes
 from authbridge.webhooks import endpoints as webhooks
 from authbridge.wizard import endpoints as authorization_codes

@@ -167,7 +167,7 @@ def tokens_create(
     env: str = EnvOption,
 ) -> None:
     """Create a master token and print it once: store it, it cannot be shown again."""
-    from authbridge.services import tenancy
+    from authbridge.tenancy import service as tenancy
 
     with reported_errors():
         if not name.strip():
@@ -188,7 +188,7 @@ def tokens_create(
 @tokens_app.command("list")
 def tokens_list(env: str = EnvOption) -> None:
     """List the environment's master tokens, revoked ones included."""
-    from authbridge.services import tenancy
+    from authbridge.tenancy import service as tenancy
 
     with reported_errors():
         settings = settings_from_env()
@@ -215,7 +215,7 @@ def tokens_revoke(
     env: str = EnvOption,
 ) -> None:
     """Revoke a master token: requests made with it are refused from now on."""
-    from authbridge.services import tenancy
+    from authbridge.tenancy import service as tenancy
 
     with reported_errors():
         settings = settings_from_env()
@@ -232,7 +232,7 @@ def tokens_revoke(
 @users_app.command("list")
 def users_list(env: str = EnvOption) -> None:
     """List the environment's end users, oldest first."""
-    from authbridge.services import tenancy
+    from authbridge.tenancy import service as tenancy
 
     with reported_errors():
         settings = settings_from_env()
@@ -262,7 +262,7 @@ def users_add(
     env: str = EnvOption,
 ) -> None:
     """Add an end user; the external id must be new in the environment."""
-    from authbridge.services import tenancy
+    from authbridge.tenancy import service as tenancy
 
     with reported_errors():
         if not external_id.strip():

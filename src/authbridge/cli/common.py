@@ -133,7 +133,7 @@ def opened_database(settings: Settings) -> Iterator[Database]:
 
 def find_environment(session: Session, keyring: Keyring, name: str) -> Environment:
     """Return environment ``name``; ``default`` is created on first use, others must exist."""
-    from authbridge.services import tenancy
+    from authbridge.tenancy import service as tenancy
 
     try:
         return tenancy.environment_named(session, keyring, name)

@@ -75,7 +75,7 @@ def serve_command(
         open_bridge,
         open_database,
     )
-    from authbridge.services import tenancy
+    from authbridge.tenancy import service as tenancy
 
     configure_logging(log_level)
     with reported_errors():

@@ -45,8 +45,9 @@ from authbridge.services.bridge import Bridge
 from authbridge.services.credential_use import RequestCredentials
 from authbridge.services.freshness import Stored
 from authbridge.services.principals import Principal
-from authbridge.storage.repositories import AuditEntry, ConnectorConfigRepository
+from authbridge.storage.repositories import ConnectorConfigRepository
 from authbridge.storage.repositories.authentications import read_stamp_row
+from authbridge.tenancy.repository import AuditEntry
 
 ACTION = "authentication.proxied"
 #: RFC 9110 §7.6.1 and §7.8: connection-specific headers, never forwarded by a proxy.

@@ -24,7 +24,7 @@ import time
 from starlette.concurrency import run_in_threadpool
 
 from authbridge.services.bridge import Bridge
-from authbridge.storage.repositories import AuditEntry, AuditRepository, AuditRow, AuditRows
+from authbridge.tenancy.repository import AuditEntry, AuditRepository, AuditRow, AuditRows
 
 log = logging.getLogger("authbridge.audit")
 

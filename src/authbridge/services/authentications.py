@@ -22,13 +22,8 @@ from authbridge.services.bridge import Bridge
 from authbridge.services.connectors import ConnectorSetup
 from authbridge.services.principals import Principal
 from authbridge.storage.models import Authentication, AuthStatus
-from authbridge.storage.repositories import (
-    UNSET,
-    AuditRepository,
-    AuthenticationRepository,
-    EndUserRepository,
-    Page,
-)
+from authbridge.storage.repositories import UNSET, AuthenticationRepository, Page
+from authbridge.tenancy.repository import AuditRepository, EndUserRepository
 from authbridge.webhooks import events
 
 TARGET = "authentication"

@@ -31,11 +31,8 @@ from authbridge.services.bridge import Bridge
 from authbridge.services.connectors import ConnectorSetup, resolve_variant, setup
 from authbridge.services.principals import Principal
 from authbridge.storage.models import Authentication, ConnectSession, EndUser
-from authbridge.storage.repositories import (
-    AuthenticationRepository,
-    ConnectSessionRepository,
-    EndUserRepository,
-)
+from authbridge.storage.repositories import AuthenticationRepository, ConnectSessionRepository
+from authbridge.tenancy.repository import EndUserRepository
 from authbridge.themes import service as themes
 from authbridge.themes.service import PageTheme
 

@@ -27,8 +27,8 @@ from authbridge.services.bridge import Bridge
 from authbridge.services.credential_use import RequestCredentials
 from authbridge.services.principals import Principal
 from authbridge.services.refresh import Refresher
-from authbridge.storage.repositories import AuditEntry
 from authbridge.storage.repositories.authentications import CredentialRow, read_credential_row
+from authbridge.tenancy.repository import AuditEntry
 
 CREDENTIALS_READ = "authentication.credentials_read"
 REQUEST_AUTH_READ = "authentication.request_auth_read"

@@ -37,11 +37,8 @@ from authbridge.services.principals import (
     is_external_id,
 )
 from authbridge.storage.models import Authentication
-from authbridge.storage.repositories import (
-    AuthenticationRepository,
-    EndUserRepository,
-    EnvironmentRepository,
-)
+from authbridge.storage.repositories import AuthenticationRepository
+from authbridge.tenancy.repository import EndUserRepository, EnvironmentRepository
 
 OAUTH_TYPES = frozenset({"oauth1", "oauth2"})
 TOKEN_NAMES = {

@@ -35,7 +35,8 @@ from authbridge.services import metrics
 from authbridge.services.bridge import Bridge
 from authbridge.services.connectors import ConnectorSetup, setup
 from authbridge.storage.models import Authentication
-from authbridge.storage.repositories import AuditRepository, AuthenticationRepository
+from authbridge.storage.repositories import AuthenticationRepository
+from authbridge.tenancy.repository import AuditRepository
 from authbridge.webhooks import events
 
 log = logging.getLogger("authbridge.lifecycle")

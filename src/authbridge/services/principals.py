@@ -27,14 +27,14 @@ from authbridge import errors
 from authbridge.hostjwt import JwtKey, verify
 from authbridge.mechanisms.jwt import AUTH_DATA_CLAIMS
 from authbridge.storage.models import EndUser, Environment
-from authbridge.storage.repositories import (
+from authbridge.tenancy.repository import (
     DEFAULT_ENVIRONMENT,
     EndUserRepository,
     EnvironmentRepository,
     JwtKeyRepository,
     MasterTokenRepository,
 )
-from authbridge.storage.repositories.master_tokens import LAST_USED_RESOLUTION
+from authbridge.tenancy.repository.master_tokens import LAST_USED_RESOLUTION
 from authbridge.vault import Keyring
 
 AUDIENCE = "authbridge"

@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 from authbridge import errors
 from authbridge.api.deps import BridgeDep, TokenDep, transaction
 from authbridge.api.schemas import PageOut
-from authbridge.services import tenancy
 from authbridge.services.principals import Principal
 from authbridge.solutions import service as solutions
 from authbridge.solutions.schemas import (
@@ -26,6 +25,7 @@ from authbridge.solutions.schemas import (
 )
 from authbridge.storage.models import SolutionInstance
 from authbridge.storage.pagination import MAX_PAGE_SIZE
+from authbridge.tenancy import service as tenancy
 
 router = APIRouter(tags=["solutions"])
 

@@ -54,7 +54,8 @@ from authbridge.storage.models import (
     new_id,
 )
 from authbridge.storage.pagination import DEFAULT_PAGE_SIZE
-from authbridge.storage.repositories import EndUserRepository, Page
+from authbridge.storage.repositories import Page
+from authbridge.tenancy.repository import EndUserRepository
 
 __all__ = [
     "create_instance",

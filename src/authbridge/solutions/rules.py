@@ -24,7 +24,7 @@ from authbridge.storage.models import (
     Solution,
     SolutionInstance,
 )
-from authbridge.storage.repositories import AuditRepository
+from authbridge.tenancy.repository import AuditRepository
 
 SOLUTION = "solution"
 INSTANCE = "solution_instance"

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from authbridge.services.bridge import Bridge
 from authbridge.storage.models import Authentication
-from authbridge.storage.repositories import EndUserRepository
+from authbridge.tenancy.repository import EndUserRepository
 from authbridge.webhooks.repository import WebhookRepository
 
 CREATED: Final = "authentication.created"

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from authbridge import errors
 from authbridge.api.deps import BridgeDep, TokenDep, transaction
 from authbridge.api.schemas import MAX_TEXT, Request
-from authbridge.services import tenancy
+from authbridge.tenancy import service as tenancy
 from authbridge.wizard import service as wizard
 
 router = APIRouter(prefix="/v1", tags=["wizard"])

@@ -41,7 +41,8 @@ from authbridge.storage.models import (
     Solution,
     SolutionInstance,
 )
-from authbridge.storage.repositories import ConnectSessionRepository, EndUserRepository
+from authbridge.storage.repositories import ConnectSessionRepository
+from authbridge.tenancy.repository import EndUserRepository
 from authbridge.wizard import config_form
 from authbridge.wizard.repository import AuthorizationCodeRepository
 

@@ -19,13 +19,14 @@ from strawberry.scalars import JSON
 
 from authbridge import errors
 from authbridge.api.graphql.types import AuthenticationNode, Info, UserNode, mutation
-from authbridge.services import authentications, imports, tenancy
+from authbridge.services import authentications, imports
 from authbridge.services.principals import (
     MAX_EXTERNAL_ID,
     Principal,
     is_external_id,
 )
 from authbridge.storage.models import EndUser
+from authbridge.tenancy import service as tenancy
 
 
 def find_user(session: Session, principal: Principal, user_id: str) -> EndUser:

@@ -32,11 +32,12 @@ from authbridge.api.schemas import (
     RequestAuthOut,
     timestamp,
 )
-from authbridge.services import authentications, credential_use, imports, tenancy
+from authbridge.services import authentications, credential_use, imports
 from authbridge.services.credential_reads import CredentialReader
 from authbridge.services.refresh import Outcome, Refresher
 from authbridge.storage.models import Authentication, AuthStatus
 from authbridge.storage.pagination import MAX_PAGE_SIZE
+from authbridge.tenancy import service as tenancy
 
 router = APIRouter(prefix="/v1/authentications", tags=["authentications"])
 

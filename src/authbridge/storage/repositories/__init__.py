@@ -6,7 +6,6 @@ that opened the session owns the transaction.
 """
 
 from authbridge.storage.pagination import MAX_PAGE_SIZE, Page
-from authbridge.storage.repositories.audit import AuditEntry, AuditRepository, AuditRow, AuditRows
 from authbridge.storage.repositories.authentications import (
     UNSET,
     AuthenticationRepository,
@@ -19,16 +18,6 @@ from authbridge.storage.repositories.connect_sessions import (
 from authbridge.storage.repositories.connector_configs import (
     ConnectorConfigRepository,
     ConnectorSettings,
-)
-from authbridge.storage.repositories.end_users import EndUserRepository
-from authbridge.storage.repositories.environments import (
-    DEFAULT_ENVIRONMENT,
-    EnvironmentRepository,
-)
-from authbridge.storage.repositories.jwt_keys import JwtKeyRepository
-from authbridge.storage.repositories.master_tokens import (
-    IssuedMasterToken,
-    MasterTokenRepository,
 )
 from authbridge.storage.repositories.oauth_states import (
     ClaimedOAuthState,
@@ -43,25 +32,15 @@ from authbridge.storage.repositories.reencrypt import (
 )
 
 __all__ = [
-    "DEFAULT_ENVIRONMENT",
     "MAX_PAGE_SIZE",
     "UNSET",
-    "AuditEntry",
-    "AuditRepository",
-    "AuditRow",
-    "AuditRows",
     "AuthenticationRepository",
     "ClaimedOAuthState",
     "ConnectSessionRepository",
     "ConnectorConfigRepository",
     "ConnectorSettings",
-    "EndUserRepository",
-    "EnvironmentRepository",
     "IssuedConnectSession",
-    "IssuedMasterToken",
     "IssuedOAuthState",
-    "JwtKeyRepository",
-    "MasterTokenRepository",
     "OAuthStateRepository",
     "Page",
     "ReencryptBatch",

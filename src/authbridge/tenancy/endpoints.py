@@ -10,21 +10,21 @@ from starlette.concurrency import run_in_threadpool
 
 from authbridge import errors
 from authbridge.api.deps import BridgeDep, TokenDep, transaction
-from authbridge.api.schemas import (
+from authbridge.api.schemas import PageOut
+from authbridge.services.bridge import Bridge
+from authbridge.services.credential_reads import CredentialReader
+from authbridge.storage.pagination import MAX_PAGE_SIZE
+from authbridge.tenancy import service as tenancy
+from authbridge.tenancy.schemas import (
     AuditEventOut,
     EndUserIn,
     EndUserOut,
     IssuedMasterTokenOut,
     MasterTokenIn,
     MasterTokenOut,
-    PageOut,
     UserTokenIn,
     UserTokenOut,
 )
-from authbridge.services import tenancy
-from authbridge.services.bridge import Bridge
-from authbridge.services.credential_reads import CredentialReader
-from authbridge.storage.pagination import MAX_PAGE_SIZE
 
 router = APIRouter(prefix="/v1", tags=["tenancy"])
 

@@ -17,14 +17,14 @@ from authbridge import errors
 from authbridge.services.bridge import Bridge
 from authbridge.services.principals import DEFAULT_USER_TOKEN_TTL, Principal, mint_user_token
 from authbridge.storage.models import AuditEvent, EndUser, Environment, MasterToken
-from authbridge.storage.repositories import (
+from authbridge.storage.repositories import Page
+from authbridge.tenancy.repository import (
     DEFAULT_ENVIRONMENT,
     AuditRepository,
     EndUserRepository,
     EnvironmentRepository,
     IssuedMasterToken,
     MasterTokenRepository,
-    Page,
 )
 from authbridge.vault import Keyring
 
