@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 from starlette.responses import JSONResponse
 
+from authbridge.connector_configs.repository import ConnectorConfigRepository
 from authbridge.connectors.registry import Registry
 from authbridge.services.bridge import Bridge
 from authbridge.services.refresh import Refresher
@@ -26,7 +27,7 @@ from authbridge.storage.models import (
     Environment,
     WebhookEvent,
 )
-from authbridge.storage.repositories import AuthenticationRepository, ConnectorConfigRepository
+from authbridge.storage.repositories import AuthenticationRepository
 from authbridge.tenancy.repository import EndUserRepository
 from authbridge.webhooks import events
 from tests.services.test_refresh import due_oauth_auth, refresh_requests, stored

@@ -4,9 +4,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from authbridge.connector_configs.repository import ConnectorConfigRepository
 from authbridge.storage import Database
 from authbridge.storage.models import ConnectorConfig, Environment
-from authbridge.storage.repositories import ConnectorConfigRepository
 from authbridge.tenancy.repository import EnvironmentRepository
 from authbridge.vault import Keyring
 

@@ -5,12 +5,12 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
+from authbridge.connector_configs.repository import ConnectorConfigRepository
 from authbridge.storage import Database
 from authbridge.storage.crypto import ENCRYPTED_COLUMNS
 from authbridge.storage.models import Authentication, Environment, metadata
 from authbridge.storage.repositories import (
     AuthenticationRepository,
-    ConnectorConfigRepository,
     count_rows,
     pending_count,
     reencrypt_batch,

@@ -21,10 +21,10 @@ from authbridge.api.deps import plain_params
 from authbridge.api.routes import (
     authentications,
     connect_sessions,
-    connectors,
 )
 from authbridge.api.routes.metrics import router as metrics_router
 from authbridge.api.schemas import Health
+from authbridge.connector_configs import endpoints as connectors
 from authbridge.proxy import endpoints as proxy
 from authbridge.services.audit_trail import AuditTrail
 from authbridge.services.bridge import Bridge

@@ -37,10 +37,10 @@ from authbridge.errors import CliError
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from authbridge.connector_configs.service import ConnectorSettings
     from authbridge.connectors.loader import Connector
     from authbridge.connectors.models import Fields
     from authbridge.services.bridge import Bridge
-    from authbridge.services.connectors import ConnectorSettings
     from authbridge.storage.models import Environment
 
 config_app = typer.Typer(
@@ -172,7 +172,7 @@ def _describe(state: Opened, connector: Connector, settings: ConnectorSettings |
 
     Return whether it showed the default redirect URI (which depends on the public URL).
     """
-    from authbridge.services import connectors
+    from authbridge.connector_configs import service as connectors
 
     definition = connector.definition()
     kind = definition.type
@@ -301,7 +301,7 @@ def config_set(
 
         authbridge connector-config set salesforce --variant sandbox --client-id ID
     """
-    from authbridge.services import connectors
+    from authbridge.connector_configs import service as connectors
 
     with reported_errors():
         given_scopes = list(scopes or [])
@@ -389,7 +389,7 @@ def config_show(
 
     Secrets are shown only as "set" or "not set", settings by name only.
     """
-    from authbridge.services import connectors
+    from authbridge.connector_configs import service as connectors
 
     with reported_errors(), opened(env) as state:
         connector = state.bridge.registry.get(connector_key)
@@ -403,7 +403,7 @@ def config_show(
 @config_app.command("list")
 def config_list(env: str = EnvOption) -> None:
     """List the environment's connector configurations (secrets only as set / not set)."""
-    from authbridge.services import connectors
+    from authbridge.connector_configs import service as connectors
 
     with reported_errors(), opened(env) as state:
         rows = connectors.list_configs(state.bridge, state.session, state.environment.id)
@@ -449,7 +449,7 @@ def config_delete(
 
     Stored authentications are kept; OAuth ones cannot be refreshed until it is set again.
     """
-    from authbridge.services import connectors
+    from authbridge.connector_configs import service as connectors
 
     with reported_errors():
         with opened(env) as state:
@@ -516,7 +516,8 @@ def connect_link_command(
 
     The URL starts with AUTHBRIDGE_PUBLIC_URL; the expiry is printed on standard error.
     """
-    from authbridge.services import connect, connectors
+    from authbridge.connector_configs import service as connectors
+    from authbridge.services import connect
     from authbridge.services.principals import Principal
 
     with reported_errors():

@@ -15,11 +15,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from authbridge import errors
+from authbridge.connector_configs.service import ConnectorSetup
 from authbridge.connectors.models import AuthDefinition
 from authbridge.mechanisms import ConnectResult, get_mechanism
 from authbridge.services import freshness
 from authbridge.services.bridge import Bridge
-from authbridge.services.connectors import ConnectorSetup
 from authbridge.services.principals import Principal
 from authbridge.storage.models import Authentication, AuthStatus
 from authbridge.storage.repositories import UNSET, AuthenticationRepository, Page

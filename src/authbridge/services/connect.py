@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.orm import Session
 
 from authbridge import errors
+from authbridge.connector_configs.service import ConnectorSetup, resolve_variant, setup
 from authbridge.connectors.models import Fields
 from authbridge.mechanisms import ConnectResult, Context, get_mechanism
 from authbridge.mechanisms.form import check_fields
@@ -28,7 +29,6 @@ from authbridge.mechanisms.properties import call
 from authbridge.redaction import redact
 from authbridge.services import authentications
 from authbridge.services.bridge import Bridge
-from authbridge.services.connectors import ConnectorSetup, resolve_variant, setup
 from authbridge.services.principals import Principal
 from authbridge.storage.models import Authentication, ConnectSession, EndUser
 from authbridge.storage.repositories import AuthenticationRepository, ConnectSessionRepository

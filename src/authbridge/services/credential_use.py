@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from authbridge import errors
+from authbridge.connector_configs import service as connectors
+from authbridge.connector_configs.service import ConnectorSetup
 from authbridge.connectors.models import (
     AuthDefinition,
 )
 from authbridge.mechanisms import get_mechanism, request_rules
 from authbridge.mechanisms.request_rules import RequestAuth
-from authbridge.services import connectors
 from authbridge.services.authentications import (
     get,
     record_audit,
@@ -28,7 +29,6 @@ from authbridge.services.authentications import (
     require_active,
 )
 from authbridge.services.bridge import Bridge
-from authbridge.services.connectors import ConnectorSetup
 from authbridge.services.principals import Principal
 from authbridge.storage.models import Authentication
 

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from authbridge import errors
+from authbridge.connector_configs.service import ConnectorSetup, setup
 from authbridge.connectors.models import JwtDefinition
 from authbridge.mechanisms import ConnectResult, Context, get_mechanism
 from authbridge.mechanisms.form import check_fields
@@ -29,7 +30,6 @@ from authbridge.mechanisms.jwt import JwtMechanism
 from authbridge.mechanisms.request_rules import token_values
 from authbridge.services import authentications
 from authbridge.services.bridge import Bridge
-from authbridge.services.connectors import ConnectorSetup, setup
 from authbridge.services.principals import (
     MAX_EXTERNAL_ID,
     Principal,

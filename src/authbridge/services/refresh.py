@@ -47,12 +47,12 @@ from typing import TypeVar
 from sqlalchemy.orm import Session
 
 from authbridge import errors
+from authbridge.connector_configs.service import ConnectorSetup, setup
 from authbridge.mechanisms import ConnectResult, Context, get_mechanism
 from authbridge.redaction import redact
 from authbridge.services import freshness, metrics
 from authbridge.services.authentications import refresh_due_at
 from authbridge.services.bridge import Bridge
-from authbridge.services.connectors import ConnectorSetup, setup
 from authbridge.services.freshness import Freshness
 from authbridge.services.group_transactions import GroupTransactions
 from authbridge.storage.repositories import AuthenticationRepository

@@ -15,10 +15,6 @@ from authbridge.storage.repositories.connect_sessions import (
     ConnectSessionRepository,
     IssuedConnectSession,
 )
-from authbridge.storage.repositories.connector_configs import (
-    ConnectorConfigRepository,
-    ConnectorSettings,
-)
 from authbridge.storage.repositories.oauth_states import (
     ClaimedOAuthState,
     IssuedOAuthState,
@@ -37,8 +33,6 @@ __all__ = [
     "AuthenticationRepository",
     "ClaimedOAuthState",
     "ConnectSessionRepository",
-    "ConnectorConfigRepository",
-    "ConnectorSettings",
     "IssuedConnectSession",
     "IssuedOAuthState",
     "OAuthStateRepository",

@@ -8,10 +8,15 @@ from fastapi import APIRouter, Query, Response
 
 from authbridge import errors
 from authbridge.api.deps import BridgeDep, TokenDep, transaction
-from authbridge.api.schemas import ConnectorConfigIn, ConnectorConfigOut, ConnectorOut, FieldOut
+from authbridge.connector_configs import service as connectors
+from authbridge.connector_configs.schemas import (
+    ConnectorConfigIn,
+    ConnectorConfigOut,
+    ConnectorOut,
+    FieldOut,
+)
 from authbridge.connectors.loader import Connector
 from authbridge.mechanisms import get_mechanism
-from authbridge.services import connectors
 
 router = APIRouter(prefix="/v1", tags=["connectors"])
 

@@ -18,13 +18,13 @@ from urllib.parse import urlsplit
 from sqlalchemy.orm import Session
 
 from authbridge import errors
+from authbridge.connector_configs.repository import ConnectorConfigRepository
+from authbridge.connector_configs.repository import ConnectorSettings as ConnectorSettings
 from authbridge.connectors.loader import Connector, DefinitionContext
 from authbridge.connectors.models import AuthDefinition
 from authbridge.mechanisms import ClientConfig, get_mechanism
 from authbridge.mechanisms.form import check_fields
 from authbridge.services.bridge import Bridge
-from authbridge.storage.repositories import ConnectorConfigRepository
-from authbridge.storage.repositories import ConnectorSettings as ConnectorSettings  # its results
 
 MAX_SCOPES = 100
 
