@@ -24,7 +24,7 @@ import pytest
 from authlib.oauth1 import ClientAuth  # type: ignore[import-untyped]
 from sqlalchemy import select
 
-from authbridge.services.oauth_connect import COOKIE_PREFIX
+from authbridge.connect.oauth import COOKIE_PREFIX
 from authbridge.storage.crypto import unseal_json
 from authbridge.storage.models import OAuthState
 from authbridge.storage.repositories import AuthenticationRepository

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError, InvalidRequestError
 
+from authbridge.connect.repository import ConnectSessionRepository
 from authbridge.errors import StaleAuthentication
 from authbridge.storage import Database
 from authbridge.storage.models import (
@@ -18,7 +19,7 @@ from authbridge.storage.models import (
     Environment,
     utcnow,
 )
-from authbridge.storage.repositories import AuthenticationRepository, ConnectSessionRepository
+from authbridge.storage.repositories import AuthenticationRepository
 from authbridge.storage.repositories.authentications import (
     _READ_ROW,
     CredentialRow,

@@ -6,10 +6,10 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from authbridge.connect.repository import ConnectSessionRepository
+from authbridge.connect.repository.sessions import IssuedConnectSession
 from authbridge.storage import Database
 from authbridge.storage.models import ConnectSession, EndUser, Environment, utcnow
-from authbridge.storage.repositories import ConnectSessionRepository
-from authbridge.storage.repositories.connect_sessions import IssuedConnectSession
 
 
 def open_session(

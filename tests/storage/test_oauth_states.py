@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from sqlalchemy import text
 
+from authbridge.connect.repository import ConnectSessionRepository, OAuthStateRepository
 from authbridge.storage import Database
 from authbridge.storage.models import EndUser, Environment, utcnow
-from authbridge.storage.repositories import ConnectSessionRepository, OAuthStateRepository
 from authbridge.vault import Keyring
 
 

@@ -16,14 +16,13 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authbridge import __version__
-from authbridge.api import oauth_pages, pages, problems, rendering
+from authbridge.api import problems, rendering
 from authbridge.api.deps import plain_params
-from authbridge.api.routes import (
-    authentications,
-    connect_sessions,
-)
+from authbridge.api.routes import authentications
 from authbridge.api.routes.metrics import router as metrics_router
 from authbridge.api.schemas import Health
+from authbridge.connect import endpoints as connect_sessions
+from authbridge.connect import oauth_pages, pages
 from authbridge.connector_configs import endpoints as connectors
 from authbridge.proxy import endpoints as proxy
 from authbridge.services.audit_trail import AuditTrail

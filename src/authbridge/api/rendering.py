@@ -21,11 +21,11 @@ from starlette.requests import Request
 from starlette.staticfiles import StaticFiles
 
 from authbridge import errors
-from authbridge.services import connect
+from authbridge.connect import service as connect
 from authbridge.services.bridge import Bridge
 from authbridge.storage.models import Authentication
 
-log = logging.getLogger("authbridge.api.pages")
+log = logging.getLogger("authbridge.connect.pages")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 FIELD_PREFIX = "field."
@@ -193,7 +193,7 @@ def connect_page(
     them the form is prefilled from the authentication being edited.
 
     ``skip_auth_settings`` (a session option) applies only to OAuth connectors (see
-    :mod:`authbridge.api.oauth_pages`); a form connector's fields are its credentials and are
+    :mod:`authbridge.connect.oauth_pages`); a form connector's fields are its credentials and are
     always shown.
     """
     definition = page.setup.definition

@@ -516,8 +516,8 @@ def connect_link_command(
 
     The URL starts with AUTHBRIDGE_PUBLIC_URL; the expiry is printed on standard error.
     """
+    from authbridge.connect import service as connect
     from authbridge.connector_configs import service as connectors
-    from authbridge.services import connect
     from authbridge.services.principals import Principal
 
     with reported_errors():

@@ -27,9 +27,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from authbridge import errors
+from authbridge.connect.repository import ConnectSessionRepository
+from authbridge.connect.service import VARIANT_OPTION, ConnectOptions, check_origin
 from authbridge.services import authentications
 from authbridge.services.bridge import Bridge
-from authbridge.services.connect import VARIANT_OPTION, ConnectOptions, check_origin
 from authbridge.services.principals import Principal
 from authbridge.solutions import service as solutions
 from authbridge.storage.models import (
@@ -41,7 +42,6 @@ from authbridge.storage.models import (
     Solution,
     SolutionInstance,
 )
-from authbridge.storage.repositories import ConnectSessionRepository
 from authbridge.tenancy.repository import EndUserRepository
 from authbridge.wizard import config_form
 from authbridge.wizard.repository import AuthorizationCodeRepository

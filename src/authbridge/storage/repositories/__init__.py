@@ -11,15 +11,6 @@ from authbridge.storage.repositories.authentications import (
     AuthenticationRepository,
     served_at,
 )
-from authbridge.storage.repositories.connect_sessions import (
-    ConnectSessionRepository,
-    IssuedConnectSession,
-)
-from authbridge.storage.repositories.oauth_states import (
-    ClaimedOAuthState,
-    IssuedOAuthState,
-    OAuthStateRepository,
-)
 from authbridge.storage.repositories.reencrypt import (
     ReencryptBatch,
     count_rows,
@@ -31,11 +22,6 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "UNSET",
     "AuthenticationRepository",
-    "ClaimedOAuthState",
-    "ConnectSessionRepository",
-    "IssuedConnectSession",
-    "IssuedOAuthState",
-    "OAuthStateRepository",
     "Page",
     "ReencryptBatch",
     "count_rows",

@@ -31,7 +31,8 @@ from authbridge.api.rendering import (
     success_page,
     unexpected,
 )
-from authbridge.services import connect, oauth_connect
+from authbridge.connect import oauth as oauth_connect
+from authbridge.connect import service as connect
 from authbridge.services.bridge import Bridge
 
 router = APIRouter(include_in_schema=False)

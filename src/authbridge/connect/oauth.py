@@ -7,7 +7,7 @@
 3. The callback: :func:`claim` uses the state up, only for the browser that started it, before
    anything else happens; :func:`complete` (no database) checks the redirect (``error``,
    RFC 9207 ``iss``) and trades the code or verifier for tokens with the exact redirect URI of
-   step 1; the caller then stores the account with :func:`authbridge.services.connect.finish`.
+   step 1; the caller then stores the account with :func:`authbridge.connect.service.finish`.
 
 The scopes come from the connector (or its configuration), never from the browser.
 """
@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from authbridge import errors
-from authbridge.mechanisms import ConnectResult, Context, RedirectMechanism, SignIn, get_mechanism
-from authbridge.services.bridge import Bridge
-from authbridge.services.connect import EXPIRED_LINK, ConnectPage, page_for
-from authbridge.storage.repositories import (
+from authbridge.connect.repository import (
     ConnectSessionRepository,
     IssuedOAuthState,
     OAuthStateRepository,
 )
+from authbridge.connect.service import EXPIRED_LINK, ConnectPage, page_for
+from authbridge.mechanisms import ConnectResult, Context, RedirectMechanism, SignIn, get_mechanism
+from authbridge.services.bridge import Bridge
 
 COOKIE_PREFIX = "ab_oauth_"
 STATE_LOST = (

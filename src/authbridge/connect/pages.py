@@ -11,7 +11,7 @@ loaded in one transaction, the mechanism runs with none, and the code is used up
 stored in another (both in the threadpool, since the database driver blocks).
 
 OAuth connectors show one button instead of the form; it posts to
-:mod:`authbridge.api.oauth_pages`, which sends the browser to the provider.
+:mod:`authbridge.connect.oauth_pages`, which sends the browser to the provider.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from authbridge import errors
-from authbridge.api import oauth_pages
 from authbridge.api.deps import get_bridge
 from authbridge.api.rendering import (
     FIELD_PREFIX,
@@ -37,7 +36,9 @@ from authbridge.api.rendering import (
     success_page,
     unexpected,
 )
-from authbridge.services import connect, oauth_connect
+from authbridge.connect import oauth as oauth_connect
+from authbridge.connect import oauth_pages
+from authbridge.connect import service as connect
 from authbridge.services.authentications import check_name
 from authbridge.services.bridge import Bridge
 

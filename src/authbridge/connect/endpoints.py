@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from authbridge.api.deps import BridgeDep, TokenDep, transaction
-from authbridge.api.schemas import ConnectSessionIn, ConnectSessionOut
-from authbridge.services import connect
+from authbridge.connect import service as connect
+from authbridge.connect.schemas import ConnectSessionIn, ConnectSessionOut
 
 router = APIRouter(prefix="/v1/connect", tags=["connect"])
 
