@@ -65,8 +65,8 @@ from _common import (
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.runtime import Settings, keyring_json, open_database, open_keyring
-from authbridge.storage.repositories import AuthenticationRepository
 from authbridge.tenancy.repository import (
     EndUserRepository,
     EnvironmentRepository,

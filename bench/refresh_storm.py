@@ -72,12 +72,12 @@ from _common import (
 )
 from sqlalchemy import func, select, update
 
+from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.connector_configs.repository import ConnectorConfigRepository
 from authbridge.runtime import keyring_json
 from authbridge.storage import Database
 from authbridge.storage.migrate import upgrade
 from authbridge.storage.models import Authentication, AuthStatus
-from authbridge.storage.repositories import AuthenticationRepository
 from authbridge.tenancy.repository import EndUserRepository, EnvironmentRepository
 from authbridge.vault import Keyring
 

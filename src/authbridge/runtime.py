@@ -32,8 +32,8 @@ from sqlalchemy.pool import NullPool
 from authbridge.connectors.registry import Registry
 from authbridge.errors import InvalidInput
 from authbridge.http import EgressPolicy, OutboundClient
+from authbridge.refresh.service import Refresher
 from authbridge.services.bridge import Bridge, KeySource
-from authbridge.services.refresh import Refresher
 from authbridge.storage import Database
 from authbridge.storage.db import (
     DATABASE_URL_ENV_VAR,

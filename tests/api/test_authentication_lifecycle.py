@@ -6,8 +6,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.storage.models import AuthStatus
-from authbridge.storage.repositories import AuthenticationRepository
 from tests.api.conftest import SANDBOX_KEY, Api
 from tests.api.helpers import assert_problem, import_key, user_token
 from tests.support.rows import set_status

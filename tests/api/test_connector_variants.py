@@ -19,8 +19,8 @@ import pytest
 
 from authbridge.connectors.registry import Registry
 from authbridge.http import EgressPolicy, OutboundClient
+from authbridge.refresh.service import Refresher
 from authbridge.services.bridge import Bridge
-from authbridge.services.refresh import Refresher
 from tests.api.conftest import SANDBOX_KEY, Api
 from tests.api.helpers import assert_problem
 from tests.api.test_oauth_connect import consent, result_of, start

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import httpx
 
+from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.connectors.registry import Registry
 from authbridge.storage.models import Environment
-from authbridge.storage.repositories import AuthenticationRepository
 from authbridge.tenancy.repository import EnvironmentRepository
 from tests.api.conftest import CONNECTORS, Api
 from tests.api.helpers import assert_problem

@@ -24,10 +24,10 @@ import pytest
 from authlib.oauth1 import ClientAuth  # type: ignore[import-untyped]
 from sqlalchemy import select
 
+from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.connect.oauth import COOKIE_PREFIX
 from authbridge.storage.crypto import unseal_json
 from authbridge.storage.models import OAuthState
-from authbridge.storage.repositories import AuthenticationRepository
 from tests.api.conftest import Api
 from tests.support.loopback import port_of
 

@@ -29,12 +29,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.connector_configs.repository import ConnectorConfigRepository
 from authbridge.connectors.registry import Registry
 from authbridge.http import EgressPolicy, OutboundClient
 from authbridge.proxy.service import request_headers, response_headers
 from authbridge.services.principals import DEFAULT_CACHE_SECONDS
-from authbridge.storage.repositories import AuthenticationRepository
 from authbridge.tenancy.repository import EndUserRepository, MasterTokenRepository
 from tests.api.conftest import Api
 from tests.api.helpers import assert_problem, user_token

@@ -13,12 +13,12 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import pytest
 
+from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.connector_configs.repository import ConnectorConfigRepository
 from authbridge.connectors.registry import Registry
 from authbridge.mechanisms.oauth1 import OAuth1Signer
 from authbridge.mechanisms.request_rules import RequestAuth
 from authbridge.storage.models import Authentication, AuthStatus
-from authbridge.storage.repositories import AuthenticationRepository
 from authbridge.tenancy.repository import EndUserRepository
 from tests.api.conftest import CONNECTORS, SANDBOX_KEY, Api
 from tests.api.helpers import assert_problem, import_key, user_token

@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 
+from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.services.principals import Principal
 from authbridge.solutions import service as solutions
 from authbridge.storage.models import AuthStatus
-from authbridge.storage.repositories import AuthenticationRepository
 from authbridge.tenancy.repository import AuditRepository, EndUserRepository
 from tests.api.conftest import SANDBOX_KEY, Api
 from tests.api.helpers import assert_problem, import_key, user_token

@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
+from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.cli import app
 from authbridge.runtime import Settings, open_database
 from authbridge.storage import Database
 from authbridge.storage.migrate import current_revision, head_revision
 from authbridge.storage.models import Authentication, MasterToken
-from authbridge.storage.repositories import AuthenticationRepository
 from authbridge.tenancy.repository import (
     EndUserRepository,
     EnvironmentRepository,

@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
+from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.cli import app
 from authbridge.connect.repository import ConnectSessionRepository
 from authbridge.connector_configs.repository import ConnectorConfigRepository, ConnectorSettings
 from authbridge.runtime import Settings, open_database, open_keyring
 from authbridge.storage import Database
 from authbridge.storage.models import ConnectorConfig, utcnow
-from authbridge.storage.repositories import AuthenticationRepository
 from authbridge.tenancy.repository import EndUserRepository, EnvironmentRepository
 from authbridge.vault import Keyring
 from tests.cli.conftest import both

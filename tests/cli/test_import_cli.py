@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
+from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.cli import app
 from authbridge.sandbox import SandboxSettings
 from authbridge.sandbox import create_app as create_sandbox
 from authbridge.storage import Database
 from authbridge.storage.models import Authentication
-from authbridge.storage.repositories import AuthenticationRepository
 from authbridge.vault import Keyring
 from tests.cli.conftest import both
 from tests.support.connectors import render_connectors

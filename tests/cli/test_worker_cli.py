@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import delete, select
 from typer.testing import CliRunner
 
+from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.cli import app
 from authbridge.connector_configs.repository import ConnectorConfigRepository
 from authbridge.runtime import Settings, open_database, open_keyring
@@ -22,7 +23,6 @@ from authbridge.sandbox import SandboxSettings
 from authbridge.sandbox import create_app as create_sandbox
 from authbridge.storage import Database
 from authbridge.storage.models import WebhookEvent, metadata, utcnow
-from authbridge.storage.repositories import AuthenticationRepository
 from authbridge.tenancy.repository import EndUserRepository, EnvironmentRepository
 from authbridge.webhooks import events
 from tests.api.conftest import CONNECTORS

@@ -23,9 +23,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from authbridge.services.refresh import Refresher
+from authbridge.authentications.repository import AuthenticationRepository
+from authbridge.refresh.service import Refresher
 from authbridge.storage.models import Authentication, utcnow
-from authbridge.storage.repositories import AuthenticationRepository
 from tests.processes.conftest import Deployment
 from tests.support.processes import Process
 

@@ -22,6 +22,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.connector_configs.repository import ConnectorConfigRepository
 from authbridge.connectors.registry import Registry
 from authbridge.http import EgressPolicy, OutboundClient
@@ -30,7 +31,6 @@ from authbridge.services.bridge import Bridge, KeySource
 from authbridge.storage import Database, default_url
 from authbridge.storage.migrate import upgrade
 from authbridge.storage.models import Authentication
-from authbridge.storage.repositories import AuthenticationRepository
 from authbridge.tenancy.repository import (
     EndUserRepository,
     EnvironmentRepository,

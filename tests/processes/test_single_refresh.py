@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.storage.models import utcnow
-from authbridge.storage.repositories import AuthenticationRepository
 from tests.processes.conftest import Deployment, deployment
 
 READS = 200

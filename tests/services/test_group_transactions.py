@@ -13,8 +13,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from authbridge import errors
+from authbridge.refresh.group_transactions import GroupTransactions
 from authbridge.services.bridge import Bridge
-from authbridge.services.group_transactions import GroupTransactions
 
 pytestmark = pytest.mark.anyio
 

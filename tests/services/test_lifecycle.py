@@ -15,11 +15,12 @@ import pytest
 from sqlalchemy import select
 from starlette.responses import JSONResponse
 
+from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.connector_configs.repository import ConnectorConfigRepository
 from authbridge.connectors.registry import Registry
+from authbridge.refresh.service import Refresher
+from authbridge.refresh.worker import Worker, WorkerSettings
 from authbridge.services.bridge import Bridge
-from authbridge.services.refresh import Refresher
-from authbridge.services.worker import Worker, WorkerSettings
 from authbridge.storage.models import (
     AuditEvent,
     Authentication,
@@ -27,7 +28,6 @@ from authbridge.storage.models import (
     Environment,
     WebhookEvent,
 )
-from authbridge.storage.repositories import AuthenticationRepository
 from authbridge.tenancy.repository import EndUserRepository
 from authbridge.webhooks import events
 from tests.services.test_refresh import due_oauth_auth, refresh_requests, stored

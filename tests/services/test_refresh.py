@@ -14,12 +14,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.connector_configs.repository import ConnectorConfigRepository
 from authbridge.connectors.registry import Registry
+from authbridge.refresh.service import Refresher
 from authbridge.services.bridge import Bridge
-from authbridge.services.refresh import Refresher
 from authbridge.storage.models import Authentication, AuthStatus, Environment, WebhookEvent
-from authbridge.storage.repositories import AuthenticationRepository
 from authbridge.tenancy.repository import EndUserRepository
 from authbridge.webhooks import events
 from tests.api.conftest import CONNECTORS

@@ -17,6 +17,7 @@ from standardwebhooks import Webhook
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.errors import InvalidInput
 from authbridge.http import EgressPolicy, OutboundClient
 from authbridge.services import metrics
@@ -28,7 +29,6 @@ from authbridge.storage.models import (
     WebhookDelivery,
     WebhookEvent,
 )
-from authbridge.storage.repositories import AuthenticationRepository
 from authbridge.tenancy.repository import EndUserRepository
 from authbridge.webhooks import events
 from authbridge.webhooks import service as webhooks

@@ -14,13 +14,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from authbridge.api import create_app
+from authbridge.authentications.repository import AuthenticationRepository
+from authbridge.refresh.service import Refresher
+from authbridge.refresh.worker import Worker, WorkerSettings
 from authbridge.services import metrics
 from authbridge.services.bridge import Bridge
-from authbridge.services.refresh import Refresher
-from authbridge.services.worker import Worker, WorkerSettings
 from authbridge.storage import Database
 from authbridge.storage.models import Authentication, Environment
-from authbridge.storage.repositories import AuthenticationRepository
 from authbridge.webhooks import service as webhooks
 from tests.services.test_refresh import due_oauth_auth, refresh_requests, stored
 from tests.support.loopback import serve

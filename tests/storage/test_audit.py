@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
+from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.storage import Database
 from authbridge.storage.models import AuditEvent, Environment, MasterToken
-from authbridge.storage.repositories import AuthenticationRepository
 from authbridge.tenancy.repository import (
     AuditEntry,
     AuditRepository,

@@ -8,6 +8,12 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError, InvalidRequestError
 
+from authbridge.authentications.repository import (
+    _READ_ROW,
+    AuthenticationRepository,
+    CredentialRow,
+    read_credential_row,
+)
 from authbridge.connect.repository import ConnectSessionRepository
 from authbridge.errors import StaleAuthentication
 from authbridge.storage import Database
@@ -18,12 +24,6 @@ from authbridge.storage.models import (
     EndUser,
     Environment,
     utcnow,
-)
-from authbridge.storage.repositories import AuthenticationRepository
-from authbridge.storage.repositories.authentications import (
-    _READ_ROW,
-    CredentialRow,
-    read_credential_row,
 )
 from authbridge.tenancy.repository import EndUserRepository, EnvironmentRepository
 from authbridge.vault import Keyring

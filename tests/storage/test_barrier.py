@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text, update
 
+from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.connector_configs.repository import ConnectorConfigRepository
 from authbridge.storage import Database
 from authbridge.storage.models import Authentication, Environment
-from authbridge.storage.repositories import AuthenticationRepository
 from authbridge.vault import DecryptionFailed, Keyring
 
 

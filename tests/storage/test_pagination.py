@@ -4,11 +4,12 @@ from datetime import timedelta
 
 import pytest
 
+from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.errors import InvalidInput
 from authbridge.storage import Database
 from authbridge.storage.models import Environment, utcnow
 from authbridge.storage.pagination import encode_cursor
-from authbridge.storage.repositories import MAX_PAGE_SIZE, AuthenticationRepository
+from authbridge.storage.repositories import MAX_PAGE_SIZE
 from authbridge.vault import Keyring
 
 

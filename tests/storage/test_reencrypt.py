@@ -5,16 +5,12 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
+from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.connector_configs.repository import ConnectorConfigRepository
 from authbridge.storage import Database
 from authbridge.storage.crypto import ENCRYPTED_COLUMNS
 from authbridge.storage.models import Authentication, Environment, metadata
-from authbridge.storage.repositories import (
-    AuthenticationRepository,
-    count_rows,
-    pending_count,
-    reencrypt_batch,
-)
+from authbridge.storage.repositories import count_rows, pending_count, reencrypt_batch
 from authbridge.storage.repositories import reencrypt as reencrypt_module
 from authbridge.tenancy.repository import EnvironmentRepository
 from authbridge.vault import KeyNotFound, Keyring

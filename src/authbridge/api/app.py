@@ -18,18 +18,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from authbridge import __version__
 from authbridge.api import problems, rendering
 from authbridge.api.deps import plain_params
-from authbridge.api.routes import authentications
 from authbridge.api.routes.metrics import router as metrics_router
 from authbridge.api.schemas import Health
+from authbridge.authentications import endpoints as authentications
+from authbridge.authentications.reads import CredentialReader
 from authbridge.connect import endpoints as connect_sessions
 from authbridge.connect import oauth_pages, pages
 from authbridge.connector_configs import endpoints as connectors
 from authbridge.proxy import endpoints as proxy
+from authbridge.refresh.service import Refresher
+from authbridge.refresh.worker import BackgroundWorker, Worker
 from authbridge.services.audit_trail import AuditTrail
 from authbridge.services.bridge import Bridge
-from authbridge.services.credential_reads import CredentialReader
-from authbridge.services.refresh import Refresher
-from authbridge.services.worker import BackgroundWorker, Worker
 from authbridge.solutions.endpoints import router as solutions_router
 from authbridge.tenancy import endpoints as tenancy
 from authbridge.themes import endpoints as themes

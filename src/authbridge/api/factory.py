@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authbridge.api.app import create_app
+from authbridge.refresh.worker import Worker, WorkerSettings
 from authbridge.runtime import (
     ServeOptions,
     Settings,
@@ -28,7 +29,6 @@ from authbridge.runtime import (
     open_refresher,
 )
 from authbridge.services.bridge import Bridge
-from authbridge.services.worker import Worker, WorkerSettings
 from authbridge.storage import Database
 
 

@@ -36,10 +36,10 @@ from authbridge.api.rendering import (
     success_page,
     unexpected,
 )
+from authbridge.authentications.service import check_name
 from authbridge.connect import oauth as oauth_connect
 from authbridge.connect import oauth_pages
 from authbridge.connect import service as connect
-from authbridge.services.authentications import check_name
 from authbridge.services.bridge import Bridge
 
 router = APIRouter(include_in_schema=False)

@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 from sqlalchemy.orm import Session
 
 from authbridge import errors
+from authbridge.authentications import service as authentications
+from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.connect.repository import ConnectSessionRepository
 from authbridge.connector_configs.service import ConnectorSetup, resolve_variant, setup
 from authbridge.connectors.models import Fields
@@ -28,11 +30,9 @@ from authbridge.mechanisms import ConnectResult, Context, get_mechanism
 from authbridge.mechanisms.form import check_fields
 from authbridge.mechanisms.properties import call
 from authbridge.redaction import redact
-from authbridge.services import authentications
 from authbridge.services.bridge import Bridge
 from authbridge.services.principals import Principal
 from authbridge.storage.models import Authentication, ConnectSession, EndUser
-from authbridge.storage.repositories import AuthenticationRepository
 from authbridge.tenancy.repository import EndUserRepository
 from authbridge.themes import service as themes
 from authbridge.themes.service import PageTheme

@@ -29,13 +29,14 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from authbridge.api.deps import BridgeDep, TokenDep, bearer_token, caller, plain_params
+from authbridge.authentications import freshness
+from authbridge.authentications.reads import CredentialReader
 from authbridge.proxy import service as proxy
-from authbridge.services import freshness, read_transactions
+from authbridge.refresh.service import Refresher
+from authbridge.services import read_transactions
 from authbridge.services.audit_trail import AuditTrail
 from authbridge.services.bridge import Bridge
-from authbridge.services.credential_reads import CredentialReader
 from authbridge.services.principals import Principal
-from authbridge.services.refresh import Refresher
 
 log = logging.getLogger("authbridge.proxy")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")

@@ -36,18 +36,19 @@ import httpx
 from sqlalchemy.orm import Session
 
 from authbridge import errors
+from authbridge.authentications import service as authentications
+from authbridge.authentications import use as credential_use
+from authbridge.authentications.freshness import Stored
+from authbridge.authentications.repository import read_stamp_row
+from authbridge.authentications.use import RequestCredentials
 from authbridge.connector_configs import service as connectors
 from authbridge.connector_configs.repository import ConnectorConfigRepository
 from authbridge.connectors.models import RequestRules
 from authbridge.http import OutboundClient
 from authbridge.mechanisms.request_rules import RequestAuth
 from authbridge.redaction import redact
-from authbridge.services import authentications, credential_use
 from authbridge.services.bridge import Bridge
-from authbridge.services.credential_use import RequestCredentials
-from authbridge.services.freshness import Stored
 from authbridge.services.principals import Principal
-from authbridge.storage.repositories.authentications import read_stamp_row
 from authbridge.tenancy.repository import AuditEntry
 
 ACTION = "authentication.proxied"

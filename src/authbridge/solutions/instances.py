@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from authbridge import errors
-from authbridge.services.authentications import check_name
+from authbridge.authentications.service import check_name
 from authbridge.services.bridge import Bridge
 from authbridge.services.principals import Principal
 from authbridge.solutions.repository import SolutionRepository

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from authbridge.authentications.repository import served_at
 from authbridge.storage.models import (
     Authentication,
     AuthSlot,
@@ -18,7 +19,6 @@ from authbridge.storage.models import (
     SolutionInstanceAuth,
 )
 from authbridge.storage.pagination import DEFAULT_PAGE_SIZE, Page, fetch_page
-from authbridge.storage.repositories.authentications import served_at
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from starlette.concurrency import run_in_threadpool
 from authbridge import errors
 from authbridge.api.deps import BridgeDep, TokenDep, transaction
 from authbridge.api.schemas import PageOut
+from authbridge.authentications.reads import CredentialReader
 from authbridge.services.bridge import Bridge
-from authbridge.services.credential_reads import CredentialReader
 from authbridge.storage.pagination import MAX_PAGE_SIZE
 from authbridge.tenancy import service as tenancy
 from authbridge.tenancy.schemas import (

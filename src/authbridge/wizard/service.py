@@ -27,9 +27,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from authbridge import errors
+from authbridge.authentications import service as authentications
 from authbridge.connect.repository import ConnectSessionRepository
 from authbridge.connect.service import VARIANT_OPTION, ConnectOptions, check_origin
-from authbridge.services import authentications
 from authbridge.services.bridge import Bridge
 from authbridge.services.principals import Principal
 from authbridge.solutions import service as solutions

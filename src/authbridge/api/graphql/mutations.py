@@ -19,7 +19,8 @@ from strawberry.scalars import JSON
 
 from authbridge import errors
 from authbridge.api.graphql.types import AuthenticationNode, Info, UserNode, mutation
-from authbridge.services import authentications, imports
+from authbridge.authentications import imports
+from authbridge.authentications import service as authentications
 from authbridge.services.principals import (
     MAX_EXTERNAL_ID,
     Principal,

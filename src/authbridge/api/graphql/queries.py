@@ -25,7 +25,7 @@ from authbridge.api.graphql.types import (
     page_cursor,
     page_size,
 )
-from authbridge.services import authentications
+from authbridge.authentications import service as authentications
 from authbridge.services.principals import Principal
 from authbridge.solutions import service as solutions
 from authbridge.tenancy import service as tenancy

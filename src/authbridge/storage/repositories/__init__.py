@@ -1,4 +1,6 @@
-"""Repositories: every SQL query of authbridge, one module per aggregate.
+"""What is left of the shared repositories: re-encryption under a new key (every table) and
+the pagination helpers. Each domain's repository lives in its slice (``tenancy.repository``,
+``authentications.repository``, …).
 
 Each repository takes the caller's :class:`~sqlalchemy.orm.Session` (and the keyring where
 secrets are involved), flushes what it writes, and never commits: the request, command or task
@@ -6,11 +8,6 @@ that opened the session owns the transaction.
 """
 
 from authbridge.storage.pagination import MAX_PAGE_SIZE, Page
-from authbridge.storage.repositories.authentications import (
-    UNSET,
-    AuthenticationRepository,
-    served_at,
-)
 from authbridge.storage.repositories.reencrypt import (
     ReencryptBatch,
     count_rows,
@@ -20,12 +17,9 @@ from authbridge.storage.repositories.reencrypt import (
 
 __all__ = [
     "MAX_PAGE_SIZE",
-    "UNSET",
-    "AuthenticationRepository",
     "Page",
     "ReencryptBatch",
     "count_rows",
     "pending_count",
     "reencrypt_batch",
-    "served_at",
 ]

@@ -47,16 +47,16 @@ from typing import TypeVar
 from sqlalchemy.orm import Session
 
 from authbridge import errors
+from authbridge.authentications import freshness
+from authbridge.authentications.freshness import Freshness
+from authbridge.authentications.repository import AuthenticationRepository, LeasedAuthentication
+from authbridge.authentications.service import refresh_due_at
 from authbridge.connector_configs.service import ConnectorSetup, setup
 from authbridge.mechanisms import ConnectResult, Context, get_mechanism
 from authbridge.redaction import redact
-from authbridge.services import freshness, metrics
-from authbridge.services.authentications import refresh_due_at
+from authbridge.refresh.group_transactions import GroupTransactions
+from authbridge.services import metrics
 from authbridge.services.bridge import Bridge
-from authbridge.services.freshness import Freshness
-from authbridge.services.group_transactions import GroupTransactions
-from authbridge.storage.repositories import AuthenticationRepository
-from authbridge.storage.repositories.authentications import LeasedAuthentication
 from authbridge.webhooks import events
 
 log = logging.getLogger("authbridge.refresh")

@@ -15,14 +15,15 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from authbridge import errors
+from authbridge.authentications import freshness
+from authbridge.authentications.repository import UNSET, AuthenticationRepository
 from authbridge.connector_configs.service import ConnectorSetup
 from authbridge.connectors.models import AuthDefinition
 from authbridge.mechanisms import ConnectResult, get_mechanism
-from authbridge.services import freshness
 from authbridge.services.bridge import Bridge
 from authbridge.services.principals import Principal
 from authbridge.storage.models import Authentication, AuthStatus
-from authbridge.storage.repositories import UNSET, AuthenticationRepository, Page
+from authbridge.storage.repositories import Page
 from authbridge.tenancy.repository import AuditRepository, EndUserRepository
 from authbridge.webhooks import events
 

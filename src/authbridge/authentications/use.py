@@ -2,7 +2,7 @@
 (``GET /v1/authentications/{id}/request-auth``, the proxy), and forced refreshes
 (``POST …/refresh``).
 
-Reads are served by :class:`~authbridge.services.credential_reads.CredentialReader`, so access
+Reads are served by :class:`~authbridge.authentications.reads.CredentialReader`, so access
 rules, freshness and the audit are the same as for ``GET …/credentials``.
 """
 
@@ -15,6 +15,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from authbridge import errors
+from authbridge.authentications.service import (
+    get,
+    record_audit,
+    repository,
+    require_active,
+)
 from authbridge.connector_configs import service as connectors
 from authbridge.connector_configs.service import ConnectorSetup
 from authbridge.connectors.models import (
@@ -22,18 +28,12 @@ from authbridge.connectors.models import (
 )
 from authbridge.mechanisms import get_mechanism, request_rules
 from authbridge.mechanisms.request_rules import RequestAuth
-from authbridge.services.authentications import (
-    get,
-    record_audit,
-    repository,
-    require_active,
-)
 from authbridge.services.bridge import Bridge
 from authbridge.services.principals import Principal
 from authbridge.storage.models import Authentication
 
 if TYPE_CHECKING:
-    from authbridge.services.refresh import Outcome
+    from authbridge.refresh.service import Outcome
 
 
 @dataclass(frozen=True)

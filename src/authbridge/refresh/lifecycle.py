@@ -29,13 +29,13 @@ from typing import TypeVar
 from sqlalchemy.orm import Session
 
 from authbridge import errors
+from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.connector_configs.service import ConnectorSetup, setup
 from authbridge.mechanisms import Context, Revocation, get_mechanism
 from authbridge.redaction import redact
 from authbridge.services import metrics
 from authbridge.services.bridge import Bridge
 from authbridge.storage.models import Authentication
-from authbridge.storage.repositories import AuthenticationRepository
 from authbridge.tenancy.repository import AuditRepository
 from authbridge.webhooks import events
 

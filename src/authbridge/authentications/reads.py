@@ -3,7 +3,7 @@
 
 A read that is not due costs: the caller's token from the process's principal cache
 (:class:`~authbridge.services.principals.PrincipalCache`), one indexed Core SELECT
-(:func:`~authbridge.storage.repositories.authentications.read_credential_row`), one AES-GCM
+(:func:`~authbridge.authentications.repository.read_credential_row`), one AES-GCM
 decryption and the response. The SELECT runs on the event loop's thread, never in a worker
 thread (a thread hop cost more than the read): on SQLite straight (a WAL read never waits for
 a writer), on PostgreSQL on the loop's own asynchronous connections. The audit row (who read
@@ -19,15 +19,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from authbridge import errors
+from authbridge.authentications import freshness
+from authbridge.authentications import use as credential_use
+from authbridge.authentications.repository import CredentialRow, read_credential_row
+from authbridge.authentications.service import TARGET
+from authbridge.authentications.use import RequestCredentials
 from authbridge.mechanisms.base import PRIVATE_CREDENTIALS
-from authbridge.services import credential_use, freshness, metrics
+from authbridge.refresh.service import Refresher
+from authbridge.services import metrics
 from authbridge.services.audit_trail import AuditTrail
-from authbridge.services.authentications import TARGET
 from authbridge.services.bridge import Bridge
-from authbridge.services.credential_use import RequestCredentials
 from authbridge.services.principals import Principal
-from authbridge.services.refresh import Refresher
-from authbridge.storage.repositories.authentications import CredentialRow, read_credential_row
 from authbridge.tenancy.repository import AuditEntry
 
 CREDENTIALS_READ = "authentication.credentials_read"

@@ -22,13 +22,14 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from authbridge import errors
+from authbridge.authentications import service as authentications
+from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.connector_configs.service import ConnectorSetup, setup
 from authbridge.connectors.models import JwtDefinition
 from authbridge.mechanisms import ConnectResult, Context, get_mechanism
 from authbridge.mechanisms.form import check_fields
 from authbridge.mechanisms.jwt import JwtMechanism
 from authbridge.mechanisms.request_rules import token_values
-from authbridge.services import authentications
 from authbridge.services.bridge import Bridge
 from authbridge.services.principals import (
     MAX_EXTERNAL_ID,
@@ -37,7 +38,6 @@ from authbridge.services.principals import (
     is_external_id,
 )
 from authbridge.storage.models import Authentication
-from authbridge.storage.repositories import AuthenticationRepository
 from authbridge.tenancy.repository import EndUserRepository, EnvironmentRepository
 
 OAUTH_TYPES = frozenset({"oauth1", "oauth2"})

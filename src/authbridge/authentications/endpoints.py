@@ -20,21 +20,23 @@ from authbridge.api.deps import (
     caller,
     transaction,
 )
-from authbridge.api.schemas import (
+from authbridge.api.schemas import PageOut
+from authbridge.authentications import imports
+from authbridge.authentications import service as authentications
+from authbridge.authentications import use as credential_use
+from authbridge.authentications.reads import CredentialReader
+from authbridge.authentications.schemas import (
     AuthenticationImport,
     AuthenticationOut,
     AuthenticationUpdate,
     CredentialsOut,
     JwtConnect,
     JwtConnected,
-    PageOut,
     RefreshOut,
     RequestAuthOut,
     timestamp,
 )
-from authbridge.services import authentications, credential_use, imports
-from authbridge.services.credential_reads import CredentialReader
-from authbridge.services.refresh import Outcome, Refresher
+from authbridge.refresh.service import Outcome, Refresher
 from authbridge.storage.models import Authentication, AuthStatus
 from authbridge.storage.pagination import MAX_PAGE_SIZE
 from authbridge.tenancy import service as tenancy

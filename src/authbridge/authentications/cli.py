@@ -34,7 +34,7 @@ from authbridge.cli.common import (
 from authbridge.errors import AuthBridgeError
 
 if TYPE_CHECKING:
-    from authbridge.services import imports
+    from authbridge.authentications import imports
     from authbridge.services.bridge import Bridge
     from authbridge.services.principals import Principal
 
@@ -67,7 +67,7 @@ def parse_line(line: str, *, skip_validate: bool) -> imports.ImportRequest:
     """The import request of one line, or :class:`LineError` naming what is wrong (not values)."""
     from pydantic import ValidationError
 
-    from authbridge.api.schemas import AuthenticationImport
+    from authbridge.authentications.schemas import AuthenticationImport
 
     try:
         document = json.loads(line)
@@ -94,7 +94,7 @@ async def import_one(
     bridge: Bridge, principal: Principal, request: imports.ImportRequest, *, dry_run: bool
 ) -> None:
     """Import one authentication like ``POST /v1/authentications`` (read, call, store)."""
-    from authbridge.services import imports
+    from authbridge.authentications import imports
 
     with bridge.session() as session:
         prepared = imports.prepare(bridge, session, principal, request)

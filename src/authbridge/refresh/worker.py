@@ -34,9 +34,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from authbridge.services import lifecycle, metrics
+from authbridge.refresh import lifecycle
+from authbridge.refresh.service import Outcome, Refresher
+from authbridge.services import metrics
 from authbridge.services.bridge import Bridge
-from authbridge.services.refresh import Outcome, Refresher
 from authbridge.storage import faults
 from authbridge.webhooks import service as webhooks
 

@@ -24,8 +24,8 @@ from authbridge.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from authbridge.refresh.worker import Worker
     from authbridge.services.bridge import Bridge
-    from authbridge.services.worker import Worker
 
 
 def worker_command(
@@ -54,8 +54,8 @@ def worker_command(
     Uses the same data folder (or AUTHBRIDGE_DATABASE_URL) and keys as the server. Several
     workers may run against one PostgreSQL database.
     """
+    from authbridge.refresh.worker import Worker, WorkerSettings
     from authbridge.runtime import open_bridge, open_database, open_refresher
-    from authbridge.services.worker import Worker, WorkerSettings
 
     configure_logging(log_level)
     with reported_errors():

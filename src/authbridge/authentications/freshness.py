@@ -25,7 +25,7 @@ from authbridge import errors
 from authbridge.storage.models import AuthStatus
 
 if TYPE_CHECKING:
-    from authbridge.services.refresh import Refresher
+    from authbridge.refresh.service import Refresher
 
 T = TypeVar("T")
 #: Seconds a caller is told to wait when expired credentials could not be refreshed.
