@@ -1,7 +1,7 @@
 """What solutions and instances share: lookups, an auth's fit to a slot, completeness, audit.
 
-Shared by the solution use cases (``services/solutions.py``), the instance use cases
-(``services/solution_instances.py``) and the pages and APIs built on them.
+Shared by the solution use cases (``solutions/service.py``), the instance use cases
+(``solutions/instances.py``) and the pages and APIs built on them.
 """
 
 from __future__ import annotations

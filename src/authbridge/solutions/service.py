@@ -3,7 +3,7 @@
 A master token applies solution specs (create, or update in place by key; a YAML file through
 ``authbridge solutions apply``); any token of the environment reads them. This module is also
 the one entry point of the whole model: it re-exports the spec types and the instance use
-cases (``services/solution_instances.py``), whose docstring lists the rules.
+cases (``solutions/instances.py``), whose docstring lists the rules.
 
 A static slot's shared authentication (``static_auth_id``) may be any authentication of the
 environment the host chooses, of the slot's connector, active and with the slot's scopes; one

@@ -2,7 +2,7 @@
 
 A spec is pure data: :func:`parse_solution_spec` checks its shape (keys, external ids, slot
 flags, JSON Schemas); whether its connectors and static authentications exist is checked when
-it is applied (``services/solutions.py``). Keys are accepted in snake_case or camelCase, and
+it is applied (``solutions/service.py``). Keys are accepted in snake_case or camelCase, and
 every problem names its key path (``authSlots[1].externalId``).
 
 Config values are checked with JSON Schema draft 2020-12 (``jsonschema``), formats included;
