@@ -6,13 +6,14 @@ import typer
 
 from authbridge import __version__
 from authbridge.authentications.cli import import_command
-from authbridge.cli.admin import db_app, keys_app, tokens_app, users_app
+from authbridge.cli.admin import db_app, keys_app
 from authbridge.cli.connect import config_app, connect_link_command
 from authbridge.cli.connectors import app as connectors_app
 from authbridge.cli.sandbox import sandbox_command
 from authbridge.cli.serve import serve_command
 from authbridge.refresh.cli import worker_command
 from authbridge.solutions.cli import app as solutions_app
+from authbridge.tenancy.cli import tokens_app, users_app
 from authbridge.webhooks.cli import app as webhooks_app
 
 app = typer.Typer(
