@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from authbridge.services.audit_trail import AuditTrail
+from authbridge.services.audit_trail import MAX_BATCH, AuditTrail
 from authbridge.services.bridge import Bridge
 from authbridge.storage.models import AuditEvent, Environment, utcnow
 from authbridge.tenancy.repository import AuditEntry
@@ -69,6 +69,28 @@ async def test_rows_are_written_within_a_fraction_of_a_second_without_a_stop(
             await asyncio.sleep(0.02)
     finally:
         await trail.close()
+
+
+async def test_a_backlog_of_full_batches_is_written_without_waiting_between_them(
+    bridge: Bridge, environment: Environment
+) -> None:
+    """Reads faster than a batch per interval must not outrun the writer: full batches go at
+    once, only a partial one waits for the interval (here 4 s; waiting after each of the three
+    full batches would take 12)."""
+    interval = 4.0
+    trail = AuditTrail(bridge, interval=interval)
+    await trail.add(entry(environment, 0))
+    await asyncio.wait_for(trail.flush(), 10)  # the first row, at once: the writer had rested
+    started = time.monotonic()
+    count = 3 * MAX_BATCH + 7
+    for number in range(1, count):
+        await trail.add(entry(environment, number))
+    while len(written(bridge, environment)) < 1 + 3 * MAX_BATCH:
+        assert time.monotonic() - started < interval, "full batches waited for the interval"
+        await asyncio.sleep(0.05)
+    assert len(written(bridge, environment)) == 1 + 3 * MAX_BATCH  # the partial batch waits
+    await trail.close()
+    assert len(written(bridge, environment)) == count
 
 
 async def test_a_detail_named_like_a_secret_is_refused_by_the_request_that_queues_it(

@@ -3,7 +3,8 @@ batches off the request path.
 
 A request queues its row (:meth:`AuditTrail.add`) and answers; one task takes every row queued
 so far and writes them with one ``INSERT`` (a ``COPY`` on PostgreSQL) in one transaction in a
-worker thread (group commit), at most one transaction per :data:`FLUSH_INTERVAL`. No request
+worker thread (group commit), at most one transaction per :data:`FLUSH_INTERVAL` unless a full
+batch of :data:`MAX_BATCH` rows is already waiting (then at once). No request
 waits for a thread or a commit for its audit row. The queue is bounded: when it is full a
 request waits for room, a row is never dropped for lack of room.
 
@@ -32,7 +33,8 @@ log = logging.getLogger("authbridge.audit")
 MAX_QUEUED = 20_000
 #: Rows written in one transaction at most.
 MAX_BATCH = 1_000
-#: Seconds between the starts of two audit transactions at least: about what a crash loses.
+#: Seconds between the starts of two audit transactions at least, unless a full batch is
+#: waiting: about what a crash loses.
 FLUSH_INTERVAL = 0.2
 #: For how long a batch the database refuses is tried again.
 RETRY_SECONDS = 30.0
@@ -80,7 +82,10 @@ class AuditTrail:
         while True:
             batch = [await self._queue.get()]
             wait = flushed + self.interval - time.monotonic()
-            if wait > 0:
+            # The interval spaces the commits of a light load; a full batch already waiting is
+            # written at once, else reads faster than MAX_BATCH per interval would outrun the
+            # writer and a crash would lose ever more of them.
+            if wait > 0 and self._queue.qsize() + 1 < MAX_BATCH:
                 await asyncio.sleep(wait)
             flushed = time.monotonic()
             while len(batch) < MAX_BATCH and not self._queue.empty():
