@@ -148,7 +148,7 @@ async def whole_requests(calls: int) -> dict[str, float]:
 def parts(bridge: Any, seeded: Any, calls: int) -> dict[str, float]:
     from starlette.responses import JSONResponse
 
-    from authbridge.authentications.repository import _READ_ROW, CredentialRow
+    from authbridge.authentications.rows import _READ_ROW, CredentialRow
     from authbridge.services import metrics
     from authbridge.services.principals import authenticate
     from authbridge.storage.db import _compiled

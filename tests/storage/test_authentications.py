@@ -8,12 +8,8 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError, InvalidRequestError
 
-from authbridge.authentications.repository import (
-    _READ_ROW,
-    AuthenticationRepository,
-    CredentialRow,
-    read_credential_row,
-)
+from authbridge.authentications.repository import AuthenticationRepository
+from authbridge.authentications.rows import _READ_ROW, CredentialRow, read_credential_row
 from authbridge.connect.repository import ConnectSessionRepository
 from authbridge.errors import StaleAuthentication
 from authbridge.storage import Database

@@ -21,7 +21,7 @@ from typing import Any
 from authbridge import errors
 from authbridge.authentications import freshness
 from authbridge.authentications import use as credential_use
-from authbridge.authentications.repository import CredentialRow, read_credential_row
+from authbridge.authentications.rows import CredentialRow, read_credential_row
 from authbridge.authentications.service import TARGET
 from authbridge.authentications.use import RequestCredentials
 from authbridge.mechanisms.base import PRIVATE_CREDENTIALS

@@ -39,7 +39,7 @@ from authbridge import errors
 from authbridge.authentications import service as authentications
 from authbridge.authentications import use as credential_use
 from authbridge.authentications.freshness import Stored
-from authbridge.authentications.repository import read_stamp_row
+from authbridge.authentications.rows import read_stamp_row
 from authbridge.authentications.use import RequestCredentials
 from authbridge.connector_configs import service as connectors
 from authbridge.connector_configs.repository import ConnectorConfigRepository
