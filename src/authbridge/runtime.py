@@ -100,7 +100,6 @@ class Settings:
         public_url = _check_public_url(environ.get(PUBLIC_URL_ENV_VAR, "").strip())
         pool_size = _positive(environ, POOL_SIZE_ENV_VAR, int)
         lease = _positive(environ, REFRESH_LEASE_ENV_VAR, float)
-        folders = environ.get(CONNECTORS_ENV_VAR, "")
         return cls(
             home=home,
             database_url=database_url,
@@ -108,7 +107,7 @@ class Settings:
             public_url=public_url,
             pool_size=pool_size,
             refresh_lease=None if lease is None else timedelta(seconds=lease),
-            connector_folders=tuple(Path(part) for part in folders.split(os.pathsep) if part),
+            connector_folders=connector_folders(environ),
             graphiql=environ.get(GRAPHIQL_ENV_VAR, "").strip() == "1",
         )
 
@@ -142,6 +141,14 @@ class Settings:
         if not self.home.is_dir():
             self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         return self.home
+
+
+def connector_folders(environ: Mapping[str, str] | None = None) -> tuple[Path, ...]:
+    """The folders of ``AUTHBRIDGE_CONNECTORS`` (separated like ``PATH``), for
+    :meth:`Settings.from_env` and for the commands that need only connectors (``authbridge
+    connectors``), which must not fail on a database or public URL they never use."""
+    value = (os.environ if environ is None else environ).get(CONNECTORS_ENV_VAR, "")
+    return tuple(Path(part) for part in value.split(os.pathsep) if part)
 
 
 @dataclass(frozen=True)

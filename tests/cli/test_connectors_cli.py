@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from authbridge.cli import app
@@ -18,6 +19,14 @@ def test_list_shows_catalog_with_auth_types() -> None:
     rows = {row["key"]: row for row in json.loads(result.stdout)}
     assert rows["freshdesk"]["type"] == "api_key"
     assert rows["twilio"]["type"] == "pwd"
+
+
+def test_list_needs_no_usable_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Listing connectors reads no database: a URL it cannot use is not its business."""
+    monkeypatch.setenv("AUTHBRIDGE_DATABASE_URL", "mysql://nowhere/db")
+    result = runner.invoke(app, ["connectors", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "freshdesk" in {row["key"] for row in json.loads(result.stdout)}
 
 
 def test_show_prints_fields_and_properties() -> None:

@@ -30,10 +30,10 @@ PathsOption = typer.Option(
 
 def _registry(paths: list[Path] | None) -> Registry:
     from authbridge.connectors.registry import Registry
-    from authbridge.runtime import Settings
+    from authbridge.runtime import connector_folders
 
     try:
-        return Registry.load(paths or Settings.from_env().connector_folders)
+        return Registry.load(paths or connector_folders())
     except DefinitionError as exc:
         err.print("[red]Some connector definitions are invalid:[/red]")
         for problem in exc.problems:
