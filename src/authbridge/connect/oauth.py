@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -42,7 +43,9 @@ class Claimed:
     """A used-up state and the connect page it belongs to."""
 
     page: ConnectPage
-    pending: SignIn = field(repr=False)
+    redirect_uri: str
+    scopes: tuple[str, ...]
+    secrets: Mapping[str, Any] = field(repr=False)
 
 
 def cookie_name(lookup: str) -> str:
@@ -136,13 +139,9 @@ def claim(
         raise errors.Conflict(STATE_LOST)
     return Claimed(
         page=page_for(bridge, session, record),
-        pending=SignIn(
-            url="",
-            lookup=lookup,
-            redirect_uri=claimed.record.redirect_uri,
-            scopes=tuple(claimed.record.scopes or ()),
-            secrets=claimed.secrets,
-        ),
+        redirect_uri=claimed.record.redirect_uri,
+        scopes=tuple(claimed.record.scopes or ()),
+        secrets=claimed.secrets,
     )
 
 
@@ -150,5 +149,10 @@ async def complete(bridge: Bridge, claimed: Claimed, query: Mapping[str, str]) -
     """Check the provider's redirect and trade it for credentials (no database)."""
     page = claimed.page
     return await _mechanism(page).signed_in(
-        page.setup.definition, _context(bridge, page), query, claimed.pending
+        page.setup.definition,
+        _context(bridge, page),
+        query,
+        redirect_uri=claimed.redirect_uri,
+        scopes=claimed.scopes,
+        secrets=claimed.secrets,
     )

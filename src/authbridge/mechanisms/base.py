@@ -183,7 +183,10 @@ class RedirectMechanism(Mechanism):
         definition: AuthDefinition,
         context: Context,
         query: Mapping[str, str],
-        pending: SignIn,
+        *,
+        redirect_uri: str,
+        scopes: Sequence[str],
+        secrets: Mapping[str, Any],
     ) -> ConnectResult:
-        """Check the provider's redirect back and trade it for credentials; ``pending`` is what
-        :meth:`sign_in` returned (its ``url`` no longer needed)."""
+        """Check the provider's redirect back and trade it for credentials, with the redirect
+        URI, scopes and secrets :meth:`sign_in` returned (kept meanwhile by the caller)."""

@@ -152,7 +152,10 @@ class OAuth1Mechanism(RedirectMechanism):
         definition: AuthDefinition,
         context: Context,
         query: Mapping[str, str],
-        pending: SignIn,
+        *,
+        redirect_uri: str,
+        scopes: Sequence[str],
+        secrets: Mapping[str, Any],
     ) -> ConnectResult:
         verifier = query.get("oauth_verifier", "")
         if query.get("denied") or not verifier:
@@ -160,8 +163,8 @@ class OAuth1Mechanism(RedirectMechanism):
         return await self.complete(
             definition,
             context,
-            request_token=str(pending.secrets["request_token"]),
-            request_token_secret=str(pending.secrets["request_token_secret"]),
+            request_token=str(secrets["request_token"]),
+            request_token_secret=str(secrets["request_token_secret"]),
             oauth_token=query.get("oauth_token", ""),
             oauth_verifier=verifier,
         )

@@ -16,10 +16,10 @@ token when the provider sends none and taking a rotated one when it does.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from secrets import token_urlsafe
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -121,7 +121,7 @@ class OAuth2Mechanism(RedirectMechanism):
         """A fresh ``state`` (the lookup) and PKCE verifier (kept secret), and the scopes
         asked for (:func:`requested_scopes`)."""
         definition = _oauth2(definition)
-        state = secrets.token_urlsafe(32)
+        state = token_urlsafe(32)
         asked = requested_scopes(definition, context, scopes)
         request = await self.authorization_request(definition, context, state=state, scopes=asked)
         return SignIn(
@@ -159,7 +159,10 @@ class OAuth2Mechanism(RedirectMechanism):
         definition: AuthDefinition,
         context: Context,
         query: Mapping[str, str],
-        pending: SignIn,
+        *,
+        redirect_uri: str,
+        scopes: Sequence[str],
+        secrets: Mapping[str, Any],
     ) -> ConnectResult:
         """Check the redirect (``error``, RFC 9207 ``iss``) and trade the code for tokens with
         the exact redirect URI and scopes of :meth:`sign_in`."""
@@ -171,9 +174,9 @@ class OAuth2Mechanism(RedirectMechanism):
             definition,
             context,
             code=code,
-            code_verifier=pending.secrets.get("code_verifier"),
-            redirect_uri=pending.redirect_uri,
-            scopes=pending.scopes,
+            code_verifier=secrets.get("code_verifier"),
+            redirect_uri=redirect_uri,
+            scopes=scopes,
         )
 
     async def authorization_request(
