@@ -218,10 +218,9 @@ def revocation_for(
     )
     try:
         return get_mechanism(definition.type).revocation(definition, context)
-    except (ValueError, errors.AuthBridgeError) as exc:
-        reason = exc.message if isinstance(exc, errors.AuthBridgeError) else str(exc)
+    except (ValueError, errors.AuthBridgeError) as exc:  # an AuthBridgeError's str is its message
         log.warning(
-            "no revocation auth_id=%s reason=%s", auth.id, redact(reason, context.secrets())
+            "no revocation auth_id=%s reason=%s", auth.id, redact(str(exc), context.secrets())
         )
         return None
 
