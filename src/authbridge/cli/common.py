@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from authbridge.errors import AuthBridgeError, CliError, NotFound
+from authbridge.errors import AuthBridgeError
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -135,10 +135,7 @@ def find_environment(session: Session, keyring: Keyring, name: str) -> Environme
     """Return environment ``name``; ``default`` is created on first use, others must exist."""
     from authbridge.tenancy import service as tenancy
 
-    try:
-        return tenancy.environment_named(session, keyring, name)
-    except NotFound:
-        raise CliError(f"there is no environment named '{name}'") from None
+    return tenancy.environment_named(session, keyring, name)
 
 
 def new_table(*headers: str, title: str | None = None) -> Table:
