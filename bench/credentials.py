@@ -62,16 +62,16 @@ from _common import (
     tree_cpu_seconds,
     wait_until,
 )
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
-from authbridge.authentications.repository import AuthenticationRepository
-from authbridge.runtime import Settings, keyring_json, open_database, open_keyring
-from authbridge.tenancy.repository import (
+from _repositories import (
+    AuthenticationRepository,
     EndUserRepository,
     EnvironmentRepository,
     MasterTokenRepository,
 )
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from authbridge.runtime import Settings, keyring_json, open_database, open_keyring
 
 #: credentials / healthz req/s at least, by database (issue 16).
 TARGET_RATIOS = {"sqlite": 0.70, "postgresql": 0.50}

@@ -69,9 +69,9 @@ from _common import (
     temporary_postgres,
     wait_until,
 )
+from _repositories import EnvironmentRepository, MasterTokenRepository
 
 from authbridge.runtime import Settings, open_database, open_keyring
-from authbridge.tenancy.repository import EnvironmentRepository, MasterTokenRepository
 
 RESULT_FILE = RESULTS / "proxy.json"
 TARGET_ADDED_P50_MS = 1.0

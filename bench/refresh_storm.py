@@ -70,15 +70,18 @@ from _common import (
     temporary_postgres,
     wait_until,
 )
+from _repositories import (
+    AuthenticationRepository,
+    ConnectorConfigRepository,
+    EndUserRepository,
+    EnvironmentRepository,
+)
 from sqlalchemy import func, select, update
 
-from authbridge.authentications.repository import AuthenticationRepository
-from authbridge.connector_configs.repository import ConnectorConfigRepository
 from authbridge.runtime import keyring_json
 from authbridge.storage import Database
 from authbridge.storage.migrate import upgrade
 from authbridge.storage.models import Authentication, AuthStatus
-from authbridge.tenancy.repository import EndUserRepository, EnvironmentRepository
 from authbridge.vault import Keyring
 
 RESULT_FILE = RESULTS / "refresh-storm.json"
