@@ -26,8 +26,8 @@ from authbridge.api import create_app, problems
 from authbridge.storage import Database
 from authbridge.tenancy.repository import EnvironmentRepository, MasterTokenRepository
 from authbridge.vault import Keyring
-from tests.api.conftest import Api, make_bridge
-from tests.api.helpers import assert_problem, import_key
+from tests.support.api_calls import assert_problem, import_key
+from tests.support.app import Api, make_bridge
 from tests.support.loopback import serve
 
 on_postgresql = pytest.mark.parametrize(

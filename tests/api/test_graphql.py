@@ -16,8 +16,8 @@ from authbridge.api.graphql import create_router
 from authbridge.api.graphql.errors import coded
 from authbridge.api.graphql.schema import schema
 from authbridge.wizard import service as wizard
-from tests.api.conftest import SANDBOX_KEY, Api
-from tests.api.helpers import import_key, sandbox_access_token, user_token
+from tests.support.api_calls import import_key, sandbox_access_token, user_token
+from tests.support.app import SANDBOX_KEY, Api
 from tests.support.loopback import serve
 
 VIEWER_AUTHS = "query { viewer { authentications { edges { node { id name } } } } }"

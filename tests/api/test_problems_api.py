@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from tests.api.conftest import Api
-from tests.api.helpers import assert_problem, host_jwt, import_key, user_token
+from tests.support.api_calls import assert_problem, host_jwt, import_key, user_token
+from tests.support.app import Api
 
 SECRET = "sk_live_TOPSECRET_4242"
 

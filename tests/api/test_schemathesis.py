@@ -32,7 +32,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from authbridge.storage import Database, default_url
-from tests.api.conftest import SANDBOX_KEY, Api
+from tests.support.app import SANDBOX_KEY, Api
 
 EXAMPLES_PER_OPERATION = 12
 CHECKS = [

@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Page, Route
 
 # The API tests' running server (on SQLite and PostgreSQL) and its sandbox provider.
-from tests.api.conftest import SANDBOX_KEY, Api, api, api_connectors, sandbox_url  # noqa: F401
+from tests.support.app import SANDBOX_KEY, Api
 from tests.support.host_page import HostPage, host_page
 
 pytestmark = pytest.mark.browser
@@ -45,7 +45,7 @@ class Host:
 
 
 @pytest.fixture
-def host(api: Api) -> Iterator[Host]:  # noqa: F811 (the imported fixture)
+def host(api: Api) -> Iterator[Host]:
     with host_page(api.url) as page:
         yield Host(api, page)
 

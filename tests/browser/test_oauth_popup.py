@@ -20,7 +20,7 @@ from authlib.oauth1 import ClientAuth  # type: ignore[import-untyped]
 from playwright.sync_api import BrowserContext, Page, Request
 
 # The API tests' running server (on SQLite and PostgreSQL) and its sandbox provider.
-from tests.api.conftest import Api, api, api_connectors, sandbox_url  # noqa: F401
+from tests.support.app import Api
 from tests.support.host_page import HostPage, host_page
 
 pytestmark = pytest.mark.browser
@@ -60,7 +60,7 @@ class Host:
 
 
 @pytest.fixture
-def host(api: Api) -> Iterator[Host]:  # noqa: F811 (the imported fixture)
+def host(api: Api) -> Iterator[Host]:
     with host_page(api.url) as page:
         yield Host(api, page)
 
@@ -137,7 +137,7 @@ def assert_failure_page(popup: Page, reason: str) -> None:
 def test_oauth2_popup_connects_an_account_with_a_working_token(
     page: Page,
     host: Host,
-    sandbox_url: str,  # noqa: F811 (the imported fixture)
+    sandbox_url: str,
 ) -> None:
     callbacks = callbacks_of(page.context, host, OAUTH2)
     referrers = referrers_of(page.context)
@@ -166,7 +166,7 @@ def test_oauth2_popup_connects_an_account_with_a_working_token(
 def test_oauth1_popup_connects_an_account_with_working_credentials(
     page: Page,
     host: Host,
-    sandbox_url: str,  # noqa: F811 (the imported fixture)
+    sandbox_url: str,
 ) -> None:
     popup = open_popup(page, host, OAUTH1)
     assert popup.url.startswith(sandbox_url + "/oauth1/authorize?oauth_token=")

@@ -26,11 +26,11 @@ import yaml
 from playwright.sync_api import Page
 
 import authbridge
+from tests.browser.test_oauth_popup import CLIENTS, SANDBOX_EMAIL
+from tests.support.api_calls import user_token
 
 # The API tests' running server (on SQLite and PostgreSQL) and its sandbox provider.
-from tests.api.conftest import Api, api, sandbox_url  # noqa: F401
-from tests.api.helpers import user_token
-from tests.browser.test_oauth_popup import CLIENTS, SANDBOX_EMAIL
+from tests.support.app import Api
 from tests.support.host_page import HostPage, host_page
 
 pytestmark = pytest.mark.browser
@@ -50,7 +50,7 @@ MAPPING_QUERY = (
 @pytest.fixture(scope="session")
 def api_connectors(
     tmp_path_factory: pytest.TempPathFactory,
-    sandbox_url: str,  # noqa: F811 (the imported fixture)
+    sandbox_url: str,
 ) -> Path:
     """The catalog's sandbox connectors, their endpoints on the test's sandbox (replaces the
     API tests' own connectors for the ``api`` fixture of this module)."""
@@ -66,7 +66,7 @@ def api_connectors(
     return target.parent
 
 
-def call(api: Api, method: str, path: str, status: int, **kw: Any) -> Any:  # noqa: F811
+def call(api: Api, method: str, path: str, status: int, **kw: Any) -> Any:
     """``api.call`` expecting ``status``; the JSON answer."""
     response = api.call(method, path, **kw)
     assert response.status_code == status, f"{method} {path}: {response.text}"
@@ -75,8 +75,8 @@ def call(api: Api, method: str, path: str, status: int, **kw: Any) -> Any:  # no
 
 def test_the_readme_scenario_runs_from_apply_to_graphql_mapping(
     page: Page,
-    api: Api,  # noqa: F811 (the imported fixture)
-    sandbox_url: str,  # noqa: F811 (the imported fixture)
+    api: Api,
+    sandbox_url: str,
 ) -> None:
     # authbridge solutions apply examples/solutions/sandbox-quickstart.yaml
     spec = yaml.safe_load(QUICKSTART.read_text(encoding="utf-8"))

@@ -21,12 +21,13 @@ from playwright.sync_api import Page, Route
 
 from authbridge.services.principals import Principal
 from authbridge.solutions import service as solutions
+from tests.support.api_calls import import_key
 
 # The API tests' running server (on SQLite and PostgreSQL) and its sandbox provider.
-from tests.api.conftest import SANDBOX_KEY, Api, api, api_connectors, sandbox_url  # noqa: F401
-from tests.api.helpers import import_key
-from tests.api.test_wizard_pages import OAUTH_CLIENT, auth_values_of, instance, two_slot_solution
+from tests.support.app import SANDBOX_KEY, Api
 from tests.support.host_page import HostPage, host_page
+from tests.support.sandbox_grants import CLIENT
+from tests.support.wizard_steps import auth_values_of, instance, two_slot_solution
 
 pytestmark = pytest.mark.browser
 
@@ -63,7 +64,7 @@ class Host:
 
 
 @pytest.fixture
-def host(api: Api) -> Iterator[Host]:  # noqa: F811 (the imported fixture)
+def host(api: Api) -> Iterator[Host]:
     with host_page(api.url) as page:
         yield Host(api, page)
 
@@ -158,9 +159,9 @@ def test_an_edit_link_reconnects_an_account_in_place(page: Page, host: Host) -> 
 def test_an_oauth_edit_link_with_skip_auth_settings_goes_straight_to_consent(
     page: Page,
     host: Host,
-    sandbox_url: str,  # noqa: F811 (the imported fixture)
+    sandbox_url: str,
 ) -> None:
-    configured = host.api.call("PUT", "/v1/connector-configs/sandbox-oauth2", json=OAUTH_CLIENT)
+    configured = host.api.call("PUT", "/v1/connector-configs/sandbox-oauth2", json=CLIENT)
     assert configured.is_success, configured.text
     body = {
         "external_user_id": "user-1",

@@ -24,7 +24,7 @@ from authbridge.tenancy.repository import (
     MasterTokenRepository,
 )
 from authbridge.vault import Keyring, load
-from tests.cli.conftest import both
+from tests.support.cli import both
 
 runner = CliRunner()
 TOKEN = re.compile(r"abk_[A-Za-z0-9_-]{43}")

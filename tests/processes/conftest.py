@@ -37,11 +37,11 @@ from authbridge.tenancy.repository import (
     MasterTokenRepository,
 )
 from authbridge.vault import Keyring
-from tests.api.conftest import CONNECTORS
-from tests.conftest import _connect_maintenance
-from tests.services.test_refresh import CLIENT, sandbox_tokens
+from tests.support.app import CONNECTORS
 from tests.support.connectors import render_connectors
+from tests.support.databases import _connect_maintenance
 from tests.support.processes import Process, Processes, processes
+from tests.support.sandbox_grants import CLIENT, sandbox_tokens
 
 CONNECTOR = "sandbox-oauth2"
 POOL_SIZE = 8

@@ -1,5 +1,6 @@
-"""SDK tests run against a real authbridge server (the ``api`` fixture of the API tests) and
-real providers on loopback: the sandbox, and an OAuth 2 provider that revokes tokens on demand.
+"""SDK tests run against a real authbridge server (the ``api`` fixture of
+``tests/support/app.py``) and real providers on loopback: the sandbox, and an OAuth 2 provider
+that revokes tokens on demand.
 """
 
 from __future__ import annotations
@@ -16,12 +17,10 @@ from starlette.responses import Response
 
 from authbridge.connectors.registry import Registry
 from authbridge.sdk import Authentication, Client
-from tests.api.conftest import Api, api, api_connectors, sandbox_url
+from tests.support.app import Api
 from tests.support.connectors import render_connectors
 from tests.support.loopback import port_of, serve
 from tests.support.oauth2_provider import OAuth2Provider
-
-__all__ = ["api", "api_connectors", "sandbox_url"]  # the API tests' fixtures, used here too
 
 CONNECTORS = Path(__file__).resolve().parent / "connectors"
 

@@ -18,8 +18,8 @@ from authbridge.sdk import (
     Unauthorized,
     Unavailable,
 )
-from tests.api.conftest import SANDBOX_KEY, Api
 from tests.sdk.conftest import RevokingProvider, connect_oauth
+from tests.support.app import SANDBOX_KEY, Api
 
 
 def import_key(bridge: Client, user: str, name: str | None = None) -> str:

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from authbridge.sdk import AsyncClient, AsyncContext, Client, Context, Unavailable
-from tests.api.conftest import SANDBOX_KEY, Api
 from tests.sdk.conftest import RevokingProvider, connect_oauth
+from tests.support.app import SANDBOX_KEY, Api
 
 
 def new_profile(context: Context) -> dict[str, object]:

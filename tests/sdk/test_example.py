@@ -12,8 +12,8 @@ import pytest
 
 from authbridge.sandbox.app import PROFILE
 from authbridge.sdk import Client
-from tests.api.conftest import Api
 from tests.sdk.conftest import RevokingProvider, connect_oauth
+from tests.support.app import Api
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sdk" / "trigger.py"
 

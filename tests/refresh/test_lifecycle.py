@@ -1,0 +1,408 @@
+"""Hard expiry and scheduled deletion, as the worker carries them out."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pytest
+from sqlalchemy import select
+from starlette.responses import JSONResponse
+
+from authbridge.authentications.repository import AuthenticationRepository
+from authbridge.connector_configs.repository import ConnectorConfigRepository
+from authbridge.connectors.registry import Registry
+from authbridge.refresh.service import Refresher
+from authbridge.refresh.worker import Worker, WorkerSettings
+from authbridge.services.bridge import Bridge
+from authbridge.storage.models import (
+    AuditEvent,
+    Authentication,
+    AuthStatus,
+    Environment,
+    WebhookEvent,
+)
+from authbridge.tenancy.repository import EndUserRepository
+from authbridge.webhooks import events
+from tests.support.loopback import Received, RecordingApp, serve
+from tests.support.sandbox_grants import due_oauth_auth, refresh_requests, stored
+
+pytestmark = pytest.mark.anyio
+
+REVOKING = "revoking-oauth2"
+CLIENT_ID = "rev-client"
+CLIENT_SECRET = "rev secret:x"  # shows the form-encoding of HTTP Basic
+
+
+@pytest.fixture
+def now(bridge: Bridge) -> datetime:
+    """A fixed time for the bridge's clock (tests move it with ``bridge.clock``)."""
+    moment = bridge.now().replace(microsecond=0)
+    bridge.clock = lambda: moment
+    return moment
+
+
+def make_auth(
+    bridge: Bridge,
+    environment: Environment,
+    *,
+    connector_key: str = "sandbox-apikey",
+    auth_type: str = "api_key",
+    credentials: dict[str, Any] | None = None,
+    hard_expires_at: datetime | None = None,
+    delete_at: datetime | None = None,
+    external_user_id: str = "user-1",
+) -> Authentication:
+    with bridge.session() as session:
+        user = EndUserRepository(session).get_or_create(environment.id, external_user_id)
+        return AuthenticationRepository(session, bridge.keyring).create(
+            environment_id=environment.id,
+            end_user_id=user.id,
+            connector_key=connector_key,
+            connector_version="1",
+            auth_type=auth_type,
+            name=f"{connector_key} of {external_user_id}",
+            credentials=credentials or {"api_key": "sk_sandbox_0123456789"},
+            hard_expires_at=hard_expires_at,
+            delete_at=delete_at,
+            now=bridge.now(),
+        )
+
+
+def change_hard_expiry(bridge: Bridge, auth_id: str, hard_expires_at: datetime) -> None:
+    with bridge.session() as session:
+        repo = AuthenticationRepository(session, bridge.keyring)
+        auth = repo.get_any(auth_id)
+        assert auth is not None
+        repo.update_credentials(auth, repo.credentials(auth), hard_expires_at=hard_expires_at)
+
+
+def sent(bridge: Bridge, event_type: str) -> list[dict[str, Any]]:
+    with bridge.session() as session:
+        statement = select(WebhookEvent).where(WebhookEvent.type == event_type)
+        return [dict(event.payload) for event in session.scalars(statement)]
+
+
+def external_and_user_id(bridge: Bridge, auth: Authentication) -> tuple[str, str | None]:
+    with bridge.session() as session:
+        external = EndUserRepository(session).external_ids([auth.end_user_id])
+    return external[auth.end_user_id or ""], auth.end_user_id
+
+
+def get(bridge: Bridge, auth_id: str) -> Authentication | None:
+    with bridge.session() as session:
+        return AuthenticationRepository(session, bridge.keyring).get_any(auth_id)
+
+
+def worker(bridge: Bridge, **settings: Any) -> Worker:
+    return Worker(bridge, settings=WorkerSettings(**settings))
+
+
+# -- hard expiry ------------------------------------------------------------------------------
+
+
+async def test_expiring_is_sent_once_per_auth_and_expiry_date(
+    bridge: Bridge, environment: Environment, now: datetime
+) -> None:
+    soon = make_auth(bridge, environment, hard_expires_at=now + timedelta(days=3))
+    make_auth(bridge, environment, hard_expires_at=now + timedelta(days=10), external_user_id="u2")
+    make_auth(bridge, environment)  # no hard expiry
+
+    first = await worker(bridge).tick()
+    second = await worker(bridge).tick()
+
+    assert (first.warned, second.warned) == (1, 0)
+    warnings = sent(bridge, events.EXPIRING)
+    external_user_id, user_id = external_and_user_id(bridge, soon)
+    assert warnings == [
+        {
+            "authId": soon.id,
+            "authentication_name": "sandbox-apikey of user-1",
+            "service_name": "sandbox-apikey",
+            "user_id": user_id,
+            "external_user_id": external_user_id,
+            "status": "active",
+            "hard_expires_at": (now + timedelta(days=3)).isoformat(),
+        }
+    ]
+    assert external_user_id == "user-1"
+    warned = get(bridge, soon.id)
+    assert warned is not None
+    assert warned.expiry_warned_for == now + timedelta(days=3)
+
+    change_hard_expiry(bridge, soon.id, now + timedelta(days=5))  # a new date: a new warning
+    third = await worker(bridge).tick()
+    fourth = await worker(bridge).tick()
+
+    assert (third.warned, fourth.warned) == (1, 0)
+    dates = [warning["hard_expires_at"] for warning in sent(bridge, events.EXPIRING)]
+    assert sorted(dates) == [(now + timedelta(days=d)).isoformat() for d in (3, 5)]
+
+
+async def test_the_warning_window_is_configurable(
+    bridge: Bridge, environment: Environment, now: datetime
+) -> None:
+    later = make_auth(bridge, environment, hard_expires_at=now + timedelta(days=10))
+
+    assert (await worker(bridge).tick()).warned == 0
+    assert (await worker(bridge, warn_days=14).tick()).warned == 1
+    assert [warning["authId"] for warning in sent(bridge, events.EXPIRING)] == [later.id]
+
+
+async def test_two_workers_warn_once(
+    bridge: Bridge, environment: Environment, now: datetime
+) -> None:
+    auths = [
+        make_auth(bridge, environment, hard_expires_at=now + timedelta(days=1, minutes=n))
+        for n in range(8)
+    ]
+
+    reports = await asyncio.gather(worker(bridge).tick(), worker(bridge).tick())
+
+    assert sum(report.warned for report in reports) == len(auths)
+    assert sorted(w["authId"] for w in sent(bridge, events.EXPIRING)) == sorted(
+        auth.id for auth in auths
+    )
+
+
+async def test_an_auth_past_its_hard_expiry_becomes_expired_once(
+    bridge: Bridge, environment: Environment, now: datetime
+) -> None:
+    auth = make_auth(bridge, environment, hard_expires_at=now + timedelta(days=1))
+    assert (await worker(bridge).tick()).warned == 1
+
+    bridge.clock = lambda: now + timedelta(days=1, seconds=1)
+    report = await worker(bridge).tick()
+    again = await worker(bridge).tick()
+
+    assert (report.expired, again.expired) == (1, 0)
+    expired = get(bridge, auth.id)
+    assert expired is not None
+    assert expired.status is AuthStatus.EXPIRED
+    assert expired.last_error is not None
+    assert "expired" in expired.last_error
+    (payload,) = sent(bridge, events.EXPIRED)
+    assert payload["authId"] == auth.id
+    assert payload["status"] == "expired"
+    assert payload["external_user_id"] == "user-1"
+    assert payload["service_name"] == "sandbox-apikey"
+    assert payload["authentication_name"] == "sandbox-apikey of user-1"
+    assert payload["user_id"] == auth.end_user_id
+    assert len(sent(bridge, events.EXPIRING)) == 1  # not warned again once expired
+
+
+async def test_an_auth_found_past_its_hard_expiry_is_expired_without_a_warning(
+    bridge: Bridge, environment: Environment, now: datetime
+) -> None:
+    auth = make_auth(bridge, environment, hard_expires_at=now - timedelta(hours=1))
+
+    report = await worker(bridge).tick()
+
+    assert (report.warned, report.expired) == (0, 1)
+    assert sent(bridge, events.EXPIRING) == []
+    assert [payload["authId"] for payload in sent(bridge, events.EXPIRED)] == [auth.id]
+
+
+async def test_a_due_auth_past_its_hard_expiry_is_expired_not_refreshed(
+    bridge: Bridge, environment: Environment, sandbox: str
+) -> None:
+    auth = due_oauth_auth(bridge, environment, sandbox)
+    change_hard_expiry(bridge, auth.id, bridge.now() - timedelta(seconds=1))
+
+    report = await worker(bridge).tick()
+
+    assert report.expired == 1
+    assert report.outcomes == {}
+    assert refresh_requests(sandbox) == 0
+    assert stored(bridge, auth.id)[0].status is AuthStatus.EXPIRED
+
+
+async def test_an_auth_under_a_refresh_lease_is_expired_after_the_refresh(
+    bridge: Bridge, environment: Environment, now: datetime
+) -> None:
+    auth = make_auth(bridge, environment, hard_expires_at=now - timedelta(seconds=1))
+    with bridge.session() as session:
+        taken = AuthenticationRepository(session, bridge.keyring).acquire_lease(
+            auth.id,
+            "another-process",
+            now=now - timedelta(seconds=2),
+            duration=timedelta(minutes=1),
+        )
+        assert taken is not None
+
+    assert (await worker(bridge).tick()).expired == 0
+    bridge.clock = lambda: now + timedelta(minutes=2)  # the lease ran out
+    assert (await worker(bridge).tick()).expired == 1
+
+
+# -- scheduled deletion -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def recorder() -> RecordingApp:
+    return RecordingApp()
+
+
+@pytest.fixture
+def revoke_url(recorder: RecordingApp) -> Iterator[str]:
+    with serve(recorder) as url:
+        yield url + "/oauth/revoke"
+
+
+@pytest.fixture
+def revoking(bridge: Bridge, environment: Environment, tmp_path: Path, revoke_url: str) -> Bridge:
+    """The bridge with one OAuth 2 connector that declares an RFC 7009 ``revoke_url``."""
+    folder = tmp_path / "revoking" / "test" / REVOKING
+    folder.mkdir(parents=True)
+    (folder / "auth.yaml").write_text(
+        "type: oauth2\n"
+        "definition:\n"
+        "  auth_url: http://127.0.0.1:9/authorize\n"
+        "  request_access_token: http://127.0.0.1:9/token\n"
+        f"  revoke_url: {revoke_url}\n"
+        "  client_authentication: basic\n",
+        encoding="utf-8",
+    )
+    (folder / "manifest.yaml").write_text(f"key: {REVOKING}\nlabel: Revoking\n", "utf-8")
+    with bridge.session() as session:
+        ConnectorConfigRepository(session, bridge.keyring).upsert(
+            environment.id, REVOKING, client_id=CLIENT_ID, client_secret=CLIENT_SECRET
+        )
+    registry = Registry.load([tmp_path / "revoking"], include_catalog=False)
+    revoking = replace(bridge, registry=registry)
+    moment = bridge.now().replace(microsecond=0)
+    revoking.clock = lambda: moment
+    return revoking
+
+
+def oauth_auth(
+    bridge: Bridge, environment: Environment, *, delete_at: datetime, refresh_token: bool = True
+) -> Authentication:
+    credentials = {"access_token": "at-1", "token_type": "Bearer"}
+    if refresh_token:
+        credentials["refresh_token"] = "rt-1"
+    return make_auth(
+        bridge,
+        environment,
+        connector_key=REVOKING,
+        auth_type="oauth2",
+        credentials=credentials,
+        delete_at=delete_at,
+    )
+
+
+def form(received: Received) -> dict[str, str]:
+    return dict(parse_qsl(received.body.decode("ascii")))
+
+
+async def test_a_scheduled_deletion_revokes_the_token_then_deletes_on_time(
+    revoking: Bridge, environment: Environment, recorder: RecordingApp
+) -> None:
+    now = revoking.now()
+    auth = oauth_auth(revoking, environment, delete_at=now + timedelta(hours=1))
+
+    early = await worker(revoking).tick()
+    assert early.deleted == 0
+    assert recorder.requests == []
+    assert get(revoking, auth.id) is not None
+
+    revoking.clock = lambda: now + timedelta(hours=1)
+    report = await worker(revoking).tick()
+
+    assert (report.deleted, report.revoked, report.revocation_failed) == (1, 1, 0)
+    assert get(revoking, auth.id) is None
+    (request,) = recorder.requests
+    assert request.method == "POST"
+    assert request.path == "/oauth/revoke"
+    assert request.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert form(request) == {"token": "rt-1", "token_type_hint": "refresh_token"}
+    scheme, encoded = request.headers["authorization"].split(" ")
+    assert scheme == "Basic"
+    assert base64.b64decode(encoded).decode() == "rev-client:rev+secret%3Ax"  # RFC 6749 §2.3.1
+    (payload,) = sent(revoking, events.DELETED)
+    assert payload["authId"] == auth.id
+    assert payload["service_name"] == REVOKING
+    assert payload["authentication_name"] == f"{REVOKING} of user-1"
+    assert payload["external_user_id"] == "user-1"
+    assert payload["user_id"] == auth.end_user_id
+    assert payload["reason"] == "scheduled"
+    with revoking.session() as session:
+        audit = session.scalars(select(AuditEvent).where(AuditEvent.target_id == auth.id)).all()
+    assert [(event.actor, event.action) for event in audit] == [
+        ("worker", "authentication.deleted")
+    ]
+
+
+async def test_a_failed_revocation_does_not_stop_the_deletion(
+    revoking: Bridge, environment: Environment, recorder: RecordingApp
+) -> None:
+    recorder.reply = lambda received: JSONResponse({"error": "unavailable"}, status_code=503)
+    auth = oauth_auth(revoking, environment, delete_at=revoking.now(), refresh_token=False)
+
+    report = await worker(revoking).tick()
+
+    assert (report.deleted, report.revoked, report.revocation_failed) == (1, 0, 1)
+    assert get(revoking, auth.id) is None
+    (request,) = recorder.requests
+    assert form(request) == {"token": "at-1", "token_type_hint": "access_token"}
+    assert len(sent(revoking, events.DELETED)) == 1
+
+
+async def test_auths_without_a_revocation_endpoint_are_deleted_too(
+    revoking: Bridge, environment: Environment, recorder: RecordingApp
+) -> None:
+    # One of a connector without revoke_url, one of a connector no longer installed.
+    unknown = make_auth(revoking, environment, delete_at=revoking.now())
+    unconfigured = oauth_auth(revoking, environment, delete_at=revoking.now())
+    with revoking.session() as session:
+        ConnectorConfigRepository(session, revoking.keyring).upsert(environment.id, REVOKING)
+
+    report = await worker(revoking).tick()
+
+    assert (report.deleted, report.revoked, report.revocation_failed) == (2, 0, 0)
+    assert get(revoking, unknown.id) is None
+    assert get(revoking, unconfigured.id) is None
+    assert recorder.requests == []  # no client id configured: nothing to authenticate with
+    assert len(sent(revoking, events.DELETED)) == 2
+
+
+async def test_two_workers_delete_and_revoke_each_auth_once(
+    revoking: Bridge, environment: Environment, recorder: RecordingApp
+) -> None:
+    auths = [
+        oauth_auth(revoking, environment, delete_at=revoking.now() - timedelta(minutes=n))
+        for n in range(6)
+    ]
+    workers = [
+        Worker(revoking, Refresher(revoking), settings=WorkerSettings(deletion_concurrency=2))
+        for _ in range(2)
+    ]
+
+    reports = await asyncio.gather(*(w.tick() for w in workers))
+
+    assert sum(report.deleted for report in reports) == len(auths)
+    assert len(recorder.requests) == len(auths)
+    assert sorted(payload["authId"] for payload in sent(revoking, events.DELETED)) == sorted(
+        auth.id for auth in auths
+    )
+    assert all(get(revoking, auth.id) is None for auth in auths)
+
+
+async def test_an_auth_scheduled_for_later_is_served_until_then(
+    revoking: Bridge, environment: Environment
+) -> None:
+    now = revoking.now()
+    auth = make_auth(revoking, environment, delete_at=now + timedelta(seconds=30))
+
+    assert (await worker(revoking).tick()).deleted == 0
+    revoking.clock = lambda: now + timedelta(seconds=29)
+    assert (await worker(revoking).tick()).deleted == 0
+    revoking.clock = lambda: now + timedelta(seconds=30)
+    assert (await worker(revoking).tick()).deleted == 1
+    assert get(revoking, auth.id) is None
