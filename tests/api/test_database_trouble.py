@@ -23,6 +23,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import text
 
 from authbridge.api import create_app, problems
+from authbridge.connect import service as connect_service
 from authbridge.storage import Database
 from authbridge.tenancy.repository import EnvironmentRepository, MasterTokenRepository
 from authbridge.vault import Keyring
@@ -310,3 +311,61 @@ def test_an_error_after_the_response_started_is_logged_once_and_cuts_the_respons
     assert [r.getMessage() for r in logs.records if r.name.startswith("uvicorn")] == [
         "ASGI callable returned without completing response."
     ]
+
+
+def open_connect_page(api: Api) -> str:
+    body = {"external_user_id": "user-1", "connector": "sandbox-apikey"}
+    response = api.call("POST", "/v1/connect/sessions", json=body)
+    assert response.status_code == 201, response.text
+    url: str = response.json()["url"]
+    return url
+
+
+@on_postgresql
+def test_a_page_in_database_trouble_is_a_503_page_with_retry_after(
+    database: Database, api_connectors: Path, logs: ServerLogs
+) -> None:
+    url = database.url.render_as_string(hide_password=False)
+    small = Database(url, pool_size=1, max_overflow=0, pool_timeout=0.3)
+    try:
+        with running(small, api_connectors) as api:
+            page = open_connect_page(api)
+            logs.start()
+            with small.engine.connect() as held:
+                held.execute(text("SELECT 1"))
+                response = httpx.get(page)
+            assert response.status_code == 503, response.text
+            assert response.headers["retry-after"] == "1"
+            assert response.headers["content-type"].startswith("text/html")
+            assert "Traceback" not in response.text
+            lines = [r for r in logs.records if r.levelno >= logging.WARNING]
+            assert [(r.name, r.levelno) for r in lines] == [
+                ("authbridge.connect.pages", logging.WARNING)
+            ]
+            assert "pool_exhausted" in lines[0].getMessage()
+            logs.assert_no_traceback()
+            assert httpx.get(page).status_code == 200  # the link is still good
+    finally:
+        small.dispose()
+
+
+def test_a_bug_behind_a_page_is_a_500_page_logged_once(
+    api: Api, logs: ServerLogs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page = open_connect_page(api)
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("a bug 4242")
+
+    monkeypatch.setattr(connect_service, "load_page", broken)
+    logs.start()
+    response = httpx.get(page)
+    assert response.status_code == 500, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    assert "4242" not in response.text
+    assert "Traceback" not in response.text
+    failures = [record for record in logs.records if record.exc_info]
+    assert [(r.name, r.getMessage()) for r in failures] == [
+        ("authbridge.connect.pages", "page failed unexpectedly")
+    ]
+    assert [r for r in logs.records if r.name.startswith("uvicorn")] == []

@@ -1,5 +1,11 @@
 """What every connect page shares: templates, security headers, the common pages.
 
+A failure that leaves a page route nothing to show ends in :func:`error_page`, the HTML
+counterpart of :mod:`authbridge.api.problems`: routers of pages are built with
+``route_class=PageRoute``, which answers any exception their handler lets through with it.
+A route catches an error itself only where it has something better to show (its form again,
+with the error beside the field).
+
 Every page is sent with a strict Content Security Policy (no inline script or style),
 ``nosniff``, ``no-store`` and a referrer policy that keeps the one-time code in the URL from
 other sites (``same-origin``; ``no-referrer`` on OAuth callbacks). Values are autoescaped; only
@@ -10,20 +16,26 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlencode, urlsplit
 
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.staticfiles import StaticFiles
 
 from authbridge import errors
+from authbridge.api.deps import get_bridge
 from authbridge.connect import service as connect
 from authbridge.services.bridge import Bridge
+from authbridge.storage import faults
 from authbridge.storage.models import Authentication
+from authbridge.themes.service import PageTheme
 
 log = logging.getLogger("authbridge.connect.pages")
 
@@ -263,23 +275,71 @@ def is_expired_link(error: errors.AuthBridgeError) -> bool:
     return isinstance(error, errors.ExpiredLink)
 
 
-def unexpected(bridge: Bridge, exc: Exception) -> HTMLResponse:
-    log.exception("connect page failed", exc_info=exc)
-    return message_page(
-        bridge,
-        title="Something went wrong",
-        message="An unexpected error occurred; it has been logged. Please try again later.",
-        status_code=500,
-    )
+UNEXPECTED = "An unexpected error occurred; it has been logged. Please try again later."
 
 
-def load_error(bridge: Bridge, error: errors.AuthBridgeError) -> HTMLResponse:
-    if isinstance(error, errors.NotFound):
-        return expired_page(bridge, error.message)
+def error_page(
+    bridge: Bridge, exc: Exception, *, theme: PageTheme | None = None, **options: Any
+) -> HTMLResponse:
+    """The page of a failure that leaves nothing else to show, for every page route.
+
+    An expired or used link says so (404); something not found, a connector not installed, or
+    a conflict (the link is not the one this page waits for) is a 404 that names it; database
+    trouble is a 503 with ``Retry-After``, logged as one
+    warning; anything else unexpected is a bare 500, logged once with its traceback. The
+    message is the error's own, which never quotes a secret; ``options`` go to :func:`render`.
+    """
+    error = exc if isinstance(exc, errors.AuthBridgeError) else faults.unavailable(exc)
+    options["theme"] = theme
+    if error is None:
+        log.error("page failed unexpectedly", exc_info=exc)
+        return message_page(
+            bridge, title="Something went wrong", message=UNEXPECTED, status_code=500, **options
+        )
+    if isinstance(error, errors.ExpiredLink):
+        return expired_page(bridge, error.message, **options)
     if isinstance(error, errors.ConnectorNotFound):
-        return message_page(bridge, title="Not available", message=error.message, status_code=404)
-    if error.status >= 500:
-        log.error("connect page failed: %s (%s)", error.message, error.code)
-    return message_page(
-        bridge, title="Something went wrong", message=error.message, status_code=error.status
+        title = "Not available"
+    elif isinstance(error, errors.NotFound):
+        title = "Not found"
+    else:
+        title = "Something went wrong"
+    status = 404 if error.status == 409 else error.status
+    response = message_page(
+        bridge, title=title, message=error.message, status_code=status, **options
     )
+    if isinstance(error, errors.DatabaseUnavailable):
+        response.headers["Retry-After"] = str(error.retry_after)
+        log.warning(
+            "database unavailable: %s (%s); page answered 503, retry after %d s",
+            error.kind,
+            error.cause or error.code,
+            error.retry_after,
+        )
+    elif error.status >= 500 and not isinstance(error, errors.ProviderError):
+        log.error("page failed: %s (%s)", error.message, error.code)
+    return response
+
+
+class PageRoute(APIRoute):
+    """A page route: what its handler raises is answered by :func:`error_page`.
+
+    FastAPI's own answers (an unknown method, a malformed parameter) still go to the problem
+    handlers. ``theme`` is the one error pages of the router show (the wizard's default).
+    """
+
+    theme: ClassVar[PageTheme | None] = None
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        theme = self.theme
+
+        async def answer(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except (HTTPException, RequestValidationError):
+                raise
+            except Exception as exc:
+                return error_page(get_bridge(request), exc, theme=theme)
+
+        return answer

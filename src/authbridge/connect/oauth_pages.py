@@ -21,21 +21,21 @@ from authbridge.api.rendering import (
     CONNECT_FAILED,
     FORBIDDEN_ORIGIN,
     SECURITY_HEADERS,
+    PageRoute,
     connect_page,
+    error_page,
     expired_page,
     is_expired_link,
-    load_error,
     log,
     message_page,
     origin_allowed,
     success_page,
-    unexpected,
 )
 from authbridge.connect import oauth as oauth_connect
 from authbridge.connect import service as connect
 from authbridge.services.bridge import Bridge
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 STATE_MAX_AGE = 600
 CALLBACK_REFERRER = "no-referrer"
@@ -74,14 +74,7 @@ async def start_oauth(code: str, request: Request) -> Response:
     bridge = get_bridge(request)
     if not origin_allowed(request, bridge):
         return message_page(bridge, title="Not allowed", message=FORBIDDEN_ORIGIN, status_code=403)
-    try:
-        page = await bridge.run(
-            lambda session: connect.load_page(bridge, session, code), readonly=True
-        )
-    except errors.AuthBridgeError as error:
-        return load_error(bridge, error)
-    except Exception as exc:
-        return unexpected(bridge, exc)
+    page = await bridge.run(lambda session: connect.load_page(bridge, session, code), readonly=True)
     if not oauth_connect.is_oauth(page):
         return connect_page(
             bridge, page, code, error=errors.InvalidInput("fill in the form"), status_code=400
@@ -130,7 +123,7 @@ async def callback(connector: str, request: Request) -> Response:
                 referrer_policy=CALLBACK_REFERRER,
             )
     except Exception as exc:
-        response = unexpected(bridge, exc)
+        response = error_page(bridge, exc, referrer_policy=CALLBACK_REFERRER)
     if cookie is not None:
         response.delete_cookie(cookie, path=cookie_path(bridge))
     return response

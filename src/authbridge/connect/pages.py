@@ -26,15 +26,14 @@ from authbridge.api.deps import get_bridge
 from authbridge.api.rendering import (
     FIELD_PREFIX,
     FORBIDDEN_ORIGIN,
+    PageRoute,
     connect_page,
     expired_page,
     is_expired_link,
-    load_error,
     log,
     message_page,
     origin_allowed,
     success_page,
-    unexpected,
 )
 from authbridge.authentications.service import check_name
 from authbridge.connect import oauth as oauth_connect
@@ -42,7 +41,7 @@ from authbridge.connect import oauth_pages
 from authbridge.connect import service as connect
 from authbridge.services.bridge import Bridge
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 
 # --- routes ------------------------------------------------------------------------------------
@@ -51,17 +50,10 @@ router = APIRouter(include_in_schema=False)
 @router.get("/connect/{code}", response_class=HTMLResponse)
 async def show(code: str, request: Request) -> Response:
     bridge = get_bridge(request)
-    try:
-        page = await bridge.run(
-            lambda session: connect.load_page(bridge, session, code), readonly=True
-        )
-        if oauth_connect.is_oauth(page) and page.options.skip_auth_settings:
-            return await oauth_pages.start(bridge, code, page)
-        return connect_page(bridge, page, code)
-    except errors.AuthBridgeError as error:
-        return load_error(bridge, error)
-    except Exception as exc:
-        return unexpected(bridge, exc)
+    page = await bridge.run(lambda session: connect.load_page(bridge, session, code), readonly=True)
+    if oauth_connect.is_oauth(page) and page.options.skip_auth_settings:
+        return await oauth_pages.start(bridge, code, page)
+    return connect_page(bridge, page, code)
 
 
 @router.post("/connect/{code}", response_class=HTMLResponse)
@@ -69,31 +61,21 @@ async def submit(code: str, request: Request) -> Response:
     bridge = get_bridge(request)
     if not origin_allowed(request, bridge):
         return message_page(bridge, title="Not allowed", message=FORBIDDEN_ORIGIN, status_code=403)
-    try:
-        async with request.form() as form:
-            submitted = {key: value for key, value in form.items() if isinstance(value, str)}
-        page = await bridge.run(
-            lambda session: connect.load_page(bridge, session, code), readonly=True
-        )
-    except errors.AuthBridgeError as error:
-        return load_error(bridge, error)
-    except Exception as exc:
-        return unexpected(bridge, exc)
-    try:
-        action = submitted.get("action")
-        if action == "pick":
-            return await _pick(bridge, code, page, submitted)
-        if action == "connect":
-            return await _connect(bridge, code, page, submitted)
-        return connect_page(
-            bridge,
-            page,
-            code,
-            error=errors.InvalidInput("choose an account or fill in the form"),
-            status_code=400,
-        )
-    except Exception as exc:
-        return unexpected(bridge, exc)
+    async with request.form() as form:
+        submitted = {key: value for key, value in form.items() if isinstance(value, str)}
+    page = await bridge.run(lambda session: connect.load_page(bridge, session, code), readonly=True)
+    action = submitted.get("action")
+    if action == "pick":
+        return await _pick(bridge, code, page, submitted)
+    if action == "connect":
+        return await _connect(bridge, code, page, submitted)
+    return connect_page(
+        bridge,
+        page,
+        code,
+        error=errors.InvalidInput("choose an account or fill in the form"),
+        status_code=400,
+    )
 
 
 async def _pick(

@@ -221,10 +221,10 @@ def open_session(
 
 
 def load_page(bridge: Bridge, session: Session, code: str) -> ConnectPage:
-    """What the page of ``code`` shows; :class:`errors.NotFound` when the link is not valid."""
+    """What the page of ``code`` shows; :class:`errors.ExpiredLink` when the link is not valid."""
     record = ConnectSessionRepository(session).get_valid(code, now=bridge.now())
     if record is None:
-        raise errors.NotFound(EXPIRED_LINK)
+        raise errors.ExpiredLink(EXPIRED_LINK)
     return page_for(bridge, session, record)
 
 

@@ -33,11 +33,12 @@ from authbridge.api.deps import get_bridge
 from authbridge.api.rendering import (
     FORBIDDEN_ORIGIN,
     SECURITY_HEADERS,
+    PageRoute,
+    error_page,
     log,
     message_page,
     origin_allowed,
     render,
-    unexpected,
     web_origin,
 )
 from authbridge.services.bridge import Bridge
@@ -46,12 +47,19 @@ from authbridge.themes import service as themes
 from authbridge.themes.service import PageTheme
 from authbridge.wizard import service as wizard
 
-router = APIRouter(include_in_schema=False)
-
 COOKIE_PREFIX = "ab_wizard_"
 COOKIE_MAX_AGE = 600
 CONFIG_PREFIX = "config."
 DEFAULT_THEME = PageTheme(key=themes.DEFAULT_KEY, title=themes.DEFAULT_TITLE)
+
+
+class WizardRoute(PageRoute):
+    """The wizard's error pages show the default theme (the page's own may be what failed)."""
+
+    theme = DEFAULT_THEME
+
+
+router = APIRouter(include_in_schema=False, route_class=WizardRoute)
 TRUE = {"true", "1", "yes"}
 
 
@@ -84,24 +92,6 @@ def _check_plain(*values: str | None) -> None:
     """Refuse NUL in what comes from the URL: PostgreSQL text cannot hold it (a 500 else)."""
     if any(value is not None and "\x00" in value for value in values):
         raise errors.NotFound("This page does not exist.")
-
-
-def _error_page(
-    bridge: Bridge, error: errors.AuthBridgeError, theme: PageTheme | None = None
-) -> Response:
-    """The page of a failure before the wizard could be shown (expired code, unknown theme,
-    someone else's instance or authentication)."""
-    shown = theme or DEFAULT_THEME
-    if isinstance(error, errors.ExpiredLink):
-        title = "Link expired"
-    elif isinstance(error, errors.NotFound | errors.ConnectorNotFound):
-        title = "Not found"
-    else:
-        title = "Something went wrong"
-        if error.status >= 500:
-            log.error("wizard page failed: %s (%s)", error.message, error.code)
-    status = error.status if error.status != 409 else 404
-    return message_page(bridge, title=title, message=error.message, status_code=status, theme=shown)
 
 
 # --- the wizard --------------------------------------------------------------------------------
@@ -211,16 +201,11 @@ async def _show(request: Request, theme_key: str, path: str, **target: str | Non
     bridge = get_bridge(request)
     code = request.query_params.get("code", "")
     step = request.query_params.get("step", "")
-    try:
-        screen = await bridge.run(
-            lambda session: _load(bridge, session, code, theme_key, path, step, **target),
-            readonly=True,
-        )
-        return _screen_page(bridge, screen, code)
-    except errors.AuthBridgeError as error:
-        return _error_page(bridge, error)
-    except Exception as exc:
-        return unexpected(bridge, exc)
+    screen = await bridge.run(
+        lambda session: _load(bridge, session, code, theme_key, path, step, **target),
+        readonly=True,
+    )
+    return _screen_page(bridge, screen, code)
 
 
 async def _submit(request: Request, theme_key: str, path: str, **target: str | None) -> Response:
@@ -228,18 +213,13 @@ async def _submit(request: Request, theme_key: str, path: str, **target: str | N
     if not origin_allowed(request, bridge):
         return message_page(bridge, title="Not allowed", message=FORBIDDEN_ORIGIN, status_code=403)
     code = request.query_params.get("code", "")
-    try:
-        async with request.form() as form:
-            submitted = {key: value for key, value in form.items() if isinstance(value, str)}
-        step = submitted.get("step", "")
-        screen = await bridge.run(
-            lambda session: _load(bridge, session, code, theme_key, path, step, **target),
-            readonly=True,
-        )
-    except errors.AuthBridgeError as error:
-        return _error_page(bridge, error)
-    except Exception as exc:
-        return unexpected(bridge, exc)
+    async with request.form() as form:
+        submitted = {key: value for key, value in form.items() if isinstance(value, str)}
+    step = submitted.get("step", "")
+    screen = await bridge.run(
+        lambda session: _load(bridge, session, code, theme_key, path, step, **target),
+        readonly=True,
+    )
     try:
         return await _act(bridge, screen, code, submitted, **target)
     except errors.FormErrors as error:
@@ -251,12 +231,10 @@ async def _submit(request: Request, theme_key: str, path: str, **target: str | N
         return _screen_page(bridge, screen, code, error=error, entered=entered, status_code=422)
     except errors.AuthBridgeError as error:
         if isinstance(error, errors.ExpiredLink):
-            return _error_page(bridge, error, screen.theme)
+            return error_page(bridge, error, theme=screen.theme or DEFAULT_THEME)
         if error.status >= 500 and not isinstance(error, errors.ProviderError):
             log.error("wizard step failed: %s (%s)", error.message, error.code)
         return _screen_page(bridge, screen, code, error=error, status_code=error.status)
-    except Exception as exc:
-        return unexpected(bridge, exc)
 
 
 async def _act(
@@ -364,12 +342,7 @@ async def edit(theme_key: str, auth_id: str, request: Request) -> Response:
         themes.for_page(bridge, session, opened.record.environment_id, theme_key)
         return wizard.start_edit(bridge, session, opened, auth_id, options)
 
-    try:
-        url, connect_session_id = await bridge.run(start)
-    except errors.AuthBridgeError as error:
-        return _error_page(bridge, error)
-    except Exception as exc:
-        return unexpected(bridge, exc)
+    url, connect_session_id = await bridge.run(start)
     response = _redirect(url)
     _keep_code(bridge, response, connect_session_id, code)
     return response
@@ -388,10 +361,8 @@ async def came_back(request: Request) -> Response:
         returned = await bridge.run(
             lambda session: wizard.connected(bridge, session, code, connect_session_id, auth_id),
         )
-    except errors.AuthBridgeError as error:
-        response = _error_page(bridge, error)
     except Exception as exc:
-        response = unexpected(bridge, exc)
+        response: Response = error_page(bridge, exc, theme=DEFAULT_THEME)
     else:
         if returned.path is not None:
             response = _redirect(_location(bridge, returned.path, code, returned.step))
