@@ -22,8 +22,9 @@ from uvicorn.importer import import_from_string
 
 from authbridge import __version__
 from authbridge.api.factory import DisposesDatabase, app_from_environment
-from authbridge.cli import common, connect
+from authbridge.cli import common
 from authbridge.cli.serve import FACTORY
+from authbridge.connector_configs import cli as connect
 from authbridge.errors import InvalidInput
 from authbridge.runtime import (
     PUBLIC_URL_ENV_VAR,

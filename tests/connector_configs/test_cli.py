@@ -313,7 +313,7 @@ def test_a_multi_line_secret_is_read_whole(home: Path) -> None:
 def test_on_a_terminal_secrets_are_asked_for_hidden(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("authbridge.cli.connect._stdin_is_terminal", lambda: True)
+    monkeypatch.setattr("authbridge.connector_configs.cli._stdin_is_terminal", lambda: True)
     result = ok(
         "connector-config",
         "set",

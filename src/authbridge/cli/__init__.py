@@ -7,10 +7,11 @@ import typer
 from authbridge import __version__
 from authbridge.authentications.cli import import_command
 from authbridge.cli.admin import db_app, keys_app
-from authbridge.cli.connect import config_app, connect_link_command
 from authbridge.cli.connectors import app as connectors_app
 from authbridge.cli.sandbox import sandbox_command
 from authbridge.cli.serve import serve_command
+from authbridge.connect.cli import connect_link_command
+from authbridge.connector_configs.cli import config_app
 from authbridge.refresh.cli import worker_command
 from authbridge.solutions.cli import app as solutions_app
 from authbridge.tenancy.cli import tokens_app, users_app

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -23,7 +24,10 @@ if TYPE_CHECKING:
     from rich.table import Table
     from sqlalchemy.orm import Session
 
+    from authbridge.connector_configs.service import ConnectorSettings
+    from authbridge.connectors.loader import Connector
     from authbridge.runtime import Settings
+    from authbridge.services.bridge import Bridge
     from authbridge.storage import Database
     from authbridge.storage.models import Environment
     from authbridge.vault import Keyring
@@ -31,6 +35,10 @@ if TYPE_CHECKING:
 #: The environment commands use unless told otherwise (the storage's ``DEFAULT_ENVIRONMENT``,
 #: repeated here so that ``--help`` does not import the storage; a test keeps them equal).
 DEFAULT_ENVIRONMENT = "default"
+#: ``authbridge.runtime.PUBLIC_URL_ENV_VAR``, named in messages (a test keeps them equal).
+PUBLIC_URL_ENV_VAR = "AUTHBRIDGE_PUBLIC_URL"
+#: The actor of what the commands do, as the audit log names it.
+CLI_ACTOR = "cli"
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -49,6 +57,12 @@ ConnectorsOption = Annotated[
         "of one deployment uses the same folders.",
     ),
 ]
+VariantOption = typer.Option(
+    None,
+    "--variant",
+    help="The connector's variant (service environment, e.g. sandbox), each with its own "
+    "configuration; the default variant when omitted.",
+)
 AllowLoopbackOption = typer.Option(
     False,
     "--allow-loopback",
@@ -136,6 +150,68 @@ def find_environment(session: Session, keyring: Keyring, name: str) -> Environme
     from authbridge.tenancy import service as tenancy
 
     return tenancy.environment_named(session, keyring, name)
+
+
+@dataclass(frozen=True)
+class Opened:
+    """What the commands that use the bridge work with, inside one transaction."""
+
+    bridge: Bridge
+    session: Session
+    environment: Environment
+    public_url_set: bool
+
+
+@contextmanager
+def opened(env: str) -> Iterator[Opened]:
+    """Settings, keys, database and bridge, and a transaction committed when the block ends."""
+    from authbridge.runtime import open_bridge
+
+    settings = settings_from_env()
+    keyring = open_keys(settings)
+    with opened_database(settings) as database:
+        bridge = open_bridge(settings, keyring, database, public_url=settings.base_url())
+        with database.session() as session:
+            environment = find_environment(session, keyring, env)
+            yield Opened(bridge, session, environment, settings.public_url is not None)
+
+
+def public_url_hint(state: Opened) -> None:
+    """Warn, on standard error, when URLs are built on the default public URL."""
+    if not state.public_url_set:
+        err.print(
+            f"[yellow]{PUBLIC_URL_ENV_VAR} is not set, so URLs use {state.bridge.public_url}; "
+            "set it to the address browsers reach authbridge at.[/yellow]",
+            markup=True,
+        )
+
+
+def needs_hint(connector: Connector, settings: ConnectorSettings) -> str | None:
+    """What an OAuth connector's configuration still lacks before end users can connect."""
+    kind = connector.definition().type
+    if kind == "oauth2":
+        missing = [
+            option
+            for option, value in (
+                ("--client-id", settings.client_id),
+                ("--client-secret", settings.client_secret),
+            )
+            if not value
+        ]
+    elif kind == "oauth1":
+        missing = [
+            option
+            for option, value in (
+                ("--consumer-key", settings.consumer_key),
+                ("--consumer-secret", settings.consumer_secret),
+            )
+            if not value
+        ]
+    else:
+        return None
+    if not missing:
+        return None
+    return f"'{connector.key}' still needs {' and '.join(missing)} before end users can connect."
 
 
 def new_table(*headers: str, title: str | None = None) -> Table:

@@ -5,5 +5,6 @@ through the provider's sign-in page), or edits and reconnects one in place. A sl
 * ``repository``: connect sessions and OAuth states; ``service``: the page's use cases (load,
   pick, run the form, finish); ``oauth``: the provider sign-in round trip;
 * ``schemas`` and ``endpoints``: ``/v1/connect-sessions``; ``pages`` and ``oauth_pages``: the
-  HTML pages and the OAuth callback (rendered with ``api/rendering.py``).
+  HTML pages and the OAuth callback (rendered with ``api/rendering.py``); ``cli``:
+  ``authbridge connect-link``.
 """

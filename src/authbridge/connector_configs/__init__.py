@@ -4,7 +4,7 @@ other use cases build from them (definition, client configuration, callback URL)
 
 * ``repository``: the table (secrets encrypted); ``service``: setups, configure (whole or in
   part), import templates; ``schemas`` and ``endpoints``: ``/v1/connectors`` and
-  ``/v1/connector-configs``.
+  ``/v1/connector-configs``; ``cli``: ``authbridge connector-config``.
 
 The connector definitions themselves (models, loader, registry) are the lower layer
 ``authbridge.connectors``.

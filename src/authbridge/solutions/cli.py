@@ -14,8 +14,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from authbridge import errors
-from authbridge.cli.common import EnvOption, new_table, out, reported_errors, wide
-from authbridge.cli.connect import CLI_ACTOR, Opened, opened
+from authbridge.cli.common import (
+    CLI_ACTOR,
+    EnvOption,
+    Opened,
+    new_table,
+    opened,
+    out,
+    reported_errors,
+    wide,
+)
 from authbridge.errors import CliError
 
 if TYPE_CHECKING:

@@ -1,47 +1,41 @@
-"""``authbridge connector-config`` and ``authbridge connect-link``.
+"""``authbridge connector-config``: set, show, list and delete connector configurations, over
+:mod:`authbridge.connector_configs.service`.
 
-``connector-config`` sets up a connector in an environment (OAuth client or consumer, redirect
-URI, scopes, declared settings) without the REST API; its secrets are read from standard input
-or a hidden prompt when given as ``-``, are stored encrypted and are never printed.
-``connect-link`` opens a one-time connect link for an end user and prints it alone on standard
-output, so that ``$(authbridge connect-link ...)`` captures it.
+It sets up a connector in an environment (OAuth client or consumer, redirect URI, scopes,
+declared settings) without the REST API; its secrets are read from standard input or a hidden
+prompt when given as ``-``, are stored encrypted and are never printed. The service is imported
+in each command, so that ``--help`` stays fast.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from authbridge import errors
 from authbridge.cli.common import (
+    PUBLIC_URL_ENV_VAR,
     EnvOption,
+    Opened,
+    VariantOption,
     err,
-    find_environment,
+    needs_hint,
     new_table,
-    open_keys,
-    opened_database,
+    opened,
     out,
+    public_url_hint,
     reported_errors,
-    settings_from_env,
     when,
     wide,
 )
 from authbridge.errors import CliError
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
     from authbridge.connector_configs.service import ConnectorSettings
     from authbridge.connectors.loader import Connector
     from authbridge.connectors.models import Fields
-    from authbridge.services.bridge import Bridge
-    from authbridge.storage.models import Environment
 
 config_app = typer.Typer(
     help="Set up connectors per environment: OAuth client or consumer, redirect URI, scopes and "
@@ -55,55 +49,11 @@ MAX_IDENTIFIER = 512
 MAX_REDIRECT_URI = 2048
 MAX_CLIENT_SECRET = 4096
 MAX_CONSUMER_SECRET = 8192
-MAX_EXTERNAL_ID = 255
-CLI_ACTOR = "cli"
-#: ``authbridge.runtime.PUBLIC_URL_ENV_VAR``, named in messages (a test keeps them equal).
-PUBLIC_URL_ENV_VAR = "AUTHBRIDGE_PUBLIC_URL"
-
-VariantOption = typer.Option(
-    None,
-    "--variant",
-    help="The connector's variant (service environment, e.g. sandbox), each with its own "
-    "configuration; the default variant when omitted.",
-)
 
 _SECRET_HELP = (
     "Use '-' to read it from standard input (or to be asked for it, hidden, on a terminal) "
     "rather than leaving it in your shell history. An empty value removes it."
 )
-
-
-@dataclass(frozen=True)
-class Opened:
-    """What every command here works with, inside one transaction."""
-
-    bridge: Bridge
-    session: Session
-    environment: Environment
-    public_url_set: bool
-
-
-@contextmanager
-def opened(env: str) -> Iterator[Opened]:
-    """Settings, keys, database and bridge, and a transaction committed when the block ends."""
-    from authbridge.runtime import open_bridge
-
-    settings = settings_from_env()
-    keyring = open_keys(settings)
-    with opened_database(settings) as database:
-        bridge = open_bridge(settings, keyring, database, public_url=settings.base_url())
-        with database.session() as session:
-            environment = find_environment(session, keyring, env)
-            yield Opened(bridge, session, environment, settings.public_url is not None)
-
-
-def _public_url_hint(state: Opened) -> None:
-    if not state.public_url_set:
-        err.print(
-            f"[yellow]{PUBLIC_URL_ENV_VAR} is not set, so URLs use {state.bridge.public_url}; "
-            "set it to the address browsers reach authbridge at.[/yellow]",
-            markup=True,
-        )
 
 
 # -- reading secrets ---------------------------------------------------------------------------
@@ -222,33 +172,6 @@ def _describe(state: Opened, connector: Connector, settings: ConnectorSettings |
     return (oauth1 or oauth2) and not overridden
 
 
-def _needs_hint(connector: Connector, settings: ConnectorSettings) -> str | None:
-    kind = connector.definition().type
-    if kind == "oauth2":
-        missing = [
-            option
-            for option, value in (
-                ("--client-id", settings.client_id),
-                ("--client-secret", settings.client_secret),
-            )
-            if not value
-        ]
-    elif kind == "oauth1":
-        missing = [
-            option
-            for option, value in (
-                ("--consumer-key", settings.consumer_key),
-                ("--consumer-secret", settings.consumer_secret),
-            )
-            if not value
-        ]
-    else:
-        return None
-    if not missing:
-        return None
-    return f"'{connector.key}' still needs {' and '.join(missing)} before end users can connect."
-
-
 @config_app.command("set")
 def config_set(
     connector_key: str = typer.Argument(
@@ -361,11 +284,11 @@ def config_set(
             markup=False,
         )
         default_redirect = _describe(state, connector, saved)
-        hint = _needs_hint(connector, saved)
+        hint = needs_hint(connector, saved)
         if hint:
             err.print(f"[yellow]{hint}[/yellow]", markup=True)
         if default_redirect:
-            _public_url_hint(state)
+            public_url_hint(state)
 
 
 def _option_message(error: errors.InvalidInput, declared: Fields) -> str:
@@ -397,7 +320,7 @@ def config_show(
             state.bridge, state.session, state.environment.id, connector.key, variant
         )
         if _describe(state, connector, settings):
-            _public_url_hint(state)
+            public_url_hint(state)
 
 
 @config_app.command("list")
@@ -468,111 +391,3 @@ def config_delete(
             f"Deleted the configuration of '{connector_key}' in environment '{env}'.",
             markup=False,
         )
-
-
-# -- connect-link ------------------------------------------------------------------------------
-
-
-def _utc(moment: datetime) -> str:
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def connect_link_command(
-    external_user_id: str = typer.Argument(
-        ...,
-        metavar="EXTERNAL_USER_ID",
-        help="Your application's id for the end user (created on first use).",
-    ),
-    connector_key: str = typer.Argument(
-        ..., metavar="CONNECTOR", help="The connector key, e.g. freshdesk."
-    ),
-    origin: str | None = typer.Option(
-        None,
-        "--origin",
-        metavar="URL",
-        help="Your page's web origin (https://app.example.com); the result is posted to it alone.",
-    ),
-    edit: str | None = typer.Option(
-        None,
-        "--edit",
-        metavar="AUTH_ID",
-        help="Reconnect or edit this authentication of the end user in place (same id).",
-    ),
-    skip_title_field: bool = typer.Option(
-        False, "--skip-title-field", help="Do not ask the end user to name the account."
-    ),
-    name: str | None = typer.Option(None, "--name", help="The end user's name, if new."),
-    email: str | None = typer.Option(None, "--email", help="The end user's email, if new."),
-    variant: str | None = VariantOption,
-    env: str = EnvOption,
-) -> None:
-    """Print a one-time link (valid 10 minutes) where an end user connects an account.
-
-    Only the URL goes to standard output, so that it can be captured:
-
-        url=$(authbridge connect-link user-42 freshdesk)
-
-    The URL starts with AUTHBRIDGE_PUBLIC_URL; the expiry is printed on standard error.
-    """
-    from authbridge.connect import service as connect
-    from authbridge.connector_configs import service as connectors
-    from authbridge.services.principals import Principal
-
-    with reported_errors():
-        if not external_user_id.strip():
-            raise CliError("the external user id must not be empty")
-        if len(external_user_id) > MAX_EXTERNAL_ID:
-            raise CliError(f"the external user id is longer than {MAX_EXTERNAL_ID} characters")
-        with opened(env) as state:
-            principal = Principal(environment_id=state.environment.id, actor=CLI_ACTOR)
-            try:
-                opened_session = connect.open_session(
-                    state.bridge,
-                    state.session,
-                    principal,
-                    external_user_id=external_user_id,
-                    connector=connector_key,
-                    variant=variant,
-                    authentication_id=edit,
-                    origin=origin,
-                    options=connect.ConnectOptions(skip_title_field=skip_title_field),
-                    user_name=name,
-                    user_email=email,
-                )
-            except errors.InvalidInput as error:
-                if error.field == "origin":
-                    raise CliError(
-                        "--origin must be a web origin such as https://app.example.com "
-                        "(scheme, host and port only)"
-                    ) from None
-                raise
-            except errors.NotFound as error:
-                if edit is None:
-                    raise
-                raise CliError(
-                    f"--edit: there is no authentication '{edit}' in environment '{env}'"
-                ) from error
-            connector = state.bridge.registry.get(connector_key)
-            stored = connectors.find_config(
-                state.bridge, state.session, state.environment.id, connector.key, variant
-            )
-            hint = None if stored is None else _needs_hint(connector, stored)
-            if stored is None and connector.auth_type in {"oauth1", "oauth2"}:
-                hint = (
-                    f"'{connector.key}' is not configured in environment '{env}': run "
-                    f"authbridge connector-config set {connector.key} before sending this link."
-                )
-            expires = opened_session.record.expires_at
-            minutes = round((expires - opened_session.record.created_at).total_seconds() / 60)
-        typer.echo(opened_session.url)
-        action = "reconnect" if edit else "connect"
-        err.print(
-            f"One-time link for end user '{external_user_id}' to {action} {connector.label}; "
-            f"valid until {_utc(expires)} ({minutes} minutes), used up once an account is saved.",
-            markup=False,
-        )
-        if hint:
-            err.print(f"[yellow]{hint}[/yellow]", markup=True)
-        _public_url_hint(state)
