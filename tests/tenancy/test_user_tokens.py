@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
+from authbridge import errors
+from authbridge.runtime import Settings
 from tests.support.api_calls import assert_problem, host_jwt, import_key, user_token
 from tests.support.app import Api
 
@@ -172,9 +174,22 @@ def test_a_bad_user_token_is_a_401_problem(api: Api) -> None:
 def test_an_expired_minted_token_is_refused(api: Api) -> None:
     token = user_token(api, "alice", ttl_seconds=1)
     assert api.call("GET", "/v1/authentications", token=token).status_code == 200
-    # The verifier allows 30 seconds of clock skew; move the server's clock past it.
-    api.bridge.clock = lambda: datetime.now(UTC) + timedelta(seconds=40)
+    # The verifier allows 5 seconds of clock skew by default; move the server's clock past it.
+    api.bridge.clock = lambda: datetime.now(UTC) + timedelta(seconds=10)
     assert_problem(api.call("GET", "/v1/authentications", token=token), 401, "unauthenticated")
+
+
+def test_the_clock_skew_granted_to_user_tokens_is_a_setting(api: Api) -> None:
+    token = user_token(api, "alice", ttl_seconds=1)
+    api.bridge.clock = lambda: datetime.now(UTC) + timedelta(seconds=40)
+    api.bridge.token_leeway = timedelta(seconds=60)
+    assert api.call("GET", "/v1/authentications", token=token).status_code == 200
+    assert Settings.from_env({}).user_token_leeway == timedelta(seconds=5)
+    leeway = {"AUTHBRIDGE_USER_TOKEN_LEEWAY_SECONDS": "60"}
+    assert Settings.from_env(leeway).user_token_leeway == timedelta(seconds=60)
+    for wrong in ("-1", "301", "soon"):
+        with pytest.raises(errors.InvalidInput, match="LEEWAY_SECONDS"):
+            Settings.from_env({"AUTHBRIDGE_USER_TOKEN_LEEWAY_SECONDS": wrong})
 
 
 def test_a_connect_jwt_carrying_auth_data_is_not_an_api_token(api: Api) -> None:

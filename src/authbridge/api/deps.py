@@ -78,7 +78,9 @@ def transaction(
 ) -> Iterator[tuple[Session, Principal]]:
     """A transaction and the authenticated caller (a master token when ``master``)."""
     with bridge.session() as session:
-        principal = authenticate(session, bridge.keyring, token, now=bridge.now())
+        principal = authenticate(
+            session, bridge.keyring, token, now=bridge.now(), leeway=bridge.token_leeway
+        )
         if master:
             principal.require_master()
         yield session, principal
@@ -102,7 +104,9 @@ async def caller(bridge: Bridge, token: str) -> Principal:
         return await asyncio.shield(pending)
 
     def check(session: Session) -> Principal:
-        return authenticate(session, bridge.keyring, token, now=bridge.now())
+        return authenticate(
+            session, bridge.keyring, token, now=bridge.now(), leeway=bridge.token_leeway
+        )
 
     future: asyncio.Future[Principal] = asyncio.get_running_loop().create_future()
     cache.checks[key] = future

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from threading import Lock
 from typing import TypeVar
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from authbridge.connectors.registry import Registry
 from authbridge.http import OutboundClient
-from authbridge.services.principals import PrincipalCache
+from authbridge.services.principals import USER_TOKEN_LEEWAY, PrincipalCache
 from authbridge.storage import Database
 from authbridge.storage.models import utcnow
 from authbridge.vault import Keyring, load
@@ -72,7 +72,7 @@ class Bridge:
     ``public_url`` is where browsers reach this server (connect pages, OAuth callbacks);
     ``clock`` returns the current UTC time (tests pass a fixed one); ``principals`` holds the
     callers of recently checked tokens (see :class:`PrincipalCache` for the bound on
-    revocation).
+    revocation); ``token_leeway`` is the clock skew granted to a user token.
     """
 
     database: Database
@@ -82,6 +82,7 @@ class Bridge:
     public_url: str
     clock: Callable[[], datetime] = field(default=utcnow)
     principals: PrincipalCache = field(default_factory=PrincipalCache)
+    token_leeway: timedelta = USER_TOKEN_LEEWAY
 
     @property
     def keyring(self) -> Keyring:

@@ -41,6 +41,8 @@ AUDIENCE = "authbridge"
 ENVIRONMENT_CLAIM = "env"
 DEFAULT_USER_TOKEN_TTL = timedelta(minutes=15)
 MAX_USER_TOKEN_TTL = timedelta(hours=24)
+#: The clock skew granted to a user token by default (``AUTHBRIDGE_USER_TOKEN_LEEWAY_SECONDS``).
+USER_TOKEN_LEEWAY = timedelta(seconds=5)
 MAX_EXTERNAL_ID = 255
 """The longest external user id (the ``end_users.external_user_id`` column)."""
 DEFAULT_CACHE_SECONDS = 2.0
@@ -96,8 +98,18 @@ class Principal:
             raise errors.NotFound(f"{what} not found")
 
 
-def authenticate(session: Session, keyring: Keyring, token: str, *, now: datetime) -> Principal:
-    """Return the principal of bearer ``token``; raise :class:`Unauthenticated` otherwise."""
+def authenticate(
+    session: Session,
+    keyring: Keyring,
+    token: str,
+    *,
+    now: datetime,
+    leeway: timedelta = USER_TOKEN_LEEWAY,
+) -> Principal:
+    """Return the principal of bearer ``token``; raise :class:`Unauthenticated` otherwise.
+
+    A user token's times are checked give or take ``leeway``.
+    """
     token = token.strip()
     if not token:
         raise errors.Unauthenticated("send a token in the header 'Authorization: Bearer <token>'")
@@ -112,13 +124,15 @@ def authenticate(session: Session, keyring: Keyring, token: str, *, now: datetim
             tokens.record_use(record, now)
         return Principal(environment_id=record.environment_id, actor=f"master:{record.id}")
     if token.count(".") == 2:
-        return _user_principal(session, keyring, token, now=now)
+        return _user_principal(session, keyring, token, now=now, leeway=leeway)
     raise errors.Unauthenticated(
         "the bearer token is neither a master token nor a user token (JWT)"
     )
 
 
-def _user_principal(session: Session, keyring: Keyring, token: str, *, now: datetime) -> Principal:
+def _user_principal(
+    session: Session, keyring: Keyring, token: str, *, now: datetime, leeway: timedelta
+) -> Principal:
     claims = _unverified_claims(token)
     if any(claim in claims for claim in AUTH_DATA_CLAIMS):
         # A connect JWT hands credentials to POST /v1/authentications/jwt; a host may pass it
@@ -137,6 +151,7 @@ def _user_principal(session: Session, keyring: Keyring, token: str, *, now: date
             token,
             keys,
             now=now,
+            leeway=leeway,
             audience=AUDIENCE if "aud" in claims else None,
             required=("exp", "sub"),
             max_lifetime=MAX_USER_TOKEN_TTL,

@@ -50,7 +50,11 @@ class GraphQLContext(BaseContext):
             with transaction.pop_all() as on_error:
                 if self._principal is None:
                     self._principal = authenticate(
-                        session, self.bridge.keyring, self._token, now=self.bridge.now()
+                        session,
+                        self.bridge.keyring,
+                        self._token,
+                        now=self.bridge.now(),
+                        leeway=self.bridge.token_leeway,
                     )
                 transaction = on_error.pop_all()
             self._session, self._transaction = session, transaction
