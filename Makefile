@@ -14,11 +14,13 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # The server on 127.0.0.1:8000 (SQLite in ./.authbridge), with the sandbox provider beside it on
-# 127.0.0.1:8400; --allow-loopback lets the bundled sandbox connectors reach it.
+# 127.0.0.1:8400; --allow-loopback lets the bundled sandbox connectors reach it. For local work
+# /metrics is open and GraphiQL is served (both closed by default).
 run: $(STAMP)
 	@$(BIN)/authbridge sandbox --port 8400 & sandbox=$$!; \
 	trap 'kill $$sandbox 2>/dev/null' EXIT INT TERM; \
-	$(BIN)/authbridge serve --host 127.0.0.1 --port 8000 --allow-loopback
+	AUTHBRIDGE_PUBLIC_METRICS=1 AUTHBRIDGE_GRAPHIQL=1 \
+		$(BIN)/authbridge serve --host 127.0.0.1 --port 8000 --allow-loopback
 
 test: $(STAMP)
 	$(BIN)/ruff check .

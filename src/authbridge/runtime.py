@@ -34,6 +34,7 @@ from authbridge.errors import InvalidInput
 from authbridge.http import EgressPolicy, OutboundClient
 from authbridge.refresh.service import Refresher
 from authbridge.services.bridge import Bridge, KeySource
+from authbridge.services.principals import USER_TOKEN_LEEWAY
 from authbridge.storage import Database
 from authbridge.storage.db import (
     DATABASE_URL_ENV_VAR,
@@ -49,6 +50,11 @@ from authbridge.vault import Keyring, from_env, load_or_create
 PUBLIC_URL_ENV_VAR = "AUTHBRIDGE_PUBLIC_URL"
 CONNECTORS_ENV_VAR = "AUTHBRIDGE_CONNECTORS"
 GRAPHIQL_ENV_VAR = "AUTHBRIDGE_GRAPHIQL"
+INTROSPECTION_ENV_VAR = "AUTHBRIDGE_GRAPHQL_INTROSPECTION"
+PUBLIC_METRICS_ENV_VAR = "AUTHBRIDGE_PUBLIC_METRICS"
+TOKEN_LEEWAY_ENV_VAR = "AUTHBRIDGE_USER_TOKEN_LEEWAY_SECONDS"
+#: The most clock skew a user token may be granted (its clocks are the host's and ours).
+MAX_TOKEN_LEEWAY = 300.0
 POOL_SIZE_ENV_VAR = "AUTHBRIDGE_DATABASE_POOL_SIZE"
 REFRESH_LEASE_ENV_VAR = "AUTHBRIDGE_REFRESH_LEASE_SECONDS"
 SERVE_OPTIONS_ENV_VAR = "AUTHBRIDGE_SERVE_OPTIONS"
@@ -69,7 +75,12 @@ class Settings:
     ``max_connections``; ``refresh_lease`` (``AUTHBRIDGE_REFRESH_LEASE_SECONDS``) replaces the
     refresh lease's 30 seconds (tests that kill processes shorten it); ``connector_folders``
     (``AUTHBRIDGE_CONNECTORS``, separated like ``PATH``) are loaded after the bundled catalog;
-    ``graphiql`` (``AUTHBRIDGE_GRAPHIQL=1``) serves the GraphiQL page at ``/graphql``.
+    ``graphiql`` (``AUTHBRIDGE_GRAPHIQL=1``) serves the GraphiQL page at ``/graphql`` and
+    answers introspection, which ``graphql_introspection``
+    (``AUTHBRIDGE_GRAPHQL_INTROSPECTION=1``) allows alone; ``public_metrics``
+    (``AUTHBRIDGE_PUBLIC_METRICS=1``) serves ``/metrics`` without a master token;
+    ``user_token_leeway`` (``AUTHBRIDGE_USER_TOKEN_LEEWAY_SECONDS``, default 5) is the clock
+    skew granted to a user token's ``exp``, ``nbf`` and ``iat``.
 
     This is the one place that reads ``AUTHBRIDGE_*`` variables (``AUTHBRIDGE_SERVE_OPTIONS``
     excepted: ``serve`` writes it for its own processes, :class:`ServeOptions`); the table of
@@ -84,6 +95,9 @@ class Settings:
     refresh_lease: timedelta | None = None
     connector_folders: tuple[Path, ...] = ()
     graphiql: bool = False
+    graphql_introspection: bool = False
+    public_metrics: bool = False
+    user_token_leeway: timedelta = USER_TOKEN_LEEWAY
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -100,6 +114,8 @@ class Settings:
         public_url = _check_public_url(environ.get(PUBLIC_URL_ENV_VAR, "").strip())
         pool_size = _positive(environ, POOL_SIZE_ENV_VAR, int)
         lease = _positive(environ, REFRESH_LEASE_ENV_VAR, float)
+        leeway = _leeway(environ)
+        graphiql = _switch(environ, GRAPHIQL_ENV_VAR)
         return cls(
             home=home,
             database_url=database_url,
@@ -108,7 +124,10 @@ class Settings:
             pool_size=pool_size,
             refresh_lease=None if lease is None else timedelta(seconds=lease),
             connector_folders=connector_folders(environ),
-            graphiql=environ.get(GRAPHIQL_ENV_VAR, "").strip() == "1",
+            graphiql=graphiql,
+            graphql_introspection=graphiql or _switch(environ, INTROSPECTION_ENV_VAR),
+            public_metrics=_switch(environ, PUBLIC_METRICS_ENV_VAR),
+            user_token_leeway=USER_TOKEN_LEEWAY if leeway is None else leeway,
         )
 
     def base_url(self, host: str = "127.0.0.1", port: int = 8000) -> str:
@@ -201,6 +220,31 @@ def _positive(environ: Mapping[str, str], name: str, kind: Callable[[str], N]) -
     if value is None or not value > 0 or value == float("inf"):
         raise InvalidInput(f"{name} must be a positive number, got {text!r}", field=name)
     return value
+
+
+def _switch(environ: Mapping[str, str], name: str) -> bool:
+    """An on/off setting: ``1`` is on; unset, empty or ``0`` off; anything else refused."""
+    text = environ.get(name, "").strip()
+    if text not in {"", "0", "1"}:
+        raise InvalidInput(f"{name} must be 1 (on) or 0 (off), got {text!r}", field=name)
+    return text == "1"
+
+
+def _leeway(environ: Mapping[str, str]) -> timedelta | None:
+    text = environ.get(TOKEN_LEEWAY_ENV_VAR, "").strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= MAX_TOKEN_LEEWAY:
+        raise InvalidInput(
+            f"{TOKEN_LEEWAY_ENV_VAR} must be a number of seconds from 0 to "
+            f"{MAX_TOKEN_LEEWAY:.0f}, got {text!r}",
+            field=TOKEN_LEEWAY_ENV_VAR,
+        )
+    return timedelta(seconds=seconds)
 
 
 def _check_public_url(value: str) -> str | None:
@@ -361,4 +405,5 @@ def open_bridge(
         registry=Registry.load(folders),
         http=OutboundClient(EgressPolicy(allow_loopback=allow_loopback)),
         public_url=public_url,
+        token_leeway=settings.user_token_leeway,
     )

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from graphql import GraphQLError, get_introspection_query
 from sqlalchemy import event
 
+from authbridge.api import create_app
 from authbridge.api.graphql import create_router
 from authbridge.api.graphql.errors import coded
 from authbridge.api.graphql.schema import schema
@@ -86,10 +87,23 @@ def import_auth(api: Api, user_id: str, name: str, **extra: Any) -> str:
 # -- transport and errors -------------------------------------------------------------------
 
 
-def test_introspection_works_without_a_token(api: Api) -> None:
-    response = httpx.post(
-        f"{api.url}/graphql", json={"query": get_introspection_query()}, timeout=10
-    )
+def test_introspection_is_closed_by_default_even_to_a_master_token(api: Api) -> None:
+    response = api.call("POST", "/graphql", json={"query": get_introspection_query()})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body.get("data") is None, body
+    assert body["errors"], body
+    for error in body["errors"]:  # one per introspection field the query names
+        assert "introspection has been disabled" in error["message"]
+        assert error["extensions"]["code"] == "INVALID_QUERY"
+    typename = api.call("POST", "/graphql", json={"query": "{ __typename }"})
+    assert typename.json() == {"data": {"__typename": "Query"}}
+
+
+@pytest.mark.parametrize("opened", ["introspection", "graphiql"])
+def test_introspection_works_without_a_token_when_opened(api: Api, opened: str) -> None:
+    with serve(create_app(api.bridge, **{opened: True})) as url:
+        response = httpx.post(f"{url}/graphql", json={"query": get_introspection_query()})
     assert response.status_code == 200, response.text
     body = response.json()
     assert "errors" not in body, body

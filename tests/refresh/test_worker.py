@@ -114,7 +114,7 @@ async def test_the_due_gauge_and_the_refresh_counter_are_served_at_metrics(
 
     await Worker(bridge).tick()
 
-    with serve(create_app(bridge)) as url:
+    with serve(create_app(bridge, public_metrics=True)) as url:
         answer = await asyncio.to_thread(httpx.get, url + "/metrics")
         schema = await asyncio.to_thread(httpx.get, url + "/openapi.json")
     assert answer.status_code == 200

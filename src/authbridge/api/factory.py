@@ -38,7 +38,14 @@ def build_app(settings: Settings, bridge: Bridge, options: ServeOptions) -> Fast
     refresher = open_refresher(settings, bridge)
     worker_settings = WorkerSettings(warn_days=options.warn_days)
     worker = Worker(bridge, refresher, settings=worker_settings) if options.worker else None
-    return create_app(bridge, worker=worker, refresher=refresher, graphiql=settings.graphiql)
+    return create_app(
+        bridge,
+        worker=worker,
+        refresher=refresher,
+        graphiql=settings.graphiql,
+        introspection=settings.graphql_introspection,
+        public_metrics=settings.public_metrics,
+    )
 
 
 def app_from_environment() -> ASGIApp:

@@ -3,8 +3,9 @@
 Authenticate with ``Authorization: Bearer <master token | user token>``, as for REST. Errors
 are answered with HTTP 200 and GraphQL ``errors``, each with ``extensions.code`` (see
 :mod:`.errors`); a request without a usable token gets ``UNAUTHENTICATED`` from every field
-that needs the caller (introspection needs none). Operations are sent with POST; the GraphiQL
-page is served at ``GET /graphql`` only when ``AUTHBRIDGE_GRAPHIQL=1``.
+that needs the caller. Introspection is answered only with ``AUTHBRIDGE_GRAPHQL_INTROSPECTION=1``
+or ``AUTHBRIDGE_GRAPHIQL=1`` (then without a token). Operations are sent with POST; the
+GraphiQL page is served at ``GET /graphql`` only when ``AUTHBRIDGE_GRAPHIQL=1``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from strawberry.fastapi import GraphQLRouter
 
 from authbridge.api.deps import BridgeDep, bearer
 from authbridge.api.graphql.context import GraphQLContext
-from authbridge.api.graphql.schema import schema
+from authbridge.api.graphql.schema import build_schema, schema
 
 __all__ = ["GraphQLContext", "create_router", "schema"]
 
@@ -29,11 +30,13 @@ async def _context(
     return GraphQLContext(bridge, credentials.credentials if credentials is not None else None)
 
 
-def create_router(*, graphiql: bool = False) -> GraphQLRouter[GraphQLContext, None]:
-    """The ``/graphql`` endpoint, with the GraphiQL page when ``graphiql``
-    (``AUTHBRIDGE_GRAPHIQL=1``, :class:`~authbridge.runtime.Settings`)."""
+def create_router(
+    *, graphiql: bool = False, introspection: bool = False
+) -> GraphQLRouter[GraphQLContext, None]:
+    """The ``/graphql`` endpoint, with the GraphiQL page when ``graphiql`` and introspection
+    when ``introspection`` (:class:`~authbridge.runtime.Settings`); GraphiQL needs it."""
     return GraphQLRouter(
-        schema,
+        schema if introspection or graphiql else build_schema(introspection=False),
         path="/graphql",
         graphql_ide="graphiql" if graphiql else None,
         allow_queries_via_get=False,

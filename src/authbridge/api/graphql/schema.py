@@ -16,7 +16,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from starlette.concurrency import run_in_threadpool
-from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter
+from strawberry.extensions import DisableIntrospection, MaxAliasesLimiter, QueryDepthLimiter
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
@@ -85,13 +85,20 @@ class Mutation(AccountMutations, InstanceMutations):
     """Every mutation: end users, tokens and authentications; instances and wizard codes."""
 
 
-schema = ThreadedSchema(
-    query=Query,
-    mutation=Mutation,
-    extensions=[
+def build_schema(*, introspection: bool) -> ThreadedSchema:
+    """The schema; introspection (``__schema``, ``__type``) answered only when asked for
+    (``AUTHBRIDGE_GRAPHQL_INTROSPECTION=1`` or ``AUTHBRIDGE_GRAPHIQL=1``); ``__typename``
+    always is."""
+    extensions: list[Any] = [
         ErrorCodes,
         PlainText,
         partial(QueryDepthLimiter, max_depth=MAX_DEPTH),
         partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
-    ],
-)
+    ]
+    if not introspection:
+        extensions.append(DisableIntrospection)
+    return ThreadedSchema(query=Query, mutation=Mutation, extensions=extensions)
+
+
+#: The whole schema, introspection included (for tools and tests that print it).
+schema = build_schema(introspection=True)
