@@ -22,7 +22,7 @@ def test_each_kind_of_error_is_a_problem_document(api: Api) -> None:
     assert_problem(api.call("GET", "/v1/no-such-route"), 404, "not_found")
     not_allowed = api.call("PUT", "/v1/authentications")
     assert_problem(not_allowed, 405, "method_not_allowed")
-    assert "GET" in not_allowed.headers["allow"]
+    assert not_allowed.headers["allow"] == "GET, OPTIONS, POST"
     assert_problem(api.call("GET", "/v1/connectors/nope"), 404, "connector_not_found")
     assert_problem(api.call("GET", "/v1/authentications", params={"limit": 0}), 422)
     assert_problem(api.call("PATCH", f"/v1/authentications/{created['id']}", json=[]), 422)
@@ -179,3 +179,49 @@ def test_the_openapi_document_declares_problem_documents_for_errors(api: Api) ->
                 assert list(content) == ["application/problem+json"], (method, path)
                 schema = content["application/problem+json"]["schema"]
                 assert set(schema["required"]) == {"type", "title", "status", "detail", "code"}
+
+
+def test_options_names_every_method_of_the_path(api: Api) -> None:
+    created = import_key(api)
+    for path, allowed in (
+        ("/v1/authentications", "GET, OPTIONS, POST"),
+        (f"/v1/authentications/{created['id']}", "DELETE, GET, OPTIONS, PATCH"),
+        ("/graphql", "GET, HEAD, OPTIONS, POST"),
+    ):
+        answer = httpx.options(api.url + path, timeout=10)
+        assert answer.status_code == 204, (path, answer.text)
+        assert answer.headers["allow"] == allowed, path
+        assert answer.content == b""
+    assert_problem(httpx.options(api.url + "/v1/no-such-route", timeout=10), 404, "not_found")
+
+
+def test_a_boolean_must_be_true_or_false(api: Api) -> None:
+    hook = api.call("POST", "/v1/webhook-endpoints", json={"url": "https://hooks.example.com/in"})
+    assert hook.status_code == 201, hook.text
+    for method, path, body, field in (
+        ("PATCH", f"/v1/webhook-endpoints/{hook.json()['id']}", {"enabled": 0}, "enabled"),
+        (
+            "POST",
+            "/v1/connect/sessions",
+            {"external_user_id": "u", "connector": "sandbox-apikey", "skip_title_field": "yes"},
+            "skip_title_field",
+        ),
+        (
+            "POST",
+            "/v1/authentications",
+            {
+                "connector": "sandbox-apikey",
+                "external_user_id": "u",
+                "fields": {"api_key": "k"},
+                "validate_credentials": 1,
+            },
+            "validate_credentials",
+        ),
+        ("POST", "/v1/solution-instances", {"solutionId": "s", "enabled": 1}, "enabled"),
+    ):
+        response = api.call(method, path, json=body)
+        problem = assert_problem(response, 422, "invalid_request")
+        reasons = {item["field"]: item["reason"] for item in problem["invalid_params"]}
+        assert reasons[field].endswith("must be true or false"), (path, reasons)
+    endpoint = api.call("GET", f"/v1/webhook-endpoints/{hook.json()['id']}").json()
+    assert endpoint["enabled"] is True

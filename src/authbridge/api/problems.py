@@ -24,10 +24,11 @@ from typing import Any
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authbridge import errors
@@ -174,6 +175,28 @@ class AnswerUnexpected:
                 await response(scope, receive, send)
 
 
+#: The methods ``Allow`` may name (OPTIONS always, HEAD wherever GET is).
+METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route of the app answers at the request's path, for ``Allow``.
+
+    Starlette's 405 names the methods of the first route that matched the path only, and one
+    path often has a route per method (``GET`` and ``POST /v1/authentications``): each method
+    is tried against the app's routes as the router would.
+    """
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
+    return ", ".join(sorted([*allowed, "OPTIONS"]))
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``, and the middleware that ends unexpected errors."""
 
@@ -185,12 +208,18 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         return validation_problem(exc)
 
-    async def on_http(_request: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         status = exc.status_code
+        headers = exc.headers
+        if status == 405:
+            # OPTIONS is answered for every path that exists: which methods it takes.
+            headers = {**(headers or {}), "Allow": allowed_methods(request)}
+            if request.method == "OPTIONS":
+                return Response(status_code=204, headers=headers)
         code = HTTPStatus(status).phrase.lower().replace(" ", "_")
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).description
-        return problem(status, code, detail, headers=exc.headers)
+        return problem(status, code, detail, headers=headers)
 
     async def on_database_error(_request: Request, exc: Exception) -> JSONResponse:
         return from_database_error(exc)

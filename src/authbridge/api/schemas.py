@@ -7,12 +7,14 @@ rendered request auth and the one-time values (master token, user token, connect
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from types import UnionType
+from typing import Any, Generic, TypeVar, Union, get_args, get_origin
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
 )
 
@@ -24,7 +26,32 @@ MAX_TEXT = 255
 ExternalId = Field(min_length=1, max_length=MAX_TEXT, description="The host's id for its user")
 
 
-class Request(BaseModel):
+def _is_bool(annotation: Any) -> bool:
+    """Whether a field is declared ``bool`` or ``bool | None``."""
+    return annotation is bool or (
+        get_origin(annotation) in (Union, UnionType)
+        and bool in get_args(annotation)
+        and set(get_args(annotation)) <= {bool, type(None)}
+    )
+
+
+class StrictBools(BaseModel):
+    """Booleans only as booleans: refuse ``0``, ``1``, ``"yes"`` and the like where a boolean is
+    due (pydantic would take them, and a typo must not switch something on or off)."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_bool(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) or value is None or info.field_name is None:
+            return value
+        if _is_bool(cls.model_fields[info.field_name].annotation):
+            raise ValueError("must be true or false")
+        return value
+
+
+class Request(StrictBools):
+    """The base of every request body: no unknown field, no NUL, booleans only as booleans."""
+
     model_config = ConfigDict(extra="forbid")
 
     @field_validator("*")

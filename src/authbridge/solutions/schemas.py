@@ -15,7 +15,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from authbridge import errors
-from authbridge.api.schemas import MAX_TEXT
+from authbridge.api.schemas import MAX_TEXT, StrictBools
 from authbridge.jsonvalues import json_problem
 from authbridge.solutions import service as solutions
 from authbridge.storage.models import AuthSlot, ConfigSlot, Solution, SolutionInstance
@@ -51,9 +51,10 @@ class _Out(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
-class _In(BaseModel):
-    """A request body. Like :class:`~authbridge.api.schemas.Request`, it refuses NUL in text,
-    but walks JSON values without recursion: a config value may nest arbitrarily deep."""
+class _In(StrictBools):
+    """A request body. Like :class:`~authbridge.api.schemas.Request`, it refuses NUL in text and
+    booleans given as anything else, but walks JSON values without recursion: a config value
+    may nest arbitrarily deep."""
 
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
