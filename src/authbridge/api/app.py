@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from authbridge import __version__
 from authbridge.api import problems, rendering
 from authbridge.api.deps import plain_params
+from authbridge.api.routes.docs import router as docs_router
 from authbridge.api.routes.metrics import router as metrics_router
 from authbridge.api.schemas import Health
 from authbridge.authentications import endpoints as authentications
@@ -52,10 +53,14 @@ def create_app(
     worker: Worker | None = None,
     refresher: Refresher | None = None,
     graphiql: bool = False,
+    introspection: bool = False,
+    public_metrics: bool = False,
 ) -> FastAPI:
     """The app around ``bridge``; with ``worker``, the app's lifespan runs it in the background
     (started at startup, stopped after the last request at shutdown). Credential reads refresh
-    through ``refresher`` (default: the worker's, else a new one)."""
+    through ``refresher`` (default: the worker's, else a new one). ``graphiql``,
+    ``introspection`` and ``public_metrics`` open what is closed by default (the settings of
+    the same names, :class:`~authbridge.runtime.Settings`)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -74,10 +79,11 @@ def create_app(
         title="authbridge",
         version=__version__,
         description=DESCRIPTION,
-        docs_url="/docs",
+        docs_url=None,  # routes/docs.py: Swagger UI pinned with SRI, under a strict CSP
         redoc_url=None,
     )
     app.state.bridge = bridge
+    app.state.public_metrics = public_metrics
     # One refresher per process: credential reads and the worker share its single flight.
     if refresher is None:
         refresher = worker.refresher if worker is not None else Refresher(bridge)
@@ -129,9 +135,13 @@ def create_app(
         solutions_router, responses=problems.RESPONSES, dependencies=[Depends(plain_params)]
     )
     app.include_router(metrics_router)
+    app.include_router(docs_router)
     app.router.routes.append(
         Route(
-            "/graphql", LazyGraphQL(app, graphiql), methods=["GET", "POST"], include_in_schema=False
+            "/graphql",
+            LazyGraphQL(app, graphiql, introspection),
+            methods=["GET", "POST"],
+            include_in_schema=False,
         )
     )
     app.include_router(pages.router)
@@ -150,9 +160,12 @@ class LazyGraphQL:
     wait.
     """
 
-    def __init__(self, parent: FastAPI, graphiql: bool = False) -> None:
+    def __init__(
+        self, parent: FastAPI, graphiql: bool = False, introspection: bool = False
+    ) -> None:
         self.parent = parent
         self.graphiql = graphiql
+        self.introspection = introspection
         self._app: ASGIApp | None = None
         self._building: asyncio.Lock | None = None
 
@@ -170,5 +183,7 @@ class LazyGraphQL:
         app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
         app.state = self.parent.state
         problems.install(app)
-        app.include_router(graphql.create_router(graphiql=self.graphiql))
+        app.include_router(
+            graphql.create_router(graphiql=self.graphiql, introspection=self.introspection)
+        )
         return app
