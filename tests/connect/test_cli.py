@@ -132,3 +132,34 @@ def test_connect_link_for_an_unconfigured_oauth_connector_warns(home: Path) -> N
     ready = ok("connect-link", "user-1", "github")
     assert "still needs" not in ready.stderr
     assert "not configured" not in ready.stderr
+
+
+@both
+def test_connect_link_schedules_the_deletion_and_can_skip_to_the_provider(
+    opened: tuple[Database, Keyring],
+) -> None:
+    database, _ = opened
+    result = ok("connect-link", "user-7", "github", "--delete-after", "7d", "--skip-auth-settings")
+    code = result.stdout.strip().rsplit("/", 1)[1]
+    with database.session(readonly=True) as session:
+        record = ConnectSessionRepository(session).get_valid(code, now=utcnow())
+        assert record is not None
+        assert record.options["delete_after_seconds"] == 7 * 86400
+        assert record.options["skip_auth_settings"] is True
+    for wrong in ("0", "soon", "-3h", "4000d"):
+        assert (
+            "--delete-after takes a duration"
+            in failed("connect-link", "user-7", "github", "--delete-after", wrong).stderr
+        )
+
+
+def test_connect_link_finds_the_connectors_of_its_connectors_option(
+    home: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "mine" / "acme" / "gadget"
+    folder.mkdir(parents=True)
+    (folder / "auth.yaml").write_text("type: none\n")
+    assert "no connector named 'gadget'" in failed("connect-link", "user-1", "gadget").stderr
+    ok("connect-link", "user-1", "gadget", "--connectors", str(tmp_path / "mine"))
+    shown = ok("connector-config", "show", "gadget", "--connectors", str(tmp_path / "mine"))
+    assert "gadget" in shown.stdout

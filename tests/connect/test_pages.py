@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -287,3 +288,23 @@ def test_a_connector_without_credentials_shows_only_a_connect_button(
     result, _ = success_of(post(url, {"action": "connect"}))
     created = api.call("GET", f"/v1/authentications/{result['authId']}").json()
     assert created["name"] == "Acme status"
+
+
+def test_a_session_with_delete_after_schedules_the_account_s_deletion(api: Api) -> None:
+    started = datetime.now(UTC)
+    url = open_session(api, delete_after_seconds=3600)
+    result, _ = success_of(post(url, connect_form()))
+    stored = api.call("GET", f"/v1/authentications/{result['authId']}").json()
+    delete_at = datetime.fromisoformat(stored["delete_at"])
+    assert started + timedelta(seconds=3590) < delete_at < datetime.now(UTC) + timedelta(hours=1)
+    # a reconnect through a session with its own delay schedules it again
+    again = open_session(api, authentication_id=result["authId"], delete_after_seconds=60)
+    success_of(post(again, connect_form()))
+    stored = api.call("GET", f"/v1/authentications/{result['authId']}").json()
+    assert datetime.fromisoformat(stored["delete_at"]) < datetime.now(UTC) + timedelta(minutes=2)
+    refused = api.call(
+        "POST",
+        "/v1/connect/sessions",
+        json={"external_user_id": "u", "connector": "sandbox-apikey", "delete_after_seconds": 0},
+    )
+    assert refused.status_code == 422, refused.text

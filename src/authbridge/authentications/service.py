@@ -156,6 +156,7 @@ def store(
 
     The name is ``name`` when given, else the account name the mechanism found, else the
     connector's label. ``via`` (``connect_page``, ``import``, ``jwt``) goes into the audit log.
+    ``delete_at`` schedules the deletion, of ``existing`` too.
     """
     now = bridge.now()
     repo = repository(bridge, session)
@@ -182,6 +183,8 @@ def store(
             hard_expires_at=hard_expires_at,
             now=now,
         )
+        if delete_at is not None:
+            auth = repo.schedule_deletion(auth, delete_at, now=now)
         record_audit(
             session,
             principal,

@@ -8,17 +8,17 @@ the command functions that use them (``tests/cli/test_startup_cli.py`` checks it
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from authbridge.errors import AuthBridgeError
+from authbridge.errors import AuthBridgeError, CliError
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -152,6 +152,24 @@ def find_environment(session: Session, keyring: Keyring, name: str) -> Environme
     return tenancy.environment_named(session, keyring, name)
 
 
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+#: The longest delay an option takes (as the API's ``delete_after_seconds``).
+MAX_DURATION = timedelta(days=3650)
+
+
+def parse_duration(text: str, option: str) -> timedelta:
+    """``90s``, ``30m``, ``12h``, ``7d`` or a number of seconds, as a positive timedelta."""
+    value = text.strip().lower()
+    unit = DURATION_UNITS.get(value[-1:], 0)
+    number = value[:-1] if unit else value
+    seconds = float(number) * (unit or 1) if number.replace(".", "", 1).isdigit() else 0.0
+    if not 0 < seconds <= MAX_DURATION.total_seconds():
+        raise CliError(
+            f"{option} takes a duration such as 90s, 30m, 12h or 7d (at most 3650d), got {text!r}"
+        )
+    return timedelta(seconds=seconds)
+
+
 @dataclass(frozen=True)
 class Opened:
     """What the commands that use the bridge work with, inside one transaction."""
@@ -163,14 +181,24 @@ class Opened:
 
 
 @contextmanager
-def opened(env: str) -> Iterator[Opened]:
-    """Settings, keys, database and bridge, and a transaction committed when the block ends."""
+def opened(env: str, connectors: Sequence[Path] | None = None) -> Iterator[Opened]:
+    """Settings, keys, database and bridge, and a transaction committed when the block ends.
+
+    The bridge knows the catalog's connectors, ``AUTHBRIDGE_CONNECTORS``' and ``connectors``'
+    (the command's ``--connectors``).
+    """
     from authbridge.runtime import open_bridge
 
     settings = settings_from_env()
     keyring = open_keys(settings)
     with opened_database(settings) as database:
-        bridge = open_bridge(settings, keyring, database, public_url=settings.base_url())
+        bridge = open_bridge(
+            settings,
+            keyring,
+            database,
+            public_url=settings.base_url(),
+            connector_folders=connectors or (),
+        )
         with database.session() as session:
             environment = find_environment(session, keyring, env)
             yield Opened(bridge, session, environment, settings.public_url is not None)

@@ -15,11 +15,13 @@ import typer
 from authbridge import errors
 from authbridge.cli.common import (
     CLI_ACTOR,
+    ConnectorsOption,
     EnvOption,
     VariantOption,
     err,
     needs_hint,
     opened,
+    parse_duration,
     public_url_hint,
     reported_errors,
 )
@@ -58,10 +60,22 @@ def connect_link_command(
     skip_title_field: bool = typer.Option(
         False, "--skip-title-field", help="Do not ask the end user to name the account."
     ),
+    skip_auth_settings: bool = typer.Option(
+        False,
+        "--skip-auth-settings",
+        help="For an OAuth connector, go straight to the provider's sign-in (no page first).",
+    ),
+    delete_after: str | None = typer.Option(
+        None,
+        "--delete-after",
+        metavar="DURATION",
+        help="Delete the account this long after it is connected: 90s, 30m, 12h, 7d or seconds.",
+    ),
     name: str | None = typer.Option(None, "--name", help="The end user's name, if new."),
     email: str | None = typer.Option(None, "--email", help="The end user's email, if new."),
     variant: str | None = VariantOption,
     env: str = EnvOption,
+    folders: ConnectorsOption = None,
 ) -> None:
     """Print a one-time link (valid 10 minutes) where an end user connects an account.
 
@@ -80,7 +94,8 @@ def connect_link_command(
             raise CliError("the external user id must not be empty")
         if len(external_user_id) > MAX_EXTERNAL_ID:
             raise CliError(f"the external user id is longer than {MAX_EXTERNAL_ID} characters")
-        with opened(env) as state:
+        lifetime = None if delete_after is None else parse_duration(delete_after, "--delete-after")
+        with opened(env, folders) as state:
             principal = Principal(environment_id=state.environment.id, actor=CLI_ACTOR)
             try:
                 opened_session = connect.open_session(
@@ -92,7 +107,11 @@ def connect_link_command(
                     variant=variant,
                     authentication_id=edit,
                     origin=origin,
-                    options=connect.ConnectOptions(skip_title_field=skip_title_field),
+                    options=connect.ConnectOptions(
+                        skip_title_field=skip_title_field,
+                        skip_auth_settings=skip_auth_settings,
+                        delete_after=lifetime,
+                    ),
                     user_name=name,
                     user_email=email,
                 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import APIRouter
 
 from authbridge.api.deps import BridgeDep, TokenDep, transaction
@@ -36,6 +38,9 @@ def open_connect_session(
                 skip_title_field=body.skip_title_field,
                 skip_auth_settings=body.skip_auth_settings,
                 allow_account_change=body.allow_account_change,
+                delete_after=None
+                if body.delete_after_seconds is None
+                else timedelta(seconds=body.delete_after_seconds),
             ),
             user_name=body.user_name,
             user_email=body.user_email,

@@ -32,6 +32,12 @@ class ConnectSessionIn(Request):
         default=False,
         description="When editing, accept a reconnect that signs in to another account",
     )
+    delete_after_seconds: int | None = Field(
+        default=None,
+        gt=0,
+        le=10 * 365 * 86400,
+        description="Delete the account this many seconds after it is connected or reconnected",
+    )
     user_name: str | None = Field(default=None, max_length=MAX_TEXT)
     user_email: str | None = Field(default=None, max_length=320)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -51,7 +51,8 @@ class ConnectOptions:
     for instead of the connector's) and ``return_to``, a path on this server: the success
     goes back there instead of posting to a popup's opener, and the page offers no existing
     account to pick (the wizard offers those itself). ``theme`` is the key of the theme the
-    wizard or edit link shows, so the connect page is branded like them.
+    wizard or edit link shows, so the connect page is branded like them. ``delete_after``
+    schedules the deletion of the account that long after it is connected (or reconnected).
     """
 
     skip_title_field: bool = False
@@ -60,6 +61,7 @@ class ConnectOptions:
     scopes: tuple[str, ...] | None = None
     return_to: str | None = None
     theme: str | None = None
+    delete_after: timedelta | None = None
 
     def as_dict(self) -> dict[str, Any]:
         stored: dict[str, Any] = {
@@ -73,6 +75,8 @@ class ConnectOptions:
             stored["return_to"] = self.return_to
         if self.theme is not None:
             stored["theme"] = self.theme
+        if self.delete_after is not None:
+            stored["delete_after_seconds"] = self.delete_after.total_seconds()
         return stored
 
     @classmethod
@@ -80,6 +84,7 @@ class ConnectOptions:
         scopes = stored.get("scopes")
         return_to = stored.get("return_to")
         theme = stored.get("theme")
+        delete_after = stored.get("delete_after_seconds")
         return cls(
             skip_title_field=bool(stored.get("skip_title_field")),
             skip_auth_settings=bool(stored.get("skip_auth_settings")),
@@ -87,6 +92,9 @@ class ConnectOptions:
             scopes=tuple(str(scope) for scope in scopes) if isinstance(scopes, list) else None,
             return_to=return_to if isinstance(return_to, str) else None,
             theme=theme if isinstance(theme, str) else None,
+            delete_after=timedelta(seconds=delete_after)
+            if isinstance(delete_after, int | float) and delete_after > 0
+            else None,
         )
 
 
@@ -395,6 +403,7 @@ def finish(
         result=result,
         name=name,
         existing=existing,
+        delete_at=None if page.options.delete_after is None else now + page.options.delete_after,
         via="connect_page",
     )
 

@@ -17,6 +17,7 @@ import typer
 from authbridge import errors
 from authbridge.cli.common import (
     PUBLIC_URL_ENV_VAR,
+    ConnectorsOption,
     EnvOption,
     Opened,
     VariantOption,
@@ -211,6 +212,7 @@ def config_set(
     ] = None,
     variant: str | None = VariantOption,
     env: str = EnvOption,
+    folders: ConnectorsOption = None,
 ) -> None:
     """Set a connector's configuration (of one variant) in an environment.
 
@@ -237,7 +239,7 @@ def config_set(
         _check_length(client_id, "--client-id", MAX_IDENTIFIER)
         _check_length(consumer_key, "--consumer-key", MAX_IDENTIFIER)
         _check_length(redirect_uri, "--redirect-uri", MAX_REDIRECT_URI)
-        with opened(env) as state:
+        with opened(env, folders) as state:
             connector = state.bridge.registry.get(connector_key)
             stored_variant = connectors.resolve_variant(connector, variant) or ""
             declared = connector.definition().settings
@@ -307,6 +309,7 @@ def config_show(
     connector_key: str = typer.Argument(..., metavar="CONNECTOR", help="The connector key."),
     variant: str | None = VariantOption,
     env: str = EnvOption,
+    folders: ConnectorsOption = None,
 ) -> None:
     """Show a connector's configuration and the exact redirect URI to register with the provider.
 
@@ -314,7 +317,7 @@ def config_show(
     """
     from authbridge.connector_configs import service as connectors
 
-    with reported_errors(), opened(env) as state:
+    with reported_errors(), opened(env, folders) as state:
         connector = state.bridge.registry.get(connector_key)
         settings = connectors.find_config(
             state.bridge, state.session, state.environment.id, connector.key, variant
@@ -324,11 +327,11 @@ def config_show(
 
 
 @config_app.command("list")
-def config_list(env: str = EnvOption) -> None:
+def config_list(env: str = EnvOption, folders: ConnectorsOption = None) -> None:
     """List the environment's connector configurations (secrets only as set / not set)."""
     from authbridge.connector_configs import service as connectors
 
-    with reported_errors(), opened(env) as state:
+    with reported_errors(), opened(env, folders) as state:
         rows = connectors.list_configs(state.bridge, state.session, state.environment.id)
         urls = {
             row.id: connectors.callback_url(state.bridge, row.connector_key, row) for row in rows
@@ -367,6 +370,7 @@ def config_delete(
     connector_key: str = typer.Argument(..., metavar="CONNECTOR", help="The connector key."),
     variant: str | None = VariantOption,
     env: str = EnvOption,
+    folders: ConnectorsOption = None,
 ) -> None:
     """Delete a connector's configuration (its OAuth client and settings) from an environment.
 
@@ -375,7 +379,7 @@ def config_delete(
     from authbridge.connector_configs import service as connectors
 
     with reported_errors():
-        with opened(env) as state:
+        with opened(env, folders) as state:
             stored_variant = connectors.stored_variant(state.bridge, connector_key, variant)
             deleted = connectors.delete_config(
                 state.bridge, state.session, state.environment.id, connector_key, variant

@@ -16,6 +16,7 @@ import typer
 from authbridge import errors
 from authbridge.cli.common import (
     CLI_ACTOR,
+    ConnectorsOption,
     EnvOption,
     Opened,
     new_table,
@@ -71,6 +72,7 @@ def apply_command(
         Path, typer.Argument(metavar="FILE.yaml", help="The solution spec.", dir_okay=False)
     ],
     env: str = EnvOption,
+    folders: ConnectorsOption = None,
 ) -> None:
     """Create a solution from a YAML file, or update the one with the same key in place.
 
@@ -97,7 +99,7 @@ def apply_command(
 
     with reported_errors():
         spec = _read_spec(file)
-        with opened(env) as state:
+        with opened(env, folders) as state:
             principal = _principal(state)
             applied = solutions.apply_solution_changes(state.bridge, state.session, principal, spec)
             solution_id = applied.solution.id
@@ -114,11 +116,11 @@ def apply_command(
 
 
 @app.command("list")
-def list_command(env: str = EnvOption) -> None:
+def list_command(env: str = EnvOption, folders: ConnectorsOption = None) -> None:
     """List the environment's solutions."""
     from authbridge.solutions import service as solutions
 
-    with reported_errors(), opened(env) as state:
+    with reported_errors(), opened(env, folders) as state:
         principal = _principal(state)
         found = solutions.list_solutions(state.bridge, state.session, principal)
         if not found:
@@ -171,11 +173,12 @@ def _describe(solution: Solution) -> None:
 def show_command(
     key: str = typer.Argument(..., metavar="KEY", help="The solution's key (or id)."),
     env: str = EnvOption,
+    folders: ConnectorsOption = None,
 ) -> None:
     """Show a solution's slots: connectors, scopes, flags, schemas and defaults."""
     from authbridge.solutions import service as solutions
 
-    with reported_errors(), opened(env) as state:
+    with reported_errors(), opened(env, folders) as state:
         principal = _principal(state)
         _describe(solutions.get_solution(state.bridge, state.session, principal, key))
 
@@ -185,6 +188,7 @@ def delete_command(
     key: str = typer.Argument(..., metavar="KEY", help="The solution's key (or id)."),
     yes: bool = typer.Option(False, "--yes", help="Really delete it, with its instances."),
     env: str = EnvOption,
+    folders: ConnectorsOption = None,
 ) -> None:
     """Delete a solution and every instance of it (end users' settings are lost)."""
     from authbridge.solutions import service as solutions
@@ -195,7 +199,7 @@ def delete_command(
                 f"deleting solution '{key}' also deletes every instance of it; "
                 "add --yes to go ahead"
             )
-        with opened(env) as state:
+        with opened(env, folders) as state:
             principal = _principal(state)
             count = solutions.delete_solution(state.bridge, state.session, principal, key)
         out.print(f"Deleted solution '{key}' and {count} instance(s).", markup=False)
