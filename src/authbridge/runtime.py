@@ -23,14 +23,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from sqlalchemy import String, column, inspect, select, table
 from sqlalchemy.pool import NullPool
 
 from authbridge.connectors.registry import Registry
-from authbridge.errors import InvalidInput
+from authbridge.errors import InvalidInput, Problem
 from authbridge.http import EgressPolicy, OutboundClient
 from authbridge.refresh.service import Refresher
 from authbridge.services.bridge import Bridge, KeySource
@@ -62,6 +62,8 @@ DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 KEY_FILE = "keys.json"
 MIGRATION_SCRIPTS = Path(__file__).resolve().parent / "storage" / "migrations" / "versions"
 VERSION_TABLE = "alembic_version"
+
+log = logging.getLogger("authbridge.connectors")
 
 
 @dataclass(frozen=True)
@@ -392,18 +394,41 @@ def open_bridge(
     public_url: str,
     connector_folders: Sequence[Path] = (),
     allow_loopback: bool = False,
+    broken_connectors: Literal["refuse", "log", "ignore"] = "refuse",
 ) -> Bridge:
     """Assemble the services' dependencies for a server (or a command that runs mechanisms).
 
     The connectors are the catalog plus ``AUTHBRIDGE_CONNECTORS`` and ``connector_folders``;
-    ``allow_loopback`` lets connectors call providers on this machine (the sandbox).
+    ``allow_loopback`` lets connectors call providers on this machine (the sandbox). A connector
+    with problems makes this raise :class:`~authbridge.errors.DefinitionError` (``refuse``, for
+    commands), or is left out, with one warning per file (``log``, for a server's start) or
+    silently (``ignore``, for the processes of ``serve --workers``, whose parent logged it).
     """
     folders = [*settings.connector_folders, *connector_folders]
+    if broken_connectors == "refuse":
+        registry = Registry.load(folders)
+    else:
+        registry, problems = Registry.load_usable(folders)
+        if broken_connectors == "log":
+            log_broken_connectors(problems)
     return Bridge(
         database=database,
         keys=KeySource(keyring, None if settings.keys_from_env else settings.key_file),
-        registry=Registry.load(folders),
+        registry=registry,
         http=OutboundClient(EgressPolicy(allow_loopback=allow_loopback)),
         public_url=public_url,
         token_leeway=settings.user_token_leeway,
     )
+
+
+def log_broken_connectors(problems: Sequence[Problem]) -> None:
+    """One warning for each connector file left out, with every problem found in it."""
+    by_file: dict[str, list[Problem]] = {}
+    for problem in problems:
+        by_file.setdefault(problem.file, []).append(problem)
+    for file, found in by_file.items():
+        reasons = "; ".join(
+            f"{problem.path}: {problem.reason}" if problem.path else problem.reason
+            for problem in found
+        )
+        log.warning("connector left out: %s: %s", file, " ".join(reasons.split()))

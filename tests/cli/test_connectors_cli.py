@@ -73,3 +73,26 @@ def test_list_with_broken_path_explains(tmp_path: Path) -> None:
     result = runner.invoke(app, ["connectors", "list", "--path", str(tmp_path)])
     assert result.exit_code == 1
     assert "definition.validate: is required" in result.stderr
+
+
+def test_validate_reports_a_raising_definition_as_a_problem(tmp_path: Path) -> None:
+    """Definition code that raises is a problem with file and reason, never a traceback."""
+    folder = tmp_path / "acme" / "crashy"
+    folder.mkdir(parents=True)
+    (folder / "auth.py").write_text(
+        "type = 'oauth2'\n\n\ndef definition(context):\n    raise RuntimeError('boom')\n"
+    )
+    asana = tmp_path / "asana" / "asana"
+    asana.mkdir(parents=True)
+    (asana / "auth.py").write_text(
+        "type = 'oauth2'\n\n\ndef definition():\n"
+        "    return {'authUrl': 'https://a.example/auth', 'requestAccessToken': 'https://a.example/t'}\n"
+    )
+    result = runner.invoke(app, ["connectors", "validate", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    assert "1 problem(s) found" in result.stderr
+    assert f"{folder / 'auth.py'}: definition: calling it failed: RuntimeError: boom" in (
+        result.stderr
+    )

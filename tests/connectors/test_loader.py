@@ -185,3 +185,92 @@ def test_folder_name_must_make_a_valid_key(tmp_path: Path) -> None:
     write(tmp_path, "acme/My Service/auth.yaml", "type: none\n")
     report = scan_folder(tmp_path, origin="test")
     assert "connector key 'My Service' must be lowercase" in str(report.problems[0])
+
+
+# --- callable definitions: zero arguments, and code that raises (issue 13) ---------------------
+
+
+ASANA_STYLE = """
+type = "oauth2"
+
+
+def definition():
+    profile = {}
+
+    def request_profile_info(context):
+        return profile
+
+    return {
+        "authUrl": "https://app.asana.example/-/oauth_authorize",
+        "requestAccessToken": "https://app.asana.example/-/oauth_token",
+        "requestProfileInfo": request_profile_info,
+    }
+"""
+
+
+def test_a_definition_taking_no_argument_is_called_without_one(tmp_path: Path) -> None:
+    auth = write(tmp_path, "asana/asana/auth.py", ASANA_STYLE)
+    connector = load_connector(auth, origin="test")
+    built = connector.definition(DefinitionContext(callback_url="https://ab.example/cb"))
+    assert isinstance(built, OAuth2Definition)
+    assert callable(built.request_profile_info)
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        (
+            "def definition(context):\n    raise RuntimeError('no tenant configured')\n",
+            "calling it failed: RuntimeError: no tenant configured",
+        ),
+        (
+            "def definition():\n    return {}['missing']\n",
+            "calling it failed: KeyError: 'missing'",
+        ),
+        (
+            "def definition(context, extra):\n    return {}\n",
+            "must take one argument (the context) or none",
+        ),
+        (
+            "async def definition(context):\n    return {}\n",
+            "must return a mapping, not an awaitable: a definition cannot be async",
+        ),
+    ],
+)
+def test_a_definition_that_cannot_be_called_is_a_problem(
+    tmp_path: Path, code: str, reason: str
+) -> None:
+    write(tmp_path, "acme/good/auth.yaml", "type: none\n")
+    auth = write(tmp_path, "acme/broken/auth.py", f"type = 'oauth2'\n\n\n{code}")
+    report = scan_folder(tmp_path, origin="test")
+    assert [c.key for c in report.connectors] == ["good"]
+    assert [(p.file, p.path, p.reason) for p in report.problems] == [
+        (str(auth), "definition", reason)
+    ]
+
+
+def test_a_definition_raising_on_real_client_values_hides_them(tmp_path: Path) -> None:
+    auth = write(
+        tmp_path,
+        "acme/picky/auth.py",
+        """
+        type = "oauth2"
+
+
+        def definition(context):
+            if context.clientSecret:
+                raise ValueError(f"secret {context.clientSecret} is not for this tenant")
+            return {"authUrl": "https://a.example/auth", "requestAccessToken": "https://a.example/t"}
+        """,
+    )
+    connector = load_connector(auth, origin="test")  # the placeholder secret is empty
+    with pytest.raises(DefinitionError) as caught:
+        connector.definition(
+            DefinitionContext(callback_url="https://ab.example/cb", client_secret="s3cr3t-value")
+        )
+    (problem,) = caught.value.problems
+    assert (problem.file, problem.path) == (str(auth), "definition")
+    assert problem.reason == (
+        "calling it failed: ValueError: secret [redacted] is not for this tenant"
+    )
+    assert "s3cr3t-value" not in str(caught.value)

@@ -75,3 +75,37 @@ def test_load_raises_with_every_problem(tmp_path: Path) -> None:
         Registry.load([tmp_path])
     found = sorted((Path(p.file).parent.name, p.path) for p in caught.value.problems)
     assert found == [("one", "definition.validate"), ("two", "definition"), ("two", "type")]
+
+
+def test_load_usable_leaves_broken_connectors_out(tmp_path: Path) -> None:
+    write(tmp_path, "a/good/auth.yaml", "type: none\n")
+    write(
+        tmp_path,
+        "a/crashy/auth.py",
+        "type = 'none'\n\n\ndef definition():\n    raise OSError('x')\n",
+    )
+    registry, problems = Registry.load_usable([tmp_path], include_catalog=False)
+    assert [c.key for c in registry] == ["good"]
+    assert [(Path(p.file).parent.name, p.path, p.reason) for p in problems] == [
+        ("crashy", "definition", "calling it failed: OSError: x")
+    ]
+
+
+def test_a_broken_override_hides_the_catalog_connector_it_replaces(tmp_path: Path) -> None:
+    """The host gets its own definition or none: never the bundled one in its place."""
+    write(tmp_path, "mine/freshdesk/auth.yaml", "type: apiKey\ndefinition: {auth: {}}\n")
+    write(tmp_path, "mine/github/auth.yaml", "type: oauth2\ndefinition: {}\n")
+    write(tmp_path, "mine/github/manifest.yaml", "version: '7'\n")
+    write(tmp_path, "mine/slack/auth.yaml", "type: none\n")
+    write(tmp_path, "mine/slack/manifest.yaml", "version: [not, text]\n")
+    registry, problems = Registry.load_usable([tmp_path])
+    assert "freshdesk" not in registry, "same key and version: the bundled one is hidden"
+    assert "slack" not in registry, "unreadable manifest: every version of the key is hidden"
+    assert registry.get("github").origin == "catalog", "another version: the catalog's stays"
+    assert {Path(p.file).parent.name for p in problems} == {"freshdesk", "github", "slack"}
+    assert len(registry) == len(Registry.load()) - 2
+
+
+def test_load_usable_still_refuses_a_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(DefinitionError, match="is not a folder"):
+        Registry.load_usable([tmp_path / "nowhere"])

@@ -53,8 +53,8 @@ def app_from_environment() -> ASGIApp:
 
     Reads the options from ``AUTHBRIDGE_SERVE_OPTIONS`` and the settings as every command does;
     the database is already migrated and bootstrapped by the parent, so this only checks the
-    schema (one cheap query) and opens a pool. The database is disposed when the app's lifespan
-    ends.
+    schema (one cheap query) and opens a pool. Broken connectors are left out without a word
+    (the parent logged them once). The database is disposed when the app's lifespan ends.
     """
     options = ServeOptions.from_env()
     configure_logging(options.log_level)
@@ -69,6 +69,7 @@ def app_from_environment() -> ASGIApp:
             public_url=options.public_url,
             connector_folders=[Path(folder) for folder in options.connector_folders],
             allow_loopback=options.allow_loopback,
+            broken_connectors="ignore",  # the parent logged them
         )
         app = build_app(settings, bridge, options)
     except BaseException:

@@ -92,6 +92,7 @@ def serve_command(
             public_url=public_url,
             connector_folders=connectors or [],
             allow_loopback=allow_loopback,
+            broken_connectors="log",
         )
     if first is not None:
         err.print(
@@ -125,7 +126,7 @@ def serve_command(
         run(build_app(settings, bridge, options))
         database.dispose()
         return
-    # Each process opens its own; this one only had to check that the connectors load.
+    # Each process opens its own; this one only had to load the connectors (logging the broken).
     asyncio.run(bridge.http.aclose())
     database.dispose()
     os.environ[SERVE_OPTIONS_ENV_VAR] = options.to_json()

@@ -4,10 +4,11 @@ Layout: ``<vendor>/<service>/auth.py`` or ``auth.yaml`` (optionally one level de
 ``<vendor>/<service>/<module>/auth.*``), with an optional ``manifest.yaml`` beside it. The
 connector's key is the manifest's ``key``, else the name of the folder holding the auth file.
 
-``auth.py`` exports ``type`` and ``definition`` (a mapping, or a callable given a
-:class:`DefinitionContext` and returning one). ``auth.yaml`` holds the same two keys and cannot
-hold code. Every problem is reported with its file, key path and reason; loading a folder
-collects them all instead of stopping at the first.
+``auth.py`` exports ``type`` and ``definition`` (a mapping, or a callable returning one, given
+a :class:`DefinitionContext` or, when it takes no argument, nothing). ``auth.yaml`` holds the
+same two keys and cannot hold code. Every problem is reported with its file, key path and
+reason, also when definition code raises; loading a folder collects them all instead of
+stopping at the first.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib.util
+import inspect
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -33,10 +35,12 @@ from authbridge.connectors.models import (
     parse_definition,
 )
 from authbridge.errors import DefinitionError, Problem
+from authbridge.redaction import redact
 
 AUTH_FILES = ("auth.py", "auth.yaml", "auth.yml")
 MANIFEST_FILES = ("manifest.yaml", "manifest.yml")
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+MAX_REASON_LENGTH = 300
 PLACEHOLDER_CALLBACK = "https://authbridge.invalid/auth/{key}/callback"
 
 
@@ -114,6 +118,10 @@ class DefinitionContext:
             return self.__dict__[snake]
         raise AttributeError(name)
 
+    def secrets(self) -> list[str]:
+        """The values a message about the definition must not show."""
+        return [value for value in (self.client_secret, self.consumer_secret) if value]
+
     def __repr__(self) -> str:
         return f"DefinitionContext(callback_url={self.callback_url!r})"
 
@@ -141,18 +149,73 @@ class Connector:
         return next(iter(self.manifest.variants), None)
 
     def definition(self, context: DefinitionContext | None = None) -> AuthDefinition:
-        """The auth definition; a callable definition is built with ``context``."""
+        """The auth definition; a callable definition is built with ``context``.
+
+        Raises :class:`DefinitionError` when the callable raises or returns no valid definition.
+        """
         if self.static_definition is not None:
             return self.static_definition
         assert self.factory is not None
         context = context or DefinitionContext(
             callback_url=PLACEHOLDER_CALLBACK.format(key=self.key)
         )
-        raw = self.factory(context)
+        raw = _call_definition(self.factory, context, str(self.source))
         problems = _definition_problems(str(self.source), self.auth_type, raw, from_yaml=False)
         if problems:
             raise DefinitionError(problems)
         return parse_definition(self.auth_type, raw)
+
+
+def _call_definition(factory: Callable[..., Any], context: DefinitionContext, name: str) -> Any:
+    """Call a callable ``definition`` with ``context``, or with nothing when it takes no
+    argument (``definition: () => {...}`` in an ``auth.js``); what goes wrong is a problem."""
+    arguments = _definition_arguments(factory, context)
+    if arguments is None:
+        raise DefinitionError(
+            [Problem(name, "definition", "must take one argument (the context) or none")]
+        )
+    try:
+        raw = factory(*arguments)
+    except Exception as exc:  # any error in third-party definition code is a problem to report
+        text = " ".join(redact(str(exc), context.secrets()).split())
+        if len(text) > MAX_REASON_LENGTH:
+            text = text[: MAX_REASON_LENGTH - 1].rstrip() + "…"
+        reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        raise DefinitionError(
+            [Problem(name, "definition", f"calling it failed: {reason}")]
+        ) from exc
+    if inspect.isawaitable(raw):
+        close = getattr(raw, "close", None)
+        if callable(close):
+            close()  # never awaited, and never warned about
+        raise DefinitionError(
+            [
+                Problem(
+                    name,
+                    "definition",
+                    "must return a mapping, not an awaitable: a definition cannot be async",
+                )
+            ]
+        )
+    return raw
+
+
+def _definition_arguments(
+    factory: Callable[..., Any], context: DefinitionContext
+) -> tuple[DefinitionContext] | tuple[()] | None:
+    """``(context,)`` when ``factory`` takes an argument, ``()`` when it takes none, else None."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # no signature to read (a builtin): as documented
+        return (context,)
+    with_context: tuple[DefinitionContext] = (context,)
+    for arguments in (with_context, ()):
+        try:
+            signature.bind(*arguments)
+        except TypeError:
+            continue
+        return arguments
+    return None
 
 
 def load_connector(auth_file: Path, *, origin: str, key: str | None = None) -> Connector:
@@ -191,6 +254,17 @@ def load_connector(auth_file: Path, *, origin: str, key: str | None = None) -> C
     if problems:
         raise DefinitionError(problems)
     return dataclasses.replace(connector, static_definition=parse_definition(auth_type, raw))
+
+
+def connector_identity(auth_file: Path) -> tuple[str, str | None]:
+    """The key and version ``auth_file`` loads as, or would if it had no problems: the
+    manifest's, else the folder's name; the version is ``None`` when the manifest is unreadable
+    (then any version may be meant)."""
+    try:
+        manifest = _load_manifest(auth_file.parent)
+    except DefinitionError:
+        return auth_file.parent.name, None
+    return manifest.key or auth_file.parent.name, manifest.version
 
 
 def _load_manifest(folder: Path) -> Manifest:

@@ -1,7 +1,8 @@
 """The connector registry: the bundled catalog plus the host's own folders.
 
 A folder's connector replaces a catalog connector with the same key and version, so a host can
-adjust a bundled definition by copying it into its folder.
+adjust a bundled definition by copying it into its folder. :meth:`Registry.load` refuses any
+problem; :meth:`Registry.load_usable` (the server's) leaves broken connectors out instead.
 """
 
 from __future__ import annotations
@@ -11,7 +12,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from authbridge.connectors.loader import AUTH_FILES, Connector, load_connector
+from authbridge.connectors.loader import (
+    AUTH_FILES,
+    Connector,
+    connector_identity,
+    load_connector,
+)
 from authbridge.errors import ConnectorNotFound, DefinitionError, Problem
 
 CATALOG = Path(__file__).resolve().parent.parent / "catalog"
@@ -30,6 +36,8 @@ class LoadReport:
 
     connectors: list[Connector] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    broken: list[tuple[str, str | None]] = field(default_factory=list)
+    """The key and version (``None``: unknown) of each connector that failed to load."""
 
 
 def scan_folder(root: Path, *, origin: str) -> LoadReport:
@@ -63,6 +71,7 @@ def scan_folder(root: Path, *, origin: str) -> LoadReport:
             connector = load_connector(auth_file, origin=origin)
         except DefinitionError as exc:
             report.problems.extend(exc.problems)
+            report.broken.append(connector_identity(auth_file))
             continue
         ident = (connector.key, connector.version)
         if ident in seen:
@@ -94,17 +103,46 @@ class Registry:
 
         Raises :class:`DefinitionError` listing every problem found in any folder.
         """
+        registry, problems = cls._scan(folders, include_catalog=include_catalog)
+        if problems:
+            raise DefinitionError(problems)
+        return registry
+
+    @classmethod
+    def load_usable(
+        cls, folders: Sequence[Path] = (), *, include_catalog: bool = True
+    ) -> tuple[Registry, list[Problem]]:
+        """Every connector that loads, and the problems of those left out.
+
+        A broken connector also hides what it would have replaced (an earlier folder's or the
+        catalog's connector of the same key and version, every version when its manifest is
+        unreadable): the host gets its own definition or none, never a bundled one silently in
+        its place. A folder that does not exist is still refused (:class:`DefinitionError`).
+        """
+        for folder in folders:
+            if not Path(folder).is_dir():
+                raise DefinitionError([Problem(str(folder), "", "is not a folder")])
+        return cls._scan(folders, include_catalog=include_catalog)
+
+    @classmethod
+    def _scan(
+        cls, folders: Sequence[Path], *, include_catalog: bool
+    ) -> tuple[Registry, list[Problem]]:
         sources = [(CATALOG, "catalog")] if include_catalog else []
         sources += [(Path(folder), str(folder)) for folder in folders]
         connectors: list[Connector] = []
         problems: list[Problem] = []
         for root, origin in sources:
             report = scan_folder(root, origin=origin)
+            for key, version in report.broken:
+                connectors = [
+                    c
+                    for c in connectors
+                    if c.key != key or (version is not None and c.version != version)
+                ]
             connectors.extend(report.connectors)
             problems.extend(report.problems)
-        if problems:
-            raise DefinitionError(problems)
-        return cls(connectors)
+        return cls(connectors), problems
 
     def get(self, key: str, version: str | None = None) -> Connector:
         versions = self._by_key.get(key)
