@@ -11,6 +11,7 @@ from pydantic.alias_generators import to_camel, to_snake
 
 from authbridge import errors
 from authbridge.connectors.models import RequestSpec
+from authbridge.mechanisms.http_request import HttpRequest
 
 if TYPE_CHECKING:
     from authbridge.http import OutboundClient
@@ -44,7 +45,10 @@ class Context:
     (``context["domain"]``), and in ``{{name}}`` templates. ``context.http`` is the outbound
     client; ``await context.request(spec)`` runs a request spec (a mapping, a
     :class:`RequestSpec` or a URL) with the context's values filled in and returns the parsed
-    response body. Raise ``context.InvalidTokenError`` when a token is no longer valid and
+    response body; ``await context.httpRequest(config)`` (or ``.get``, ``.post`` …; also
+    ``context.http_request``) sends an axios-style config as it is and returns an
+    :class:`~authbridge.mechanisms.http_request.HttpResponse` with ``data``. Both raise on a
+    non-2xx answer. Raise ``context.InvalidTokenError`` when a token is no longer valid and
     ``context.CredentialsRejected`` when entered credentials are wrong.
     """
 
@@ -69,6 +73,13 @@ class Context:
         self.callback_url = callback_url
         self.tokens: Mapping[str, Any] = dict(tokens or {})
         self.profile = profile
+
+    @property
+    def http_request(self) -> HttpRequest:
+        """The axios-like client of Appmixer's ``context.httpRequest`` (which works too)."""
+        return HttpRequest(self.http, self.secrets)
+
+    httpRequest = http_request  # the name of the code ported from an auth.js
 
     @property
     def profile_info(self) -> Mapping[str, Any] | None:

@@ -9,6 +9,7 @@ from typing import Any
 from authbridge import errors
 from authbridge.connectors.models import RequestSpec
 from authbridge.mechanisms.context import Context
+from authbridge.mechanisms.http_request import HttpResponse
 from authbridge.redaction import redact
 
 PROFILE_NAME_KEYS = ("name", "display_name", "displayName", "email", "login", "username", "id")
@@ -33,12 +34,14 @@ async def resolve(
 
     A callable is called with the context; a request spec is executed with the context's values
     in its templates (``method`` when the spec names none); a URL string is requested with
-    ``method``. Exceptions raised by definition code become ``failure`` with their message
-    (secret values redacted); authbridge's own errors pass through unchanged.
+    ``method``. A callable may return what ``context.httpRequest`` answered: its ``data`` is the
+    result. Exceptions raised by definition code become ``failure`` with their message (secret
+    values redacted); authbridge's own errors pass through unchanged.
     """
     try:
         if callable(prop):
-            return await call(prop, context)
+            result = await call(prop, context)
+            return result.data if isinstance(result, HttpResponse) else result
         spec = RequestSpec(url=prop) if isinstance(prop, str) else prop
         return await context.request(spec, method=method)
     except errors.AuthBridgeError:
