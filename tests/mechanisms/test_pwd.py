@@ -3,17 +3,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from authbridge import errors
 from authbridge.connectors.models import PwdDefinition, parse_definition
-from authbridge.http import OutboundClient
+from authbridge.http import EgressPolicy, OutboundClient
 from authbridge.mechanisms import Context, get_mechanism
 from authbridge.mechanisms.pwd import PwdMechanism
+from tests.support.loopback import serve
 
 pytestmark = pytest.mark.anyio
 
@@ -252,3 +257,65 @@ async def test_api_keys_cannot_be_refreshed(client: OutboundClient) -> None:
         await get_mechanism("api_key").refresh(found, Context(http=client, now=NOW))
 
     assert caught.value.message == "'api_key' credentials cannot be refreshed"
+
+
+# --- the expiry's spellings: expires, expiresIn, expires_in (issue 13) -------------------------
+
+
+@pytest.fixture(scope="module")
+def login_server() -> Iterator[str]:
+    """A login endpoint answering ``{token, <spelling>: 3600}`` for ``/login/<spelling>``."""
+
+    async def login(request: Request) -> Response:
+        body = await request.json()
+        if body != {"username": USERNAME, "password": PASSWORD}:
+            return JSONResponse({"message": "Invalid username or password"}, status_code=401)
+        return JSONResponse({"token": "tok-9", request.path_params["spelling"]: 3600})
+
+    app = Starlette(routes=[Route("/login/{spelling}", login, methods=["POST"])])
+    with serve(app) as url:
+        yield url
+
+
+@pytest.mark.parametrize("spelling", ["expires", "expiresIn", "expires_in"])
+async def test_a_declarative_login_reads_every_spelling_of_the_expiry(
+    login_server: str, spelling: str
+) -> None:
+    """A ported ``auth.yaml``: ``validate`` is a request spec whose answer is stored."""
+    found = parse_definition(
+        "pwd",
+        {
+            "validate": {
+                "method": "POST",
+                "url": f"{login_server}/login/{spelling}",
+                "json": {"username": "{{username}}", "password": "{{password}}"},
+            }
+        },
+    )
+    async with OutboundClient(EgressPolicy(allow_loopback=True), timeout=5) as client:
+        result = await connect(client, found)
+
+    assert result.credentials["token"] == "tok-9"
+    assert result.expires_at == NOW + timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "expected"),
+    [
+        ({"token": "t", "expiresIn": 600}, NOW + timedelta(minutes=10)),
+        ({"token": "t", "expires_in": "7200"}, NOW + timedelta(hours=2)),
+        ({"token": "t", "expires": None, "expiresIn": 60}, NOW + timedelta(minutes=1)),
+        ({"token": "t", "expires": 60, "expires_in": 7200}, NOW + timedelta(minutes=1)),
+    ],
+)
+async def test_validate_code_may_spell_the_expiry_as_the_provider_does(
+    client: OutboundClient, outcome: dict[str, Any], expected: datetime
+) -> None:
+    result = await connect(client, definition(lambda context: outcome))
+    assert result.expires_at == expected
+
+
+async def test_an_unusable_expiry_names_its_spelling(client: OutboundClient) -> None:
+    with pytest.raises(errors.ProviderError) as caught:
+        await connect(client, definition(lambda context: {"token": "t", "expiresIn": "soon"}))
+    assert caught.value.message.startswith("the login returned an unusable expiry (expiresIn)")

@@ -397,7 +397,11 @@ def _default_pwd_fields() -> Fields:
 
 
 class PwdDefinition(_FormBase):
-    """Username and password, used as HTTP Basic or exchanged by ``validate`` for a token."""
+    """Username and password, used as HTTP Basic or exchanged by ``validate`` for a token.
+
+    ``validate`` (code, or a request spec whose answer is read) gives ``{token, expires}``, the
+    expiry also spelled ``expiresIn`` or ``expires_in`` (:mod:`authbridge.mechanisms.pwd`).
+    """
 
     type: Literal["pwd"] = "pwd"
     auth: Fields = Field(default_factory=_default_pwd_fields)

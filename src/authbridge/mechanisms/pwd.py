@@ -2,8 +2,10 @@
 
 ``validate`` returns nothing (the username and password are the credentials, e.g. for HTTP
 Basic) or ``{"token": ..., "expires": ...}``: ``expires`` is a date, or the token's lifetime in
-seconds as a number or numeric string. A request-spec ``validate`` whose response body has a
-``token`` is read the same way; a body without one means HTTP Basic use. A token that expires
+seconds as a number or numeric string, and may be spelled ``expiresIn`` or ``expires_in`` as
+providers answer (the first spelling with a value counts, in that order). A request-spec
+``validate`` whose response body has a ``token`` is read the same way; a body without one means
+HTTP Basic use. A token that expires
 is renewed by logging in again with the stored username and password
 (:meth:`PwdMechanism.refresh`).
 """
@@ -19,6 +21,8 @@ from authbridge.mechanisms.base import ConnectResult
 from authbridge.mechanisms.context import Context
 from authbridge.mechanisms.form import FormMechanism, Validation
 from authbridge.spec.expiry import expires_at_from
+
+EXPIRY_KEYS = ("expires", "expiresIn", "expires_in")
 
 
 class PwdMechanism(FormMechanism):
@@ -39,10 +43,13 @@ class PwdMechanism(FormMechanism):
         token = outcome["token"]
         if not isinstance(token, str) or not token:
             raise errors.ProviderError("the login did not return a token")
+        key = next((key for key in EXPIRY_KEYS if outcome.get(key) is not None), "expires")
         try:
-            expires_at = expires_at_from(outcome.get("expires"), now=context.now)
+            expires_at = expires_at_from(outcome.get(key), now=context.now)
         except ValueError as exc:
-            raise errors.ProviderError(f"the login returned an unusable expiry: {exc}") from exc
+            raise errors.ProviderError(
+                f"the login returned an unusable expiry ({key}): {exc}"
+            ) from exc
         return Validation(tokens={"token": token}, expires_at=expires_at)
 
     def can_refresh(self, definition: AuthDefinition, credentials: Mapping[str, Any]) -> bool:
