@@ -13,9 +13,11 @@ import html
 import json
 import logging
 import re
+import shutil
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -26,6 +28,7 @@ from sqlalchemy import select
 
 from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.connect.oauth import COOKIE_PREFIX
+from authbridge.connectors.registry import Registry
 from authbridge.storage.crypto import unseal_json
 from authbridge.storage.models import OAuthState
 from tests.support.app import Api
@@ -525,6 +528,35 @@ def test_an_unknown_connector_in_the_callback_shows_a_page(
     page = browser.get(callback.replace("/auth/sandbox-oauth2/", "/auth/sandbox-apikey/"))
     assert 400 <= page.status_code < 500, page.text
     assert listed(api) == []
+
+
+def test_a_redirect_uri_registered_in_camel_case_reaches_its_connector(
+    api: Api, api_connectors: Path, browser: httpx.Client, tmp_path: Path
+) -> None:
+    """The reference's ``/auth/myService/callback`` for a connector keyed ``my-service``."""
+    folder = tmp_path / "connectors" / "acme" / "myService"
+    folder.mkdir(parents=True)
+    shutil.copy(api_connectors / "sandbox" / "oauth" / "auth.yaml", folder / "auth.yaml")
+    (folder / "manifest.yaml").write_text("key: my-service\nlabel: My Service\n")
+    api.bridge.registry = Registry.load(
+        [api_connectors, tmp_path / "connectors"], include_catalog=False
+    )
+    registered = api.url + "/auth/myService/callback"
+    body = {
+        "client_id": "sandbox-client",
+        "client_secret": "sandbox-secret",
+        "redirect_uri": registered,
+    }
+    response = api.call("PUT", "/v1/connector-configs/my-service", json=body)
+    assert response.status_code in (200, 201), response.text
+
+    authorize_url = start(browser, open_session(api, connector="my-service"))
+    assert query_of(authorize_url)["redirect_uri"] == registered
+    callback = consent(browser, authorize_url)
+    assert callback.startswith(registered + "?")
+    result = result_of(browser.get(callback))
+    assert result["connector"] == "my-service"
+    assert [item["id"] for item in listed(api)] == [result["authId"]]
 
 
 def test_a_callback_without_state_shows_a_page(configured: Api, browser: httpx.Client) -> None:

@@ -109,3 +109,33 @@ def test_a_broken_override_hides_the_catalog_connector_it_replaces(tmp_path: Pat
 def test_load_usable_still_refuses_a_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(DefinitionError, match="is not a folder"):
         Registry.load_usable([tmp_path / "nowhere"])
+
+
+def test_a_callback_path_names_a_key_but_for_case_dashes_and_underscores(tmp_path: Path) -> None:
+    write(tmp_path, "acme/my-service/auth.yaml", "type: none\n")
+    write(tmp_path, "acme/crm/auth.yaml", "type: none\n")
+    write(tmp_path, "acme/crm/manifest.yaml", "key: sales_crm\n")
+    write(tmp_path, "acme/kit/auth.yaml", "type: none\n")
+    registry = Registry.load([tmp_path], include_catalog=False)
+    for name in ("my-service", "myService", "MyService", "my_service", "MY-SERVICE"):
+        assert registry.callback_key(name) == "my-service", name
+    assert registry.callback_key("salesCrm") == "sales_crm"
+    assert registry.callback_key("KIT") == "kit"
+    # Only ASCII folds: the Kelvin sign lower-cases to "k", but names no connector.
+    for name in ("myServices", "my.service", "\u212aIT", ""):
+        with pytest.raises(ConnectorNotFound):
+            registry.callback_key(name)
+
+
+def test_a_callback_path_that_could_name_two_keys_needs_the_exact_one(tmp_path: Path) -> None:
+    write(tmp_path, "acme/my-service/auth.yaml", "type: none\n")
+    write(tmp_path, "acme/my_service/auth.yaml", "type: none\n")
+    registry = Registry.load([tmp_path], include_catalog=False)
+    assert registry.callback_key("my_service") == "my_service"
+    assert registry.callback_key("my-service") == "my-service"
+    with pytest.raises(ConnectorNotFound) as caught:
+        registry.callback_key("myService")
+    assert caught.value.message == (
+        "'myService' could name any of the connectors my-service, my_service: "
+        "register the redirect URI with the exact key"
+    )

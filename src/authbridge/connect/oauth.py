@@ -108,6 +108,12 @@ def remember(
     )
 
 
+def callback_connector(bridge: Bridge, name: str) -> str:
+    """The key of the connector a callback path names: exactly, or but for case, ``-`` and
+    ``_`` as the redirect URI may have been registered (:meth:`Registry.callback_key`)."""
+    return bridge.registry.callback_key(name)
+
+
 def lookup_of(bridge: Bridge, connector_key: str, query: Mapping[str, str]) -> str:
     """What finds the state in a callback for ``connector_key`` (the mechanism's say: OAuth 2's
     ``state``, OAuth 1.0a's ``oauth_token``); a lost sign-in when there is none."""

@@ -89,11 +89,13 @@ def failed_here(error: errors.AuthBridgeError) -> bool:
 
 @router.get("/auth/{connector}/callback")
 async def callback(connector: str, request: Request) -> Response:
-    """The provider's redirect back: the redirect URI registered for ``connector``."""
+    """The provider's redirect back: the redirect URI registered for ``connector`` (its key,
+    or the key but for case, ``-`` and ``_``: ``/auth/myService/callback`` for ``my-service``)."""
     bridge = get_bridge(request)
     query = {key: value for key, value in request.query_params.items()}
     cookie = None
     try:
+        connector = oauth_connect.callback_connector(bridge, connector)
         lookup = oauth_connect.lookup_of(bridge, connector, query)
         cookie = oauth_connect.cookie_name(lookup)
         claimed = await bridge.run(

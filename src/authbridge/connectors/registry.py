@@ -89,6 +89,12 @@ def scan_folder(root: Path, *, origin: str) -> LoadReport:
     return report
 
 
+def loose_key(name: str) -> str:
+    """A key as a redirect URI may spell it, folded: lower case, without ``-`` and ``_``
+    (``myService``, ``my_service`` and ``my-service`` are all ``myservice``)."""
+    return name.lower().replace("-", "").replace("_", "")
+
+
 class Registry:
     """Connectors by key and version; iteration yields the newest version of each key."""
 
@@ -96,6 +102,9 @@ class Registry:
         self._by_key: dict[str, dict[str, Connector]] = {}
         for connector in connectors:
             self._by_key.setdefault(connector.key, {})[connector.version] = connector
+        self._by_loose_key: dict[str, list[str]] = {}
+        for key in sorted(self._by_key):
+            self._by_loose_key.setdefault(loose_key(key), []).append(key)
 
     @classmethod
     def load(cls, folders: Sequence[Path] = (), *, include_catalog: bool = True) -> Registry:
@@ -158,6 +167,24 @@ class Registry:
                 f"connector '{key}' has no version {version} (versions: {known})"
             )
         return versions[version]
+
+    def callback_key(self, name: str) -> str:
+        """The key of the connector a callback path names (``/auth/{name}/callback``).
+
+        The exact key, else the one key equal to ``name`` but for case, ``-`` and ``_``, as a
+        porter may have registered the redirect URI at the provider (``myService`` for
+        ``my-service``). Raises :class:`ConnectorNotFound` when no key matches, or when several
+        do and only the exact key can tell them apart.
+        """
+        if name in self._by_key or not name.isascii():
+            return self.get(name).key
+        matches = self._by_loose_key.get(loose_key(name), [])
+        if len(matches) > 1:
+            raise ConnectorNotFound(
+                f"'{name}' could name any of the connectors {', '.join(matches)}: "
+                "register the redirect URI with the exact key"
+            )
+        return matches[0] if matches else self.get(name).key
 
     def versions(self, key: str) -> list[Connector]:
         return [self._by_key[key][v] for v in sorted(self._by_key.get(key, {}), key=version_key)]
