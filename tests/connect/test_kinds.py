@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from tests.connect.test_pages import get, listed_ids, open_session, post, success_of
 from tests.support.app import SANDBOX_KEY, Api
 
@@ -21,9 +25,23 @@ def test_client_credentials_connect_with_one_button(api: Api) -> None:
     assert credentials["expires_at"] is not None
 
 
-def test_on_connected_runs_with_the_new_credentials(api: Api) -> None:
+def test_on_connected_runs_after_the_store_with_the_authentication(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = tmp_path / "hooked.txt"
+    monkeypatch.setenv("SANDBOX_HOOKED_RECORD", str(record))
     url = open_session(api, connector="sandbox-hooked")
     result, _ = success_of(post(url, {"action": "connect", "field.api_key": SANDBOX_KEY}))
+    assert listed_ids(api) == [result["authId"]]
+    assert record.read_text() == result["authId"]
+
+
+def test_a_reconnect_whose_on_connected_fails_keeps_the_account(api: Api) -> None:
+    url = open_session(api, connector="sandbox-hooked")
+    result, _ = success_of(post(url, {"action": "connect", "field.api_key": SANDBOX_KEY}))
+    again = open_session(api, connector="sandbox-hooked", authentication_id=result["authId"])
+    refused = post(again, {"action": "connect", "field.api_key": SANDBOX_KEY + "_closed"})
+    assert "on_connected failed: this workspace is closed" in refused.text
     assert listed_ids(api) == [result["authId"]]
 
 
@@ -33,3 +51,5 @@ def test_a_failing_on_connected_stores_nothing(api: Api) -> None:
     assert "on_connected failed: this workspace is closed" in refused.text
     assert listed_ids(api) == []
     assert get(url).status_code == 200  # the link is still usable
+    result, _ = success_of(post(url, {"action": "connect", "field.api_key": SANDBOX_KEY}))
+    assert listed_ids(api) == [result["authId"]]

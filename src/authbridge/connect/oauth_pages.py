@@ -104,10 +104,7 @@ async def callback(connector: str, request: Request) -> Response:
             ),
         )
         result = await oauth_connect.complete(bridge, claimed, query)
-        await connect.after_connect(bridge, claimed.page, result)
-        auth = await bridge.run(
-            lambda session: connect.finish(bridge, session, None, claimed.page, result),
-        )
+        auth = await connect.connected(bridge, None, claimed.page, result)
         response: Response = success_page(
             bridge, claimed.page, auth, referrer_policy=CALLBACK_REFERRER
         )

@@ -108,10 +108,7 @@ async def _connect(
     try:
         name = check_name(raw_name) if raw_name.strip() else None
         result = await connect.run_form(bridge, page, entered)
-        await connect.after_connect(bridge, page, result)
-        auth = await bridge.run(
-            lambda session: connect.finish(bridge, session, code, page, result, name=name),
-        )
+        auth = await connect.connected(bridge, code, page, result, name=name)
     except errors.AuthBridgeError as error:
         if is_expired_link(error):
             return expired_page(bridge)

@@ -12,6 +12,7 @@ The page's work is split so no database transaction stays open while a provider 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,6 +42,8 @@ EXPIRED_LINK = "This link has expired or was already used. Ask for a new one."
 MAX_PICKABLE = 50
 #: The key of a session's variant in its ``options`` (absent for the default variant).
 VARIANT_OPTION = "variant"
+
+log = logging.getLogger("authbridge.connect")
 
 
 @dataclass(frozen=True)
@@ -326,12 +329,53 @@ async def run_form(bridge: Bridge, page: ConnectPage, entered: Mapping[str, str]
     return await mechanism.connect(definition, form_context(bridge, page, entered))
 
 
-async def after_connect(bridge: Bridge, page: ConnectPage, result: ConnectResult) -> None:
-    """Run the definition's ``on_connected`` callback, given the new account (no database).
+async def connected(
+    bridge: Bridge,
+    code: str | None,
+    page: ConnectPage,
+    result: ConnectResult,
+    *,
+    name: str | None = None,
+) -> Authentication:
+    """Store the account (:func:`finish`), then run the definition's ``on_connected`` with it.
 
-    It runs before the account is stored, so a callback that raises fails the connect with its
-    message and nothing is kept.
+    The callback runs after the store, outside any transaction, so it gets the stored
+    authentication's id (``context.auth_id``: to schedule a logout, say). When it fails, a new
+    account is taken back (deleted, ``authentication.deleted`` following ``.created``) and the
+    link opened again, so the end user can try again and nothing is kept; a reconnect keeps its
+    new credentials (the provider may already have revoked the old ones) and the failure is
+    shown all the same.
     """
+    auth = await bridge.run(
+        lambda session: finish(bridge, session, code, page, result, name=name),
+    )
+    try:
+        await _on_connected(bridge, page, result, auth)
+    except errors.AuthBridgeError as failure:
+        if page.editing is None:
+            try:
+                await bridge.run(lambda session: _take_back(bridge, session, page, auth))
+            except Exception as exc:
+                log.error(
+                    "on_connected failed for authentication %s and it could not be taken back: "
+                    "%s (%s)",
+                    auth.id,
+                    failure.message,
+                    type(exc).__name__,
+                )
+        raise
+    return auth
+
+
+def _take_back(bridge: Bridge, session: Session, page: ConnectPage, auth: Authentication) -> None:
+    authentications.delete(bridge, session, page.principal, auth.id)
+    ConnectSessionRepository(session).reopen(page.record.id)
+
+
+async def _on_connected(
+    bridge: Bridge, page: ConnectPage, result: ConnectResult, auth: Authentication
+) -> None:
+    """Run the definition's ``on_connected`` callback, given the stored account (no database)."""
     callback = page.setup.definition.on_connected
     if callback is None:
         return
@@ -342,6 +386,7 @@ async def after_connect(bridge: Bridge, page: ConnectPage, result: ConnectResult
         callback_url=page.setup.callback_url,
         tokens=result.credentials,
         profile=result.profile,
+        auth_id=auth.id,
     )
     try:
         await call(callback, context)

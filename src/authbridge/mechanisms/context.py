@@ -49,7 +49,8 @@ class Context:
     ``context.http_request``) sends an axios-style config as it is and returns an
     :class:`~authbridge.mechanisms.http_request.HttpResponse` with ``data``. Both raise on a
     non-2xx answer. Raise ``context.InvalidTokenError`` when a token is no longer valid and
-    ``context.CredentialsRejected`` when entered credentials are wrong.
+    ``context.CredentialsRejected`` when entered credentials are wrong. In ``on_connected``,
+    ``context.auth_id`` (``authId``) is the authentication just stored.
     """
 
     InvalidTokenError = errors.InvalidToken
@@ -65,8 +66,10 @@ class Context:
         callback_url: str | None = None,
         tokens: Mapping[str, Any] | None = None,
         profile: Mapping[str, Any] | None = None,
+        auth_id: str | None = None,
     ) -> None:
         self.http = http
+        self.auth_id = auth_id
         self.now = now
         self.fields: Mapping[str, Any] = dict(fields or {})
         self.config = config or ClientConfig()
@@ -80,6 +83,11 @@ class Context:
         return HttpRequest(self.http, self.secrets)
 
     httpRequest = http_request  # the name of the code ported from an auth.js
+
+    @property
+    def authId(self) -> str | None:
+        """``on_connected``'s stored authentication, as ``context.auth_id`` is."""
+        return self.auth_id
 
     @property
     def profile_info(self) -> Mapping[str, Any] | None:
@@ -96,6 +104,7 @@ class Context:
             "callback_url": self.callback_url,
             "tokens": self.tokens,
             "profile": self.profile,
+            "auth_id": self.auth_id,
         }
         current.update(changes)
         return Context(**current)
@@ -118,6 +127,8 @@ class Context:
         plain.update(self.config.variant_values)
         if self.profile is not None:
             plain["profile_info"] = self.profile
+        if self.auth_id is not None:
+            plain["auth_id"] = self.auth_id
         named = dict(plain)
         for key, value in plain.items():
             named.setdefault(to_camel(key), value)

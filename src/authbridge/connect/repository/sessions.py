@@ -109,6 +109,14 @@ class ConnectSessionRepository:
             statement, execution_options={"populate_existing": True}
         ).first()
 
+    def reopen(self, session_id: str) -> None:
+        """Make a used session usable again until it expires (its account was taken back)."""
+        self.session.execute(
+            update(ConnectSession)
+            .where(ConnectSession.id == session_id, ConnectSession.used_at.is_not(None))
+            .values(used_at=None)
+        )
+
     def get(self, environment_id: str, session_id: str) -> ConnectSession | None:
         statement = select(ConnectSession).where(
             ConnectSession.environment_id == environment_id, ConnectSession.id == session_id
