@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from authbridge.connectors.registry import Registry
 from tests.support.app import SANDBOX_KEY, Api
@@ -308,3 +309,30 @@ def test_a_session_with_delete_after_schedules_the_account_s_deletion(api: Api) 
         json={"external_user_id": "u", "connector": "sandbox-apikey", "delete_after_seconds": 0},
     )
     assert refused.status_code == 422, refused.text
+
+
+def test_a_definition_failing_on_the_page_names_no_server_file(
+    api: Api, api_connectors: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "connectors" / "acme" / "fragile"
+    folder.mkdir(parents=True)
+    (folder / "auth.py").write_text(
+        "type = 'oauth2'\n\n\ndef definition(context):\n"
+        "    if context.client_id:\n"
+        "        raise RuntimeError('no tenant configured')\n"
+        "    return {'auth_url': 'https://a.example/authorize',\n"
+        "            'request_access_token': 'https://a.example/token'}\n"
+    )
+    api.bridge.registry = Registry.load(
+        [api_connectors, tmp_path / "connectors"], include_catalog=False
+    )
+    configured = api.call("PUT", "/v1/connector-configs/fragile", json={"client_id": "c"})
+    assert configured.status_code in (200, 201), configured.text
+    url = open_session(api, connector="fragile")
+    page = get(url)
+    assert page.status_code == 422, page.text
+    assert "not set up correctly on the server" in page.text
+    assert str(tmp_path) not in page.text
+    assert "no tenant configured" not in page.text
+    logged = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any("no tenant configured" in line for line in logged), logged

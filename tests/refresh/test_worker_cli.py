@@ -201,3 +201,18 @@ def test_a_worker_process_stops_cleanly_on_a_signal(
     content = log.read_text(encoding="utf-8")
     assert "worker stopped" in content
     assert "Traceback" not in content
+
+
+def test_the_worker_runs_without_a_broken_connector_and_says_which(
+    home: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = tmp_path / "connectors" / "acme" / "crashy" / "auth.py"
+    broken.parent.mkdir(parents=True)
+    broken.write_text(
+        "type = 'oauth2'\n\n\ndef definition(context):\n    raise RuntimeError('x')\n"
+    )
+    result = runner.invoke(app, ["worker", "--once", "--connectors", str(tmp_path / "connectors")])
+    assert result.exit_code == 0, result.output
+    assert "webhooks: 0 delivery attempt(s)" in result.output
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(str(broken) in message for message in warnings), warnings

@@ -235,7 +235,7 @@ def connect_page(
         show_name=not page.options.skip_title_field and definition.type != "none",
         button_image=button_image(page),
         oauth_start=f"{urlsplit(bridge.public_url).path.rstrip('/')}/connect/{code}/oauth",
-        error=error.message if error else None,
+        error=page_message(error) if error else None,
         error_field=getattr(error, "field", None),
         failed_heading=CONNECT_FAILED,
         field_prefix=FIELD_PREFIX,
@@ -276,6 +276,19 @@ def is_expired_link(error: errors.AuthBridgeError) -> bool:
 
 
 UNEXPECTED = "An unexpected error occurred; it has been logged. Please try again later."
+BROKEN_DEFINITION = (
+    "This connector is not set up correctly on the server; the problem has been logged. "
+    "Please tell the application's administrators."
+)
+
+
+def page_message(error: errors.AuthBridgeError) -> str:
+    """What a page says of ``error``: its message, but never a broken definition's, which
+    names the server's files (that one is logged instead)."""
+    if isinstance(error, errors.DefinitionError):
+        log.error("a connector definition failed on a page: %s", error.message)
+        return BROKEN_DEFINITION
+    return error.message
 
 
 def error_page(
@@ -306,7 +319,7 @@ def error_page(
         title = "Something went wrong"
     status = 404 if error.status == 409 else error.status
     response = message_page(
-        bridge, title=title, message=error.message, status_code=status, **options
+        bridge, title=title, message=page_message(error), status_code=status, **options
     )
     if isinstance(error, errors.DatabaseUnavailable):
         response.headers["Retry-After"] = str(error.retry_after)

@@ -29,6 +29,7 @@ from authbridge.api.rendering import (
     log,
     message_page,
     origin_allowed,
+    page_message,
     success_page,
 )
 from authbridge.connect import oauth as oauth_connect
@@ -117,7 +118,7 @@ async def callback(connector: str, request: Request) -> Response:
             response = message_page(
                 bridge,
                 title=CONNECT_FAILED,
-                message=error.message,
+                message=page_message(error),
                 status_code=400 if failed_here(error) else error.status,
                 referrer_policy=CALLBACK_REFERRER,
             )

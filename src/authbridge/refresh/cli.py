@@ -70,6 +70,7 @@ def worker_command(
                 public_url=settings.base_url(),
                 connector_folders=connectors or [],
                 allow_loopback=allow_loopback,
+                broken_connectors="log",  # as serve: the others' accounts keep refreshing
             )
         except BaseException:
             database.dispose()

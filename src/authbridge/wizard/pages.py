@@ -38,6 +38,7 @@ from authbridge.api.rendering import (
     log,
     message_page,
     origin_allowed,
+    page_message,
     render,
     web_origin,
 )
@@ -191,7 +192,9 @@ def _screen_page(
         action=_url(bridge, current.path, code, screen.step),
         back_url=_url(bridge, current.path, code, steps[index - 1]) if index else None,
         next_url=next_url,
-        error=None if isinstance(error, errors.FormErrors) or error is None else error.message,
+        error=None
+        if isinstance(error, errors.FormErrors) or error is None
+        else page_message(error),
         error_heading="That did not work",
         **values,
     )
