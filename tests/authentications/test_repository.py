@@ -12,6 +12,7 @@ from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.authentications.rows import _READ_ROW, CredentialRow, read_credential_row
 from authbridge.connect.repository import ConnectSessionRepository
 from authbridge.errors import StaleAuthentication
+from authbridge.refresh.repository import RefreshRepository
 from authbridge.storage import Database
 from authbridge.storage.models import (
     Authentication,
@@ -170,7 +171,8 @@ def test_an_authentication_past_delete_at_is_no_longer_served(
         assert repository.get(environment.id, auth.id, now=later) is None
         assert repository.list(environment.id, now=later).items == []
         assert repository.get_any(auth.id) is not None
-        assert repository.due_ids_for_deletion(later, limit=10) == [auth.id]
+        scans = RefreshRepository(session, keyring)
+        assert scans.due_ids_for_deletion(later, limit=10) == [auth.id]
 
 
 def test_due_for_refresh_lists_active_authentications_whose_refresh_is_due(
@@ -188,7 +190,7 @@ def test_due_for_refresh_lists_active_authentications_whose_refresh_is_due(
     )
 
     with database.session() as session:
-        found = AuthenticationRepository(session, keyring).due_ids_for_refresh(now, limit=10)
+        found = RefreshRepository(session, keyring).due_ids_for_refresh(now, limit=10)
 
     assert found == [due.id]
 

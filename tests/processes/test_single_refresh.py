@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from authbridge.authentications.repository import AuthenticationRepository
+from authbridge.refresh.repository import RefreshRepository
 from authbridge.storage.models import utcnow
 from tests.processes.conftest import Deployment, deployment
 
@@ -100,7 +100,7 @@ def test_a_read_takes_over_the_lease_of_a_dead_refresher_when_it_runs_out(tmp_pa
             expires_at=now - timedelta(seconds=10), refresh_due_at=now - timedelta(seconds=20)
         )
         with deployed.database.session() as session:
-            leased = AuthenticationRepository(session, deployed.keyring).acquire_lease(
+            leased = RefreshRepository(session, deployed.keyring).acquire_lease(
                 auth.id, "a killed process", now=utcnow(), duration=timedelta(seconds=DEAD_LEASE)
             )
             assert leased is not None

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 
-from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.connectors.registry import Registry
+from authbridge.refresh.repository import RefreshRepository
 from authbridge.storage.models import Environment
 from authbridge.tenancy.repository import EnvironmentRepository
 from tests.support.api_calls import assert_problem
@@ -86,7 +86,7 @@ def test_a_reader_does_not_wait_for_another_process_while_its_token_is_valid(
 ) -> None:
     auth = due_oauth_auth(api.bridge, environment_of(api), sandbox_url)
     with api.bridge.session() as session:  # another process is refreshing it (and hangs)
-        AuthenticationRepository(session, api.bridge.keyring).acquire_lease(
+        RefreshRepository(session, api.bridge.keyring).acquire_lease(
             auth.id, "another-process", now=api.bridge.now(), duration=timedelta(minutes=1)
         )
     before = refresh_requests(sandbox_url)

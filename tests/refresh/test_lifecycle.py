@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse
 from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.connector_configs.repository import ConnectorConfigRepository
 from authbridge.connectors.registry import Registry
+from authbridge.refresh.repository import RefreshRepository
 from authbridge.refresh.service import Refresher
 from authbridge.refresh.worker import Worker, WorkerSettings
 from authbridge.services.bridge import Bridge
@@ -228,7 +229,7 @@ async def test_an_auth_under_a_refresh_lease_is_expired_after_the_refresh(
 ) -> None:
     auth = make_auth(bridge, environment, hard_expires_at=now - timedelta(seconds=1))
     with bridge.session() as session:
-        taken = AuthenticationRepository(session, bridge.keyring).acquire_lease(
+        taken = RefreshRepository(session, bridge.keyring).acquire_lease(
             auth.id,
             "another-process",
             now=now - timedelta(seconds=2),

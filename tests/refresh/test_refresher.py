@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.connectors.registry import Registry
+from authbridge.refresh.repository import RefreshRepository
 from authbridge.refresh.service import Refresher
 from authbridge.services.bridge import Bridge
 from authbridge.storage.models import AuthStatus, Environment, WebhookEvent
@@ -198,7 +199,7 @@ async def test_a_refusal_after_a_lease_taken_over_says_the_refresh_was_interrupt
     _, credentials = stored(bridge, auth.id)
     dead = "0f0f0f0f-dead-4000-8000-000000000000"
     with bridge.session() as session:  # a refresher took the lease, then died ...
-        repo = AuthenticationRepository(session, bridge.keyring)
+        repo = RefreshRepository(session, bridge.keyring)
         taken = repo.acquire_lease(auth.id, dead, now=bridge.now(), duration=timedelta(0))
         assert taken is not None
     # ... after the provider had rotated the refresh token: its answer died with it.

@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from authbridge.api import create_app
 from authbridge.authentications.repository import AuthenticationRepository
+from authbridge.refresh.repository import RefreshRepository
 from authbridge.refresh.service import Refresher
 from authbridge.refresh.worker import Worker, WorkerSettings
 from authbridge.services import metrics
@@ -214,7 +215,7 @@ async def test_a_lease_taken_with_due_by_needs_the_refresh_still_due(
     postpone(bridge, auth, timedelta(minutes=10))
     now = bridge.now()
     with bridge.session() as session:
-        repo = AuthenticationRepository(session, bridge.keyring)
+        repo = RefreshRepository(session, bridge.keyring)
         lease = timedelta(minutes=1)
         assert repo.acquire_lease(auth.id, "late", now=now, duration=lease, due_by=now) is None
         forced = repo.acquire_lease(auth.id, "forced", now=now, duration=lease)

@@ -33,6 +33,7 @@ from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.connector_configs.service import ConnectorSetup, setup
 from authbridge.mechanisms import Context, Revocation, get_mechanism
 from authbridge.redaction import redact
+from authbridge.refresh.repository import RefreshRepository
 from authbridge.services import metrics
 from authbridge.services.bridge import Bridge
 from authbridge.storage.models import Authentication
@@ -50,7 +51,7 @@ REVOCATION_TIMEOUT = 10.0
 
 
 async def find_ids(
-    bridge: Bridge, query: Callable[[AuthenticationRepository], Sequence[str]]
+    bridge: Bridge, query: Callable[[RefreshRepository], Sequence[str]]
 ) -> Sequence[str]:
     """Run an id query in a short transaction of its own.
 
@@ -58,7 +59,7 @@ async def find_ids(
     read-only one, so an idle worker never takes SQLite's write lock.
     """
     return await bridge.run(
-        lambda session: query(AuthenticationRepository(session, bridge.keyring)),
+        lambda session: query(RefreshRepository(session, bridge.keyring)),
         readonly=bridge.database.is_sqlite,
     )
 
@@ -66,9 +67,7 @@ async def find_ids(
 async def count_due(bridge: Bridge, now: datetime) -> int:
     """How many active auths are due for refresh at ``now`` (read-only)."""
     return await bridge.run(
-        lambda session: AuthenticationRepository(session, bridge.keyring).count_due_for_refresh(
-            now
-        ),
+        lambda session: RefreshRepository(session, bridge.keyring).count_due_for_refresh(now),
         readonly=True,
     )
 
@@ -102,7 +101,7 @@ async def warn_expiring(bridge: Bridge, *, warn_before: timedelta, limit: int = 
         return 0
 
     def work(session: Session) -> int:
-        repo = AuthenticationRepository(session, bridge.keyring)
+        repo = RefreshRepository(session, bridge.keyring)
         sent = 0
         for auth_id in sorted(ids):  # one lock order for every worker: no deadlock
             auth = repo.mark_expiry_warned(auth_id, now=now, until=until)
@@ -140,10 +139,11 @@ async def expire_due(bridge: Bridge, *, limit: int = 500) -> int:
         return 0
 
     def work(session: Session) -> list[tuple[str, str, str]]:
-        repo = AuthenticationRepository(session, bridge.keyring)
+        auths = AuthenticationRepository(session, bridge.keyring)
+        repo = RefreshRepository(session, bridge.keyring)
         expired = []
         for auth_id in sorted(ids):
-            current = repo.get_any(auth_id)
+            current = auths.get_any(auth_id)
             if current is None or current.hard_expires_at is None:
                 continue
             message = expired_message(current.hard_expires_at)
@@ -254,7 +254,7 @@ async def delete_one(bridge: Bridge, owner: str, auth_id: str) -> tuple[bool, bo
     now = bridge.now()
 
     def claim(session: Session) -> tuple[Authentication, Revocation | None] | None:
-        repo = AuthenticationRepository(session, bridge.keyring)
+        repo = RefreshRepository(session, bridge.keyring)
         auth = repo.claim_for_deletion(auth_id, owner, now=now, duration=DELETION_LEASE)
         if auth is None:
             return None
@@ -272,8 +272,7 @@ async def delete_one(bridge: Bridge, owner: str, auth_id: str) -> tuple[bool, bo
     revoked = None if revocation is None else await revoke(bridge, auth_id, revocation)
 
     def finish(session: Session) -> bool:
-        repo = AuthenticationRepository(session, bridge.keyring)
-        auth = repo.get_any(auth_id)
+        auth = AuthenticationRepository(session, bridge.keyring).get_any(auth_id)
         if auth is None or auth.lease_owner != owner:
             return False
         finished_at = bridge.now()
@@ -288,7 +287,7 @@ async def delete_one(bridge: Bridge, owner: str, auth_id: str) -> tuple[bool, bo
             delete_at=delete_at,
         )
         _audit(session, auth, "authentication.deleted", finished_at, reason="scheduled")
-        if not repo.delete_claimed(auth_id, owner):
+        if not RefreshRepository(session, bridge.keyring).delete_claimed(auth_id, owner):
             raise _LeaseLost
         return True
 

@@ -49,12 +49,13 @@ from sqlalchemy.orm import Session
 from authbridge import errors
 from authbridge.authentications import freshness
 from authbridge.authentications.freshness import Freshness
-from authbridge.authentications.repository import AuthenticationRepository, LeasedAuthentication
+from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.authentications.service import refresh_due_at
 from authbridge.connector_configs.service import ConnectorSetup, setup
 from authbridge.mechanisms import ConnectResult, Context, get_mechanism
 from authbridge.redaction import redact
 from authbridge.refresh.group_transactions import GroupTransactions
+from authbridge.refresh.repository import LeasedAuthentication, RefreshRepository
 from authbridge.services import metrics
 from authbridge.services.bridge import Bridge
 from authbridge.webhooks import events
@@ -365,7 +366,7 @@ class Refresher:
         until = self.bridge.now() + self.lease
 
         def extend(session: Session) -> bool:
-            repo = AuthenticationRepository(session, self.bridge.keyring)
+            repo = RefreshRepository(session, self.bridge.keyring)
             return repo.extend_lease(auth_id, self.owner, until=until)
 
         with contextlib.suppress(Exception):  # the store that follows reports the trouble
@@ -378,14 +379,14 @@ class Refresher:
         :class:`Unusable` (its connector cannot be loaded; backed off), or ``None`` when there is
         nothing to do (not due, not active, gone)."""
         now = self.bridge.now()
-        repo = AuthenticationRepository(session, self.bridge.keyring)
+        repo = RefreshRepository(session, self.bridge.keyring)
         # Most calls find the auth due and free (the worker asks only for due ones): try the
         # lease first, and read the row only to tell why it could not be taken.
         auth = repo.acquire_lease(
             auth_id, self.owner, now=now, duration=self.lease, due_by=None if force else now
         )
         if auth is None:
-            current = repo.get_any(auth_id)
+            current = AuthenticationRepository(session, self.bridge.keyring).get_any(auth_id)
             if current is None:
                 return None
             verdict = freshness.assess(current, now)
@@ -444,7 +445,7 @@ class Refresher:
         """Store the new credentials and release the lease; when they were stored."""
         auth, connector_setup = lease.auth, lease.setup
         now = self.bridge.now()
-        repo = AuthenticationRepository(session, self.bridge.keyring)
+        repo = RefreshRepository(session, self.bridge.keyring)
         repo.store_refresh(
             auth,
             self.owner,
@@ -454,7 +455,8 @@ class Refresher:
             now=now,
         )
         if auth.refresh_failures > 0:  # it had been failing: say it works again
-            stored = repo.get_any(auth.id, reload=True)
+            auths = AuthenticationRepository(session, self.bridge.keyring)
+            stored = auths.get_any(auth.id, reload=True)
             if stored is not None:
                 events.emit(self.bridge, session, events.RECOVERED, stored, now=now)
         return now
@@ -462,7 +464,7 @@ class Refresher:
     def _invalid(self, session: Session, auth: LeasedAuthentication, message: str) -> bool:
         """Set the status ``invalid``; ``False`` when the lease was lost (nothing written)."""
         now = self.bridge.now()
-        repo = AuthenticationRepository(session, self.bridge.keyring)
+        repo = RefreshRepository(session, self.bridge.keyring)
         failed = repo.fail_refresh(auth, self.owner, message=message, retry_at=None, now=now)
         if failed is None:
             return False
@@ -474,7 +476,7 @@ class Refresher:
     ) -> None:
         now = self.bridge.now()
         retry_at = now + backoff(auth.refresh_failures, retry_after=retry_after)
-        AuthenticationRepository(session, self.bridge.keyring).fail_refresh(
+        RefreshRepository(session, self.bridge.keyring).fail_refresh(
             auth, self.owner, message=message, retry_at=retry_at, now=now
         )
 
