@@ -10,9 +10,9 @@ from authbridge.connectors.models import (
     OAuth1Definition,
     OAuth2Definition,
     PwdDefinition,
-    RequestSpec,
     parse_definition,
 )
+from authbridge.connectors.request_models import RequestSpec
 
 
 def test_camel_case_keys_and_type_alias_port_over() -> None:

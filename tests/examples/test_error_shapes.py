@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from authbridge.connectors.models import ApiKeyDefinition, FieldSpec, RequestSpec
+from authbridge.connectors.models import ApiKeyDefinition, FieldSpec
+from authbridge.connectors.request_models import RequestSpec
 from authbridge.errors import CredentialsRejected, ProviderError, ProviderUnavailable
 from authbridge.mechanisms import Context, get_mechanism
 from tests.support.providers import ProviderSuite

@@ -11,13 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from authbridge.connectors.models import (
-    ApiKeyDefinition,
-    AuthDefinition,
-    PwdDefinition,
-    RequestSpec,
-)
+from authbridge.connectors.models import ApiKeyDefinition, AuthDefinition, PwdDefinition
 from authbridge.connectors.registry import Registry, scan_folder
+from authbridge.connectors.request_models import RequestSpec
 from authbridge.errors import (
     CredentialsRejected,
     InvalidInput,

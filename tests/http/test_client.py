@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 
 import authbridge.http
 from authbridge import __version__
-from authbridge.connectors.models import RequestSpec
+from authbridge.connectors.request_models import RequestSpec
 from authbridge.errors import (
     CredentialsRejected,
     MissingTemplateValue,

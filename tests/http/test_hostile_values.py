@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from authbridge.connectors.models import RequestSpec
+from authbridge.connectors.request_models import RequestSpec
 from authbridge.errors import EgressDenied, TemplateError, UnsafeTemplateValue
 from authbridge.http import EgressPolicy, OutboundClient
 from tests.support.loopback import RecordingApp, port_of, serve

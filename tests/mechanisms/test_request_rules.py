@@ -16,7 +16,8 @@ from pydantic import ValidationError
 
 from authbridge import errors
 from authbridge.connectors.loader import load_connector
-from authbridge.connectors.models import AuthDefinition, RequestRules, parse_definition
+from authbridge.connectors.models import AuthDefinition, parse_definition
+from authbridge.connectors.request_models import RequestRules
 from authbridge.http import EgressPolicy, OutboundClient
 from authbridge.mechanisms import ClientConfig, Context
 from authbridge.mechanisms.request_rules import OAuth1Signing, RequestAuth, prepare

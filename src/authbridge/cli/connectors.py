@@ -72,7 +72,7 @@ def list_connectors(
 
 def describe_property(value: Any) -> str:
     """A one-line, secret-free description of a definition property."""
-    from authbridge.connectors.models import RequestSpec
+    from authbridge.connectors.request_models import RequestSpec
 
     if isinstance(value, RequestSpec):
         return f"request {value.method or '(default method)'} {value.url}"

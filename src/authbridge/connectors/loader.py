@@ -30,10 +30,10 @@ from authbridge.connectors.models import (
     AUTH_TYPES,
     AuthDefinition,
     AuthType,
-    Model,
     canonical_type,
     parse_definition,
 )
+from authbridge.connectors.request_models import Model
 from authbridge.errors import DefinitionError, Problem
 from authbridge.redaction import redact
 

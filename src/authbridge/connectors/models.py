@@ -9,24 +9,24 @@ rejected.
 A *property* (``validate``, ``request_profile_info``, ``auth_url`` …) is one of:
 
 * a callable, sync or async, given a :class:`authbridge.mechanisms.Context`;
-* a :class:`RequestSpec` (method, url, headers, params, json, data, auth) whose strings may hold
-  ``{{name}}`` templates;
+* a :class:`~authbridge.connectors.request_models.RequestSpec` (method, url, headers, params,
+  json, data, auth) whose strings may hold ``{{name}}`` templates;
 * a plain URL string, whose meaning depends on the property (a GET for ``validate``,
   ``request_profile_info`` and ``validate_access_token``; a POST for token endpoints; the page to
   send the end user to for ``auth_url``).
+
+The request models (:class:`RequestSpec`, :class:`RequestRules` and their ``auth``) and the
+base :class:`Model` are in :mod:`authbridge.connectors.request_models`.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
 import nh3
 from pydantic import (
     AliasChoices,
-    BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     Tag,
@@ -34,10 +34,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
 
-from authbridge.errors import TemplateError
-from authbridge.spec.templates import PLACEHOLDER, render_url
+from authbridge.connectors.request_models import Model, RequestRules, RequestSpec
 
 AuthType = Literal["none", "api_key", "pwd", "oauth1", "oauth2", "jwt"]
 AUTH_TYPES: tuple[AuthType, ...] = ("none", "api_key", "pwd", "oauth1", "oauth2", "jwt")
@@ -49,8 +47,6 @@ TYPE_ALIASES: Mapping[str, AuthType] = {
     "oauth1a": "oauth1",
 }
 
-HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
-
 TOOLTIP_TAGS = {"a", "b", "br", "code", "em", "i", "p", "strong", "u", "ul", "ol", "li", "span"}
 
 
@@ -59,67 +55,6 @@ def canonical_type(value: object) -> object:
     if isinstance(value, str):
         return TYPE_ALIASES.get(value, value)
     return value
-
-
-class Model(BaseModel):
-    """Base of every definition model: frozen, strict about keys, camelCase accepted."""
-
-    model_config = ConfigDict(
-        frozen=True,
-        extra="forbid",
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-    )
-
-
-class BasicAuth(Model):
-    """HTTP Basic credentials of a request spec (``user`` is accepted for ``username``)."""
-
-    username: str = Field(validation_alias=AliasChoices("username", "user"))
-    password: str = Field(default="", validation_alias=AliasChoices("password", "pass"))
-
-
-class BearerAuth(Model):
-    """A bearer token of a request spec: ``Authorization: Bearer <bearer>``."""
-
-    bearer: str
-
-
-class RequestSpec(Model):
-    """An HTTP request described as data; every string may hold ``{{name}}`` templates.
-
-    ``uri`` is accepted for ``url``, ``qs`` for ``params`` and ``body`` for ``json``. A boolean
-    ``json`` (the ``request`` library's "parse the response as JSON" switch) is accepted and
-    ignored: responses are parsed by their content type.
-    """
-
-    method: HttpMethod | None = None
-    url: str = Field(validation_alias=AliasChoices("url", "uri"))
-    headers: dict[str, str] = Field(default_factory=dict)
-    params: dict[str, str | int | float | bool] = Field(
-        default_factory=dict, validation_alias=AliasChoices("params", "qs")
-    )
-    json_body: Any = Field(default=None, validation_alias=AliasChoices("json", "body", "json_body"))
-    data: dict[str, str | int | float | bool] | str | None = None
-    auth: BasicAuth | BearerAuth | None = None
-    timeout: float | None = Field(default=None, gt=0, le=300)
-
-    @field_validator("method", mode="before")
-    @classmethod
-    def _upper_method(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
-
-    @field_validator("json_body", mode="after")
-    @classmethod
-    def _drop_json_switch(cls, value: Any) -> Any:
-        return None if isinstance(value, bool) else value
-
-    @model_validator(mode="after")
-    def _one_body(self) -> RequestSpec:
-        if self.json_body is not None and self.data is not None:
-            raise ValueError("a request spec may have 'json' or 'data', not both")
-        return self
 
 
 def _property_kind(value: Any) -> str | None:
@@ -162,99 +97,6 @@ PathOrCallable = Annotated[
     ),
 ]
 """A dot path into the profile (``contact.email``) or a callable given a context."""
-
-
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_HOST_SUFFIX = re.compile(r"(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+")
-
-
-class _AnyValue(Mapping[str, object]):
-    """Template values that answer every name, so a template's shape is checked at load time."""
-
-    def __getitem__(self, name: str) -> object:
-        return "x"
-
-    def __contains__(self, name: object) -> bool:
-        return True
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
-
-
-def origin_placeholder(template: str) -> str | None:
-    """The name of the placeholder a base URL template starts with (``{{instance_url}}/v1``)."""
-    match = PLACEHOLDER.match(template.strip())
-    return match.group(1) if match is not None else None
-
-
-class RequestRules(Model):
-    """How a connector's credentials go on every API request (issue 7).
-
-    Every string may hold ``{{name}}`` templates filled from the stored credentials (never the
-    refresh token), the connector settings and the connector variant's values. ``base_url`` is
-    rendered like any URL template (a host placeholder takes one DNS label). A ``base_url``
-    that *starts* with a placeholder takes its whole origin from that value (Salesforce's
-    ``instance_url``) and is allowed only with ``allowed_hosts``: suffixes such as
-    ``.my.salesforce.com`` the value's https host must end with.
-    """
-
-    base_url: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
-    params: dict[str, str] = Field(
-        default_factory=dict, validation_alias=AliasChoices("params", "qs")
-    )
-    auth: BasicAuth | BearerAuth | None = None
-    allowed_hosts: tuple[str, ...] = ()
-
-    @field_validator("headers", mode="after")
-    @classmethod
-    def _header_names(cls, value: dict[str, str]) -> dict[str, str]:
-        for name in value:
-            if not _HEADER_NAME.fullmatch(name):
-                raise ValueError(f"header name {name!r} is not a valid HTTP header name")
-        return value
-
-    @field_validator("allowed_hosts", mode="after")
-    @classmethod
-    def _host_suffixes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for suffix in value:
-            if not _HOST_SUFFIX.fullmatch(suffix) or suffix.count(".") < 2:
-                raise ValueError(
-                    f"allowed host {suffix!r} must be a lowercase domain suffix starting with a"
-                    " dot and naming at least a registrable domain (e.g. '.my.salesforce.com')"
-                )
-        return value
-
-    @model_validator(mode="after")
-    def _base_url_shape(self) -> RequestRules:
-        if self.base_url is None:
-            if self.allowed_hosts:
-                raise ValueError("'allowed_hosts' needs a 'base_url' starting with a placeholder")
-            return self
-        name = origin_placeholder(self.base_url)
-        if name is None:
-            if self.allowed_hosts:
-                raise ValueError(
-                    "'allowed_hosts' is only for a 'base_url' that starts with a placeholder"
-                )
-            template = self.base_url
-        else:
-            if not self.allowed_hosts:
-                raise ValueError(
-                    f"a 'base_url' taking its origin from '{name}' needs 'allowed_hosts'"
-                )
-            rest = PLACEHOLDER.sub("", self.base_url.strip(), count=1)
-            if rest and not rest.startswith("/"):
-                raise ValueError(f"in 'base_url', '{{{{{name}}}}}' must be followed by '/'")
-            template = f"https://origin.invalid{rest}"
-        try:
-            render_url(template, _AnyValue())
-        except TemplateError as exc:
-            raise ValueError(f"'base_url' {exc.message}") from exc
-        return self
 
 
 def _rules_kind(value: Any) -> str | None:

@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlencode
 import httpx
 
 from authbridge import __version__
-from authbridge.connectors.models import BasicAuth, BearerAuth, RequestSpec
+from authbridge.connectors.request_models import BasicAuth, BearerAuth, RequestSpec
 from authbridge.errors import ProviderError, ProviderUnavailable, TemplateError
 from authbridge.http.messages import error_for_status
 from authbridge.http.policy import EgressPolicy, HostCheckingTransport, ShardedTransport

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic.alias_generators import to_camel, to_snake
 
 from authbridge import errors
-from authbridge.connectors.models import RequestSpec
+from authbridge.connectors.request_models import RequestSpec
 from authbridge.mechanisms.http_request import HttpRequest
 
 if TYPE_CHECKING:

@@ -21,7 +21,8 @@ from authlib.oauth1 import ClientAuth  # type: ignore[import-untyped]
 from authlib.oauth1.rfc5849.errors import OAuth1Error  # type: ignore[import-untyped]
 
 from authbridge import errors
-from authbridge.connectors.models import AuthDefinition, OAuth1Definition, RequestSpec
+from authbridge.connectors.models import AuthDefinition, OAuth1Definition
+from authbridge.connectors.request_models import RequestSpec
 from authbridge.http.client import with_params
 from authbridge.mechanisms.base import ConnectResult, RedirectMechanism, SignIn
 from authbridge.mechanisms.context import ClientConfig, Context

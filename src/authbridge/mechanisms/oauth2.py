@@ -24,7 +24,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from authbridge import errors
-from authbridge.connectors.models import AuthDefinition, BearerAuth, OAuth2Definition, RequestSpec
+from authbridge.connectors.models import AuthDefinition, OAuth2Definition
+from authbridge.connectors.request_models import BearerAuth, RequestSpec
 from authbridge.mechanisms.base import (
     PRIVATE_CREDENTIALS,
     ConnectResult,

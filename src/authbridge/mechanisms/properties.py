@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from authbridge import errors
-from authbridge.connectors.models import RequestSpec
+from authbridge.connectors.request_models import RequestSpec
 from authbridge.mechanisms.context import Context
 from authbridge.mechanisms.http_request import HttpResponse
 from authbridge.redaction import redact

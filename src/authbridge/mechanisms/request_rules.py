@@ -1,9 +1,9 @@
 """Request rules: how a connector's stored credentials go on an API request.
 
 :func:`prepare` renders a definition's ``request`` rules (see
-:class:`authbridge.connectors.models.RequestRules`) into a :class:`RequestAuth`: the base URL,
-headers, query parameters, HTTP Basic credentials and, for ``oauth1`` connectors, what OAuth
-1.0a signing needs. :meth:`RequestAuth.auth` turns it into an ``httpx.Auth`` for any client;
+:class:`authbridge.connectors.request_models.RequestRules`) into a :class:`RequestAuth`: the
+base URL, headers, query parameters, HTTP Basic credentials and, for ``oauth1`` connectors, what
+OAuth 1.0a signing needs. :meth:`RequestAuth.auth` turns it into an ``httpx.Auth`` for any client;
 :meth:`RequestAuth.to_json` / :meth:`RequestAuth.from_json` carry it over the API (``GET
 /v1/authentications/{id}/request-auth``) to the SDK.
 
@@ -29,14 +29,8 @@ from pydantic import ValidationError
 from pydantic.alias_generators import to_camel, to_snake
 
 from authbridge import errors
-from authbridge.connectors.models import (
-    AuthDefinition,
-    BasicAuth,
-    OAuth1Definition,
-    OAuth2Definition,
-    RequestRules,
-    origin_placeholder,
-)
+from authbridge.connectors.models import AuthDefinition, OAuth1Definition, OAuth2Definition
+from authbridge.connectors.request_models import BasicAuth, RequestRules, origin_placeholder
 from authbridge.mechanisms.base import PRIVATE_CREDENTIALS
 from authbridge.mechanisms.context import ClientConfig, Context
 from authbridge.mechanisms.oauth1 import OAuth1Signer

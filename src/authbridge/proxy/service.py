@@ -43,7 +43,7 @@ from authbridge.authentications.rows import read_stamp_row
 from authbridge.authentications.use import RequestCredentials
 from authbridge.connector_configs import service as connectors
 from authbridge.connector_configs.repository import ConnectorConfigRepository
-from authbridge.connectors.models import RequestRules
+from authbridge.connectors.request_models import RequestRules
 from authbridge.http import OutboundClient
 from authbridge.mechanisms.request_rules import RequestAuth
 from authbridge.redaction import redact
