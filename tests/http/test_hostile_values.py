@@ -10,6 +10,7 @@ one request that leaves reaches the legitimate server with the value encoded.
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -202,6 +203,102 @@ async def test_body_values_stay_inside_their_field(servers: Servers) -> None:
     first, second = servers.legit.requests
     assert json.loads(first.body) == {"name": hostile}
     assert parse_qs(second.body.decode()) == {"name": ["a&admin=1"]}
+
+
+FORM_HOSTILE = {"username": "alice&scope=admin", "password": "p&w=1 +%25#"}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}],
+    ids=["undeclared", "declared"],
+)
+async def test_a_raw_form_body_keeps_each_value_in_its_parameter(
+    servers: Servers, headers: dict[str, str]
+) -> None:
+    url = f"http://acme.freshdesk.test:{servers.port}/oauth/token"
+    template = "grant_type=password&username={{username}}&password={{password}}"
+    await servers.run(url=url, method="POST", data=template, headers=headers, values=FORM_HOSTILE)
+    (received,) = servers.legit.requests
+    assert parse_qs(received.body.decode(), keep_blank_values=True) == {
+        "grant_type": ["password"],
+        "username": ["alice&scope=admin"],
+        "password": ["p&w=1 +%25#"],
+    }
+    assert received.headers["content-type"].startswith("application/x-www-form-urlencoded")
+
+
+JSON_HOSTILE = '", "admin": true, "x": "\\'
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Content-Type": "application/json"}, {"content-type": "application/vnd.api+json"}],
+    ids=["undeclared", "json", "vendor-json"],
+)
+async def test_a_raw_json_body_keeps_each_value_in_its_member(
+    servers: Servers, headers: dict[str, str]
+) -> None:
+    url = f"http://acme.freshdesk.test:{servers.port}/login"
+    template = '{"name": "{{name}}", "note": "by {{name}}", "count": {{count}}, "tags": {{tags}}}'
+    values = {"name": JSON_HOSTILE, "count": 3, "tags": ["a", "}"]}
+    await servers.run(url=url, method="POST", data=template, headers=headers, values=values)
+    (received,) = servers.legit.requests
+    assert json.loads(received.body) == {
+        "name": JSON_HOSTILE,
+        "note": f"by {JSON_HOSTILE}",
+        "count": 3,
+        "tags": ["a", "}"],
+    }
+    assert "json" in received.headers["content-type"]
+
+
+async def test_a_raw_xml_body_keeps_each_value_in_its_element(servers: Servers) -> None:
+    url = f"http://acme.freshdesk.test:{servers.port}/login"
+    hostile = "</user><admin>1</admin><user a='\"'>&amp;"
+    template = '<login kind="{{name}}"><user>{{name}}</user></login>'
+    headers = {"Content-Type": "application/xml"}
+    await servers.run(
+        url=url, method="POST", data=template, headers=headers, values={"name": hostile}
+    )
+    (received,) = servers.legit.requests
+    login = ET.fromstring(received.body)
+    assert [child.tag for child in login] == ["user"]
+    assert login.get("kind") == hostile
+    assert login.findtext("user") == hostile
+
+
+@pytest.mark.parametrize("value", ["a&admin=1", "a b", "x\r\ny", '"}'])
+async def test_a_raw_body_of_an_unknown_type_takes_only_plain_tokens(
+    servers: Servers, value: str
+) -> None:
+    url = f"http://acme.freshdesk.test:{servers.port}/raw"
+    headers = {"Content-Type": "text/plain"}
+    with pytest.raises(UnsafeTemplateValue) as raised:
+        await servers.run(
+            url=url, method="PUT", data="token={{token}}", headers=headers, values={"token": value}
+        )
+    assert raised.value.name == "token"
+    assert value not in str(raised.value)
+    servers.assert_nothing_sent()
+    await servers.run(
+        url=url,
+        method="PUT",
+        data="token={{token}}",
+        headers=headers,
+        values={"token": "tok-1.x_y~"},
+    )
+    (received,) = servers.legit.requests
+    assert received.body == b"token=tok-1.x_y~"
+
+
+async def test_a_raw_json_template_that_is_not_json_is_a_definition_error(
+    servers: Servers,
+) -> None:
+    url = f"http://acme.freshdesk.test:{servers.port}/login"
+    with pytest.raises(TemplateError, match="definition is wrong"):
+        await servers.run(url=url, method="POST", data='{"name": {{name}', values={"name": "x"})
+    servers.assert_nothing_sent()
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 from starlette.applications import Starlette
@@ -19,6 +20,7 @@ from authbridge.http import EgressPolicy, OutboundClient
 from authbridge.mechanisms import Context, get_mechanism
 from authbridge.mechanisms.pwd import PwdMechanism
 from tests.support.loopback import serve
+from tests.support.providers import PasswordService
 
 pytestmark = pytest.mark.anyio
 
@@ -319,3 +321,38 @@ async def test_an_unusable_expiry_names_its_spelling(client: OutboundClient) -> 
     with pytest.raises(errors.ProviderError) as caught:
         await connect(client, definition(lambda context: {"token": "t", "expiresIn": "soon"}))
     assert caught.value.message.startswith("the login returned an unusable expiry (expiresIn)")
+
+
+# --- a raw login body keeps each entered value in its field (issue 17) -------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "headers"),
+    [
+        ("username={{username}}&password={{password}}", {}),
+        ('{"username": "{{username}}", "password": "{{password}}"}', {}),
+        ('{"username": "{{username}}", "password": {{password}}}', {"Content-Type": "text/json"}),
+    ],
+    ids=["form", "json", "json-declared"],
+)
+async def test_a_raw_login_body_sends_each_entered_value_as_entered(
+    data: str, headers: dict[str, str]
+) -> None:
+    """A username ``alice&scope=admin`` (or one closing a JSON string) stays the username:
+    it adds no parameter to the login request."""
+    hostile = {"alice&scope=admin": 'pw", "scope": "admin', 'a", "scope": "admin': "pw&x=1"}
+    provider = PasswordService(hostile)
+    with serve(provider.app) as base_url:
+        login = {"method": "POST", "url": f"{base_url}/auth", "data": data, "headers": headers}
+        found = parse_definition("pwd", {"validate": login})
+        assert isinstance(found, PwdDefinition)
+        async with OutboundClient(EgressPolicy(allow_loopback=True), timeout=5) as client:
+            for username, password in hostile.items():
+                result = await connect(client, found, username=username, password=password)
+                assert result.credentials["token"] == provider.tokens[-1]
+    for received, (username, password) in zip(provider.received, hostile.items(), strict=True):
+        if received.headers["content-type"].startswith("application/x-www-form-urlencoded"):
+            sent = parse_qs(received.body.decode())
+            assert sent == {"username": [username], "password": [password]}
+        else:
+            assert received.json() == {"username": username, "password": password}

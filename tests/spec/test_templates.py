@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import json
 from urllib.parse import urlsplit
 
 import pytest
 
 from authbridge.errors import MissingTemplateValue, TemplateError, UnsafeTemplateValue
 from authbridge.spec.templates import (
+    FORM_MEDIA_TYPE,
+    JSON_MEDIA_TYPE,
+    body_media_type,
+    render_body,
     render_header,
     render_structure,
     render_text,
@@ -235,3 +240,52 @@ def test_shape_check_catches_a_changed_host_or_port() -> None:
         _check_shape("https://acme.example.com:1/", "https", "acme.example.com", "")
     with pytest.raises(TemplateError):
         _check_shape("https://acme.example.com:99999/", "https", "acme.example.com", "")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "template", "expected"),
+    [
+        (None, "a={{a}}&b=1", FORM_MEDIA_TYPE),
+        (None, '  {"a": "{{a}}"}', JSON_MEDIA_TYPE),
+        (None, "[{{a}}]", JSON_MEDIA_TYPE),
+        ("Application/JSON; charset=utf-8", "a={{a}}", JSON_MEDIA_TYPE),
+        ("text/plain", '{"a": 1}', "text/plain"),
+        ("  ", "a=1", FORM_MEDIA_TYPE),
+    ],
+)
+def test_a_raw_body_is_filled_for_its_declared_type_else_by_its_shape(
+    content_type: str | None, template: str, expected: str
+) -> None:
+    assert body_media_type(content_type, template) == expected
+
+
+def test_render_body_form_encodes_values_and_leaves_the_template_as_written() -> None:
+    values = {"u": "alice&scope=admin", "p": "a b+c%", "n": 3, "flag": True}
+    rendered = render_body("x=%20&u={{u}}&p={{p}}&n={{n}}&f={{flag}}", values, FORM_MEDIA_TYPE)
+    assert rendered == "x=%20&u=alice%26scope%3Dadmin&p=a+b%2Bc%25&n=3&f=true"
+
+
+def test_render_body_json_escapes_inside_strings_and_writes_json_outside() -> None:
+    values = {"s": 'a"b\\c\n\u2028', "n": 2.5, "obj": {"k": [1, None]}, "t": "x"}
+    template = '{"s": "<{{s}}>", "n": {{n}}, "obj": {{obj}}, "t": {{t}}, "lit": "{\\"{{t}}"}'
+    rendered = render_body(template, values, "application/problem+json")
+    assert json.loads(rendered) == {
+        "s": '<a"b\\c\n\u2028>',
+        "n": 2.5,
+        "obj": {"k": [1, None]},
+        "t": "x",
+        "lit": '{"x',
+    }
+
+
+def test_render_body_json_refuses_a_placeholder_escaped_by_the_template() -> None:
+    with pytest.raises(TemplateError, match="backslash"):
+        render_body('{"a": "\\{{a}}"}', {"a": "x"}, JSON_MEDIA_TYPE)
+
+
+def test_render_body_xml_escapes_markup_and_refuses_what_xml_cannot_hold() -> None:
+    rendered = render_body("<a b='{{v}}'>{{v}}</a>", {"v": "<x>&'\""}, "text/xml")
+    assert rendered == "<a b='&lt;x&gt;&amp;&apos;&quot;'>&lt;x&gt;&amp;&apos;&quot;</a>"
+    with pytest.raises(UnsafeTemplateValue) as raised:
+        render_body("<a>{{v}}</a>", {"v": "nul\x00"}, "application/soap+xml")
+    assert raised.value.name == "v"

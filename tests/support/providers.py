@@ -21,6 +21,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -28,6 +29,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import BaseRoute, Host, Route
 
 FRESHDESK_SUFFIX = ".freshdesk.test"
+FORM = "application/x-www-form-urlencoded"
 
 
 @dataclass(frozen=True)
@@ -161,9 +163,10 @@ class RecordsService(Provider):
 class PasswordService(Provider):
     """Username and password exchanged for a token, as in the reference's pwd example.
 
-    ``POST /auth`` answers ``{isValid, token, expiresIn: 3600}``; ``/auth/expires-iso`` states
-    ``expires`` as an ISO date (:attr:`EXPIRES_ISO`), ``/auth/expires-string`` as the string
-    ``"7200"``. ``logins`` counts successful logins and ``tokens`` lists the tokens issued.
+    ``POST /auth`` takes ``username`` and ``password`` as JSON or as a form and answers
+    ``{isValid, token, expiresIn: 3600}``; ``/auth/expires-iso`` states ``expires`` as an ISO
+    date (:attr:`EXPIRES_ISO`), ``/auth/expires-string`` as the string ``"7200"``. ``logins``
+    counts successful logins and ``tokens`` lists the tokens issued.
     """
 
     EXPIRES_ISO = "2031-06-01T12:00:00Z"
@@ -187,10 +190,14 @@ class PasswordService(Provider):
 
     async def login(self, request: Request) -> Response:
         received = await self.record(request)
-        try:
-            submitted = received.json()
-        except ValueError:
-            return JSONResponse({"error": {"message": "Expected a JSON body"}}, 400)
+        submitted: Any
+        if received.headers.get("content-type", "").startswith(FORM):
+            submitted = dict(parse_qsl(received.body.decode()))
+        else:
+            try:
+                submitted = received.json()
+            except ValueError:
+                return JSONResponse({"error": {"message": "Expected a JSON body"}}, 400)
         username = submitted.get("username") if isinstance(submitted, dict) else None
         password = submitted.get("password") if isinstance(submitted, dict) else None
         if username not in self.users or self.users[username] != password:

@@ -28,6 +28,8 @@ from authbridge.http.messages import error_for_status
 from authbridge.http.policy import EgressPolicy, HostCheckingTransport, ShardedTransport
 from authbridge.redaction import redact
 from authbridge.spec.templates import (
+    body_media_type,
+    render_body,
     render_header,
     render_structure,
     render_text,
@@ -233,7 +235,9 @@ class OutboundClient:
         """Render ``spec`` with ``values``, send it and return the parsed answer.
 
         ``auth`` signs the request (OAuth 1.0a); a spec that declares its own ``auth`` cannot
-        be signed as well.
+        be signed as well. A raw ``data`` string is filled in the syntax of the body's
+        ``Content-Type`` (:func:`render_body`); without one it is a form (JSON when it starts
+        with ``{`` or ``[``) and is sent with that ``Content-Type``.
 
         Raises a :class:`TemplateError` before sending when a value does not fit its slot, and
         for a non-2xx answer :class:`CredentialsRejected` (401, 403),
@@ -263,7 +267,13 @@ class OutboundClient:
         if spec.json_body is not None:
             body["json"] = render_structure(spec.json_body, values)
         elif isinstance(spec.data, str):
-            body["content"] = render_text(spec.data, values).encode()
+            declared = next(
+                (value for name, value in headers.items() if name.lower() == "content-type"), None
+            )
+            media_type = body_media_type(declared, spec.data)
+            body["content"] = render_body(spec.data, values, media_type).encode()
+            if declared is None:
+                headers["Content-Type"] = media_type
         elif spec.data is not None:
             body["data"] = render_fields(spec.data, values)
         description = redact(describe(method, spec.url), hidden)

@@ -8,7 +8,11 @@ change the request's shape there:
   value never changes the scheme, host or port, except that a host placeholder may be filled by
   exactly one DNS label; anywhere else it is percent-encoded.
 * :func:`render_header` refuses control characters (no header injection).
-* :func:`render_text`, :func:`render_value` and :func:`render_structure` fill bodies.
+* :func:`render_body` fills a raw body template in the syntax of its media type: values are
+  form-encoded in a form, JSON-escaped in JSON, escaped in XML, so a value never adds a
+  parameter, member or element; a body of another type takes only plain tokens.
+* :func:`render_text`, :func:`render_value` and :func:`render_structure` fill values that a
+  library encodes afterwards (form fields, JSON documents).
 
 Error messages name the value, never show it. Pure: no I/O.
 """
@@ -19,6 +23,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from urllib.parse import quote, quote_plus, urlsplit
+from xml.sax.saxutils import escape as xml_escape
 
 from authbridge.errors import MissingTemplateValue, TemplateError, UnsafeTemplateValue
 
@@ -26,6 +31,12 @@ PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\s
 DNS_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?", re.ASCII)
 _URL = re.compile(r"(?P<scheme>[^:/?#]+):(?://(?P<authority>[^/?#]*))?(?P<rest>.*)", re.DOTALL)
 _SCHEMES = frozenset({"http", "https"})
+FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+JSON_MEDIA_TYPE = "application/json"
+#: What a value may hold in a raw body whose syntax authbridge does not know (``text/plain``).
+_PLAIN_TOKEN = re.compile(r"[A-Za-z0-9._~-]*", re.ASCII)
+#: Characters XML 1.0 does not allow at all, escaped or not.
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 Values = Mapping[str, object]
 
@@ -109,6 +120,109 @@ def render_structure(obj: object, values: Values) -> object:
     if isinstance(obj, list | tuple):
         return [render_structure(item, values) for item in obj]
     return obj
+
+
+def body_media_type(content_type: str | None, template: str) -> str:
+    """The media type a raw body template is filled for: the declared ``Content-Type``'s
+    (lowercase, without parameters), else JSON for a template that starts like a JSON object
+    or array, else a form."""
+    if content_type is not None and content_type.strip():
+        return content_type.partition(";")[0].strip().lower()
+    return JSON_MEDIA_TYPE if template.lstrip()[:1] in ("{", "[") else FORM_MEDIA_TYPE
+
+
+def _is_json(media_type: str) -> bool:
+    return media_type in (JSON_MEDIA_TYPE, "text/json") or media_type.endswith("+json")
+
+
+def _is_xml(media_type: str) -> bool:
+    return media_type in ("application/xml", "text/xml") or media_type.endswith("+xml")
+
+
+def render_body(template: str, values: Values, media_type: str) -> str:
+    """Fill a raw body template so that no value changes the body's structure.
+
+    * a form (``application/x-www-form-urlencoded``): each value is form-encoded as the
+      mapping form of ``data`` encodes it (``a&scope=admin`` becomes ``a%26scope%3Dadmin``);
+    * JSON (``application/json``, ``text/json``, ``+json``): inside a string literal a value
+      is escaped as JSON string content; a placeholder outside one is replaced by the value
+      as JSON (a string quoted, numbers, booleans and objects as they are); the result must
+      parse;
+    * XML (``application/xml``, ``text/xml``, ``+xml``): ``& < > " '`` are escaped and
+      characters XML cannot hold are refused;
+    * any other type: a value may hold only letters, digits and ``-._~``.
+
+    The template's own text is left as written.
+    """
+    if media_type == FORM_MEDIA_TYPE:
+        return _substitute(
+            template, values, lambda _name, value: quote_plus(_as_text(value), safe="")
+        )
+    if _is_json(media_type):
+        return _render_json(template, values)
+    if _is_xml(media_type):
+        return _substitute(template, values, _xml_value)
+
+    def plain(name: str, value: object) -> str:
+        text = _as_text(value)
+        if not _PLAIN_TOKEN.fullmatch(text):
+            raise UnsafeTemplateValue(
+                name,
+                f"holds characters that cannot be encoded in a {media_type} body (only letters,"
+                " digits and '-._~' can be: the connector should declare a form, JSON or XML"
+                " Content-Type)",
+            )
+        return text
+
+    return _substitute(template, values, plain)
+
+
+def _xml_value(name: str, value: object) -> str:
+    text = _as_text(value)
+    if _NOT_XML.search(text):
+        raise UnsafeTemplateValue(name, "contains a control character XML cannot hold")
+    return xml_escape(text, {'"': "&quot;", "'": "&apos;"})
+
+
+def _json_string_state(literal: str, in_string: bool) -> tuple[bool, bool]:
+    """Whether a JSON text is inside a string literal after ``literal``, and whether it ends
+    on a backslash that escapes what follows."""
+    escaped = False
+    for char in literal:
+        if escaped:
+            escaped = False
+        elif in_string and char == "\\":
+            escaped = True
+        elif char == '"':
+            in_string = not in_string
+    return in_string, escaped
+
+
+def _render_json(template: str, values: Values) -> str:
+    parts: list[str] = []
+    in_string, position = False, 0
+    for match in PLACEHOLDER.finditer(template):
+        literal = template[position : match.start()]
+        in_string, escaped = _json_string_state(literal, in_string)
+        if escaped:
+            raise TemplateError(
+                "the JSON body template escapes a placeholder with a backslash; the connector"
+                " definition is wrong"
+            )
+        value = lookup(values, match.group(1))
+        # In a string, the value's text escaped (without the quotes json.dumps adds).
+        filled = json.dumps(_as_text(value))[1:-1] if in_string else json.dumps(value, default=str)
+        parts += [literal, filled]
+        position = match.end()
+    parts.append(template[position:])
+    rendered = "".join(parts)
+    try:
+        json.loads(rendered)
+    except ValueError as exc:
+        raise TemplateError(
+            "the JSON body template is not JSON once filled; the connector definition is wrong"
+        ) from exc
+    return rendered
 
 
 def _header_value(name: str, value: object) -> str:
