@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import json
 import socket
 import textwrap
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
@@ -665,6 +667,66 @@ def test_dot_segments_are_refused(proxied: Proxy) -> None:
 
     assert_problem(answer, 422, "invalid_input")
     assert proxied.upstream.seen == []
+
+
+def send_as_written(proxied: Proxy, target: str) -> httpx.Response:
+    """GET ``target`` byte for byte (httpx would resolve a literal ``..`` before sending)."""
+    parts = urlsplit(proxied.api.url)
+    assert parts.hostname is not None
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        connection.request(
+            "GET", target, headers={"Authorization": f"Bearer {proxied.api.master_token}"}
+        )
+        answer = connection.getresponse()
+        return httpx.Response(answer.status, headers=answer.getheaders(), content=answer.read())
+    finally:
+        connection.close()
+
+
+#: Paths that leave ``/api/echo/`` at an upstream that decodes ``%2f`` (or decodes twice,
+#: reads ``\\`` as ``/``, drops ``;`` parameters, folds fullwidth dots) before resolving them.
+ENCODED_TRAVERSALS = [
+    "..%2fadmin",
+    "..%2Fadmin",
+    "%2e%2e%2fadmin",
+    "%2E%2E/admin",
+    ".%2e/admin",
+    "..%5cadmin",
+    "..\\admin",
+    "..;/admin",
+    "..;jsessionid=1/admin",
+    "%2e%2e;/admin",
+    "..%252fadmin",
+    "%252e%252e%252fadmin",
+    "%25252e%25252e/admin",
+    "%2525252e%2525252e/admin",
+    "%ef%bc%8e%ef%bc%8e/admin",
+    "..%20/admin",
+    "../admin",
+]
+
+
+def test_encoded_dot_segments_are_refused_before_reaching_the_upstream(proxied: Proxy) -> None:
+    auth_id = proxied.api_key_auth()
+
+    for path in ENCODED_TRAVERSALS:
+        answer = send_as_written(proxied, f"/v1/proxy/{auth_id}/echo/{path}")
+
+        problem = assert_problem(answer, 422, "invalid_input")
+        assert problem["detail"].startswith("the path "), (path, problem)
+        assert "segment" in problem["detail"] or "encoded" in problem["detail"], (path, problem)
+    assert [seen.path for seen in proxied.upstream.seen] == []
+
+
+def test_encoded_separators_without_dot_segments_go_upstream_as_sent(proxied: Proxy) -> None:
+    auth_id = proxied.api_key_auth()
+    path = "echo/group%2Fproject/a..b/...;v=1/100%25/file%252Ename"
+
+    answer = send_as_written(proxied, f"/v1/proxy/{auth_id}/{path}")
+
+    assert answer.status_code == 200, answer.text
+    assert [seen.path for seen in proxied.upstream.seen] == [f"/api/{path}"]
 
 
 # -- rendered rules are reused until the authentication or its configuration changes -----------

@@ -23,8 +23,10 @@ holds what the route needs besides HTTP plumbing:
 from __future__ import annotations
 
 import dataclasses
+import re
 import tempfile
 import threading
+import unicodedata
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
@@ -68,6 +70,11 @@ REPLAY_CHUNK = 64 * 1024
 BUFFERED_BODY = 64 * 1024
 #: How many authentications' rendered rules a process keeps (least recently used go first).
 CACHED_RULES = 1024
+#: A proxied path is checked as sent and after each of this many rounds of percent-decoding
+#: (``%252e`` is ``.`` after two); a path that would decode further is refused.
+DECODING_ROUNDS = 3
+#: What some server or framework upstream reads as a separator of path segments.
+_SEPARATORS = re.compile(r"[/\\]")
 T = TypeVar("T")
 
 
@@ -222,15 +229,16 @@ def upstream_url(rules: RequestAuth, raw_path: str, query: str) -> str:
     """The connector's base URL joined with the path and query the caller sent (as sent), and
     the rules' query parameters (which replace the caller's of the same name).
 
-    A ``.`` or ``..`` segment (also percent-encoded) is refused: it would climb out of the base
-    URL's path. Without a base URL there is nowhere to forward to (409).
+    A path that could climb out of the base URL's path is refused (:func:`path_problem`).
+    Without a base URL there is nowhere to forward to (409).
     """
     if rules.base_url is None:
         raise errors.Conflict(
             "the connector declares no base URL in its request rules, so it cannot be proxied"
         )
-    if any(unquote(segment) in {".", ".."} for segment in raw_path.split("/")):
-        raise errors.InvalidInput("the path must not contain '.' or '..' segments", field="path")
+    problem = path_problem(raw_path)
+    if problem is not None:
+        raise errors.InvalidInput(problem, field="path")
     pairs = [
         pair
         for pair in query.split("&")
@@ -240,6 +248,61 @@ def upstream_url(rules: RequestAuth, raw_path: str, query: str) -> str:
         pairs.append(urlencode(rules.params))
     url = rules.base_url.rstrip("/") + "/" + raw_path
     return f"{url}?{'&'.join(pairs)}" if pairs else url
+
+
+def path_problem(raw_path: str) -> str | None:
+    """Why ``raw_path`` (as sent) could leave the connector's base path upstream, or ``None``.
+
+    The path goes upstream as sent, and upstreams differ in what they decode before resolving
+    dot segments: some decode ``%2f`` to ``/`` (``..%2fadmin``), some decode twice
+    (``%252e%252e``), some read ``\\`` as ``/`` (``..%5c``), some drop ``;`` parameters
+    from a segment (``..;/``, Tomcat), some fold compatibility characters (U+FF0E, a fullwidth dot).
+    So a ``.`` or ``..`` segment is looked for in the path as sent and after each round of
+    percent-decoding, with ``/`` and ``\\`` as separators, each segment without its ``;``
+    parameters, NFKC-normalised and stripped of spaces and NUL.
+    """
+    text = raw_path
+    for rounds in range(DECODING_ROUNDS + 1):
+        found = _dot_segment(text)
+        if found is not None:
+            name, backslash, parameters = found
+            how = [] if rounds == 0 else [_decoded(rounds)]
+            if backslash:
+                how.append("with '\\' read as '/'")
+            if parameters:
+                how.append("before ';' parameters")
+            detail = f" ({', '.join(how)})" if how else ""
+            return (
+                f"the path must stay under the connector's base URL, but it has a '{name}'"
+                f" segment{detail}"
+            )
+        decoded = unquote(text)
+        if decoded == text:
+            return None
+        text = decoded
+    return f"the path is percent-encoded more than {DECODING_ROUNDS} times over"
+
+
+def _dot_segment(text: str) -> tuple[str, bool, bool] | None:
+    """The first ``.`` or ``..`` segment of ``text``: the name, whether it took ``\\`` as a
+    separator to find, and whether ``;`` parameters followed it."""
+    passes = [(False, text.split("/"))]
+    if "\\" in text:
+        passes.append((True, _SEPARATORS.split(text)))
+    for backslash, segments in passes:
+        for segment in segments:
+            bare, semicolon, _ = segment.partition(";")
+            if not bare.isascii():
+                bare = unicodedata.normalize("NFKC", bare)
+            name = bare.strip(" \t\r\n\x00")
+            if name in (".", ".."):
+                return name, backslash, bool(semicolon)
+    return None
+
+
+def _decoded(rounds: int) -> str:
+    times = "once" if rounds == 1 else "twice" if rounds == 2 else f"{rounds} times"
+    return f"percent-decoded {times}"
 
 
 def connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> set[str]:
