@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from authbridge.connectors.registry import Registry
 from authbridge.storage.models import Authentication
 from tests.support.api_calls import (
     assert_problem,
@@ -16,6 +18,9 @@ from tests.support.api_calls import (
     user_token,
 )
 from tests.support.app import SANDBOX_KEY, Api
+from tests.support.connectors import echoing_connector
+from tests.support.loopback import serve
+from tests.support.providers import ECHOED_KEY, ErrorShapes, encoded_spellings
 
 
 def post_import(api: Api, body: dict[str, Any], token: str | None = None) -> httpx.Response:
@@ -68,6 +73,26 @@ def test_validate_runs_by_default_and_can_be_skipped(api: Api) -> None:
     assert created["name"] == "Sandbox API key"  # no profile was fetched
     assert created["status"] == "active"
     assert credentials(api, created["id"]) == {"api_key": "sk_live_not_sandbox"}
+
+
+def test_a_key_the_provider_echoes_encoded_is_redacted_from_the_422(
+    api: Api, api_connectors: Path, tmp_path: Path
+) -> None:
+    key = ECHOED_KEY
+    provider = ErrorShapes()
+    with serve(provider.app) as base_url:
+        folder = echoing_connector(tmp_path / "echo", base_url)
+        api.bridge.registry = Registry.load([api_connectors, folder], include_catalog=False)
+        answer = post_import(api, {"connector": "echo-encoded", "fields": {"api_key": key}})
+
+    problem = assert_problem(answer, 422, "credentials_rejected")
+    [received] = provider.received
+    assert received.headers["x-api-key"] == key
+    assert problem["detail"].startswith("Refused: base64 [redacted]; unpadded [redacted]; ")
+    for name, spelling in encoded_spellings(key).items():
+        assert spelling not in answer.text, name
+    assert problem["detail"].count("[redacted]") == len(encoded_spellings(key))
+    assert api.call("GET", "/v1/authentications").json()["items"] == []
 
 
 def test_an_import_needs_an_end_user_and_a_known_connector(api: Api) -> None:

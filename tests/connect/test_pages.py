@@ -17,6 +17,9 @@ import pytest
 
 from authbridge.connectors.registry import Registry
 from tests.support.app import SANDBOX_KEY, Api
+from tests.support.connectors import echoing_connector
+from tests.support.loopback import serve
+from tests.support.providers import ECHOED_KEY, ErrorShapes, encoded_spellings
 
 HOST_ORIGIN = "http://host.example.test"
 WRONG_KEY = "sk_wrong_0123456789"
@@ -151,6 +154,27 @@ def test_a_rejected_key_shows_the_provider_message_and_keeps_the_code(api: Api) 
 
     result, _ = success_of(post(url, connect_form()))
     assert listed_ids(api) == [result["authId"]]
+
+
+def test_a_key_the_provider_echoes_encoded_is_redacted_on_the_page(
+    api: Api, api_connectors: Path, tmp_path: Path
+) -> None:
+    key = ECHOED_KEY
+    provider = ErrorShapes()
+    with serve(provider.app) as base_url:
+        folder = echoing_connector(tmp_path / "echo", base_url)
+        api.bridge.registry = Registry.load([api_connectors, folder], include_catalog=False)
+        response = post(open_session(api, connector="echo-encoded"), connect_form(key))
+
+    assert response.status_code == 422
+    [received] = provider.received
+    assert received.headers["x-api-key"] == key
+    page = html.unescape(response.text)
+    assert "Refused: base64 [redacted]; unpadded [redacted]; base64url [redacted]; " in page
+    for name, spelling in encoded_spellings(key).items():
+        assert spelling not in page, name
+    assert page.count("[redacted]") == len(encoded_spellings(key))
+    assert listed_ids(api) == []
 
 
 def test_invalid_input_names_the_field(api: Api) -> None:

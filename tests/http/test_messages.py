@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 
 import pytest
 
 from authbridge.errors import CredentialsRejected, ProviderError, ProviderUnavailable
 from authbridge.http import error_for_status, parse_retry_after, provider_message
-from authbridge.redaction import redact
+from authbridge.redaction import REDACTED, redact, spellings
 
 
 @pytest.mark.parametrize(
@@ -130,3 +131,49 @@ def test_redact_never_rewrites_its_own_marker() -> None:
 
 def test_redact_without_secrets_returns_the_text() -> None:
     assert redact("nothing to hide", []) == "nothing to hide"
+
+
+ENCODED_SECRET = "sk_live_5fG7~~~hQ2mZ9"  # its base64 holds '+' (base64url: '-')
+
+
+@pytest.mark.parametrize("prefix", [b"", b"u", b"us", b"user:"])
+@pytest.mark.parametrize("suffix", [b"", b":", b":X", b":XY"])
+def test_redact_finds_a_secret_in_base64_at_any_offset_with_or_without_padding(
+    prefix: bytes, suffix: bytes
+) -> None:
+    blob = prefix + ENCODED_SECRET.encode() + suffix
+    standard = base64.b64encode(blob).decode()
+    urlsafe = base64.urlsafe_b64encode(blob).decode()
+    for text in (standard, standard.rstrip("="), urlsafe, urlsafe.rstrip("=")):
+        redacted = redact(f"auth {text}.", [ENCODED_SECRET])
+        assert redacted.count(REDACTED) == 1, text
+        # Left: the characters of the bytes around it (and those they share with the secret).
+        before, after = redacted.removeprefix("auth ").removesuffix(".").split(REDACTED)
+        assert len(before) <= len(base64.b64encode(prefix))
+        assert len(after) <= len(base64.b64encode(suffix)) + 3
+
+
+def test_redact_removes_hex_and_percent_spellings_in_either_case() -> None:
+    secret = "p@ss/w0rd~1"
+    data = secret.encode()
+    spelled = [
+        data.hex(),
+        data.hex().upper(),
+        "".join(f"%{byte:02X}" for byte in data),
+        "".join(f"%{byte:02x}" for byte in data),
+        "p%40ss%2fw0rd~1",
+        "p%40ss%2Fw0rd~1",
+    ]
+    assert redact(" ".join(spelled), [secret]) == " ".join([REDACTED] * len(spelled))
+
+
+def test_redact_leaves_short_encodings_alone() -> None:
+    assert redact("id YWJj (abc)", ["abc"]) == f"id YWJj ({REDACTED})"
+
+
+def test_a_secrets_spellings_are_computed_once() -> None:
+    spellings.cache_clear()
+    for _ in range(3):
+        redact("text", ["first-secret", "second-secret"])
+        redact("text", ["first-secret"])
+    assert spellings.cache_info().misses == 2

@@ -17,3 +17,22 @@ def render_connectors(source: Path, target: Path, **values: Any) -> Path:
         text = string.Template(path.read_text(encoding="utf-8")).substitute(values)
         destination.write_text(text, encoding="utf-8")
     return target
+
+
+def echoing_connector(target: Path, base_url: str) -> Path:
+    """A folder with the API-key connector ``echo-encoded``, whose ``validate`` the
+    :class:`~tests.support.providers.ErrorShapes` at ``base_url`` refuses, quoting the key in
+    every encoding it knows."""
+    folder = target / "tests" / "echo-encoded"
+    folder.mkdir(parents=True)
+    (folder / "auth.yaml").write_text(
+        "type: api_key\n"
+        "definition:\n"
+        "  auth:\n"
+        "    api_key: {type: password, name: API key}\n"
+        "  validate:\n"
+        f"    url: {base_url}/errors/echo-encoded\n"
+        "    headers: {X-Api-Key: '{{api_key}}'}\n",
+        encoding="utf-8",
+    )
+    return target

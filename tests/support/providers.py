@@ -285,12 +285,14 @@ class ErrorShapes(Provider):
     """``GET /errors/<shape>`` answers the :data:`ERROR_SHAPES` entry of that name.
 
     ``GET /errors/echo`` answers 401 with a message quoting the API key it was sent (the
-    ``X-Api-Key`` header, else the ``api_key`` query parameter), as careless providers do.
+    ``X-Api-Key`` header, else the ``api_key`` query parameter), as careless providers do;
+    ``GET /errors/echo-encoded`` quotes it in every spelling of :func:`encoded_spellings`.
     """
 
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/errors/echo", self.echo),
+            Route("/errors/echo-encoded", self.echo_encoded),
             Route("/errors/{shape}", self.shape),
         ]
 
@@ -313,6 +315,34 @@ class ErrorShapes(Provider):
         key = received.headers.get("x-api-key") or received.query.get("api_key", "")
         message = f"The API key '{key}' is not valid (key={key})."
         return JSONResponse({"error": {"message": message, "key": key}}, status_code=401)
+
+    async def echo_encoded(self, request: Request) -> Response:
+        received = await self.record(request)
+        key = received.headers.get("x-api-key", "")
+        quoted = "; ".join(f"{name} {text}" for name, text in encoded_spellings(key).items())
+        message = f"Refused: {quoted}."
+        return JSONResponse({"error": {"message": message}}, status_code=401)
+
+
+#: A key whose base64 is padded and holds a ``+`` (``/`` in base64url): every spelling differs.
+ECHOED_KEY = "sk_echo~~~5fG7hQ"
+
+
+def encoded_spellings(secret: str) -> dict[str, str]:
+    """How careless providers echo a key: base64 (padded or not, alone or inside a Basic
+    header's ``user:key`` and a ``key:`` prefix, so at each of the three byte offsets),
+    base64url, hex and percent-encoding."""
+    data = secret.encode()
+    return {
+        "base64": base64.b64encode(data).decode(),
+        "unpadded": base64.b64encode(data).decode().rstrip("="),
+        "base64url": base64.urlsafe_b64encode(data).decode().rstrip("="),
+        "basic": base64.b64encode(b"user:" + data).decode(),
+        "prefixed": base64.b64encode(b"key:" + data + b":x").decode(),
+        "hex": data.hex(),
+        "HEX": data.hex().upper(),
+        "percent": "".join(f"%{byte:02x}" for byte in data),
+    }
 
 
 class ProviderSuite:
