@@ -263,29 +263,29 @@ def test_keys_rotate_reencrypts_every_authentication(opened: tuple[Database, Key
     result = ok("keys", "rotate", "--batch-size", "3")
     assert "authentications" in result.stdout
     rotated = load(Settings.from_env().key_file)
-    assert rotated.primary == "k2"
-    assert rotated.primary != keyring.primary
-    assert set(rotated.key_ids) == {keyring.primary, "k2"}
+    new_id = rotated.primary
+    assert new_id != keyring.primary
+    assert rotated.key_ids == (keyring.primary, new_id)
     with database.session() as session:
         auths = AuthenticationRepository(session, rotated)
         rows = session.scalars(select(Authentication)).all()
         assert {row.id for row in rows} == set(expected)
         for row in rows:
-            assert rotated.key_id_of(row.credentials_ct) == "k2"
+            assert rotated.key_id_of(row.credentials_ct) == new_id
             if row.profile_ct is not None:
-                assert rotated.key_id_of(row.profile_ct) == "k2"
+                assert rotated.key_id_of(row.profile_ct) == new_id
             assert auths.credentials(row) == expected[row.id]
         environment = EnvironmentRepository(session, rotated).get_or_create()
-        assert rotated.key_id_of(environment.jwt_secret_ct) == "k2"
-    assert "encrypted with key 'k2'" in result.stdout
+        assert rotated.key_id_of(environment.jwt_secret_ct) == new_id
+    assert f"encrypted with key '{new_id}'" in result.stdout
     # Running it again is safe: a third key, everything still readable.
     ok("keys", "rotate")
     third = load(Settings.from_env().key_file)
-    assert third.primary == "k3"
+    assert third.key_ids == (keyring.primary, new_id, third.primary)
     with database.session() as session:
         auths = AuthenticationRepository(session, third)
         for row in session.scalars(select(Authentication)):
-            assert third.key_id_of(row.credentials_ct) == "k3"
+            assert third.key_id_of(row.credentials_ct) == third.primary
             assert auths.credentials(row) == expected[row.id]
 
 
@@ -304,14 +304,17 @@ def test_keys_rotate_with_env_keys_prints_new_value_and_exits_1(
 ) -> None:
     ok("users", "add", "user-1")  # creates the key file and the database
     document = (home / "keys.json").read_text()
+    old_id = json.loads(document)["primary"]
     monkeypatch.setenv("AUTHBRIDGE_KEYS", document)
     (home / "keys.json").unlink()
     result = failed("keys", "rotate")
     assert "AUTHBRIDGE_KEYS" in result.stderr
+    assert "restart every authbridge process" in result.stderr  # they read it when they start
     new_value = json.loads(result.stdout.strip().splitlines()[-1])
-    assert new_value["primary"] == "k2"
-    assert set(new_value["keys"]) == {"k1", "k2"}
+    new_id = new_value["primary"]
+    assert set(new_value["keys"]) == {old_id, new_id}
+    assert new_id != old_id
     assert not (home / "keys.json").exists()
     # After the operator sets the new value, --reencrypt-only finishes the rotation.
     monkeypatch.setenv("AUTHBRIDGE_KEYS", json.dumps(new_value))
-    assert "encrypted with key 'k2'" in ok("keys", "rotate", "--reencrypt-only").stdout
+    assert f"encrypted with key '{new_id}'" in ok("keys", "rotate", "--reencrypt-only").stdout

@@ -1,6 +1,7 @@
 import base64
 import json
 import os
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,11 +51,26 @@ def test_load_or_create_creates_the_folder_and_a_keyring(tmp_path: Path) -> None
     keyring, created = load_or_create(path)
 
     assert created
-    assert keyring.primary == "k1"
+    assert re.fullmatch(r"[0-9a-f]{12}", keyring.primary)  # random: never a lost key's id
     saved = json.loads(path.read_text())
-    assert saved["primary"] == "k1"
-    assert base64.urlsafe_b64decode(saved["keys"]["k1"]) == keyring.export_keys()["k1"]
-    assert len(keyring.export_keys()["k1"]) == 32
+    assert saved["primary"] == keyring.primary
+    key = keyring.export_keys()[keyring.primary]
+    assert base64.urlsafe_b64decode(saved["keys"][keyring.primary]) == key
+    assert len(key) == 32
+    assert load_or_create(tmp_path / "other.json")[0].primary != keyring.primary
+
+
+def test_a_key_file_of_numbered_ids_stays_readable(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    path.write_text(document("k2", k1=encode(bytes(32)), k2=encode(bytes(range(32)))))
+    path.chmod(0o600)
+    written = Keyring({"k1": bytes(32), "k2": bytes(range(32))}, "k2").encrypt(b"old", aad=AAD)
+
+    keyring, created = load_or_create(path)
+
+    assert not created
+    assert keyring.key_ids == ("k1", "k2")
+    assert keyring.decrypt(written, aad=AAD) == b"old"
 
 
 @posix_only
@@ -142,7 +158,7 @@ def test_save_replaces_the_file_and_load_reads_it_back(tmp_path: Path) -> None:
     loaded = load(path)
 
     assert loaded.primary == new_id
-    assert loaded.key_ids == ("k1", new_id)
+    assert loaded.key_ids == (keyring.primary, new_id)
     assert loaded.decrypt(old_token, aad=AAD) == b"old"
     assert loaded.export_keys() == rotated.export_keys()
 
@@ -181,7 +197,7 @@ def test_from_env_reads_the_key_file_format(tmp_path: Path) -> None:
 
     from_variable = from_env(path.read_text())
 
-    assert from_variable.primary == "k2"
+    assert from_variable.primary == rotated.primary
     assert from_variable.export_keys() == rotated.export_keys()
 
 

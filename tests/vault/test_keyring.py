@@ -39,19 +39,22 @@ def test_decrypts_a_golden_version_1_token() -> None:
 
 def test_token_layout_is_version_key_id_nonce_then_aes_gcm(keyring: Keyring) -> None:
     token = keyring.encrypt(SECRET, aad=AAD)
+    key_id = keyring.primary.encode()
+    header = 2 + len(key_id)
 
     assert token[0] == 1
-    assert token[1] == len(b"k1")
-    assert token[2:4] == b"k1"
-    nonce, sealed = token[4:16], token[16:]
+    assert token[1] == len(key_id)
+    assert token[2:header] == key_id
+    nonce, sealed = token[header : header + 12], token[header + 12 :]
     assert len(sealed) == len(SECRET) + 16
-    cipher = AESGCM(keyring.export_keys()["k1"])
-    assert cipher.decrypt(nonce, sealed, token[:4] + AAD.encode()) == SECRET
+    cipher = AESGCM(keyring.export_keys()[keyring.primary])
+    assert cipher.decrypt(nonce, sealed, token[:header] + AAD.encode()) == SECRET
 
 
 def test_equal_plaintexts_give_different_tokens(keyring: Keyring) -> None:
     tokens = {keyring.encrypt(SECRET, aad=AAD) for _ in range(50)}
-    nonces = {token[4:16] for token in tokens}
+    header = 2 + len(keyring.primary)
+    nonces = {token[header : header + 12] for token in tokens}
 
     assert len(tokens) == 50
     assert len(nonces) == 50
@@ -155,43 +158,60 @@ def test_old_key_still_decrypts_after_rotation(keyring: Keyring) -> None:
     rotated, new_id = keyring.with_new_primary()
     new_token = rotated.encrypt(SECRET, aad=AAD)
 
-    assert new_id == "k2"
-    assert rotated.primary == "k2"
-    assert rotated.key_ids == ("k1", "k2")
+    assert rotated.primary == new_id
+    assert rotated.key_ids == (keyring.primary, new_id)
     assert rotated.decrypt(old_token, aad=AAD) == SECRET
-    assert rotated.key_id_of(old_token) == "k1"
-    assert rotated.key_id_of(new_token) == "k2"
+    assert rotated.key_id_of(old_token) == keyring.primary
+    assert rotated.key_id_of(new_token) == new_id
     assert rotated.needs_reencrypt(old_token)
     assert not rotated.needs_reencrypt(new_token)
 
 
 def test_rotation_leaves_the_original_keyring_unchanged(keyring: Keyring) -> None:
+    primary = keyring.primary
     rotated, _ = keyring.with_new_primary()
 
-    assert keyring.primary == "k1"
-    assert keyring.key_ids == ("k1",)
+    assert keyring.primary == primary
+    assert keyring.key_ids == (primary,)
     with pytest.raises(KeyNotFound):
         keyring.decrypt(rotated.encrypt(SECRET, aad=AAD), aad=AAD)
 
 
-def test_each_rotation_adds_a_fresh_key_with_the_next_id(keyring: Keyring) -> None:
-    ring = keyring
+RANDOM_KEY_ID = re.compile(r"[0-9a-f]{12}")
+
+
+def test_a_new_keyring_gets_a_random_key_id() -> None:
+    ids = {Keyring.generate().primary for _ in range(20)}
+
+    assert len(ids) == 20
+    assert all(RANDOM_KEY_ID.fullmatch(key_id) for key_id in ids)
+    assert "k1" not in ids
+
+
+def test_each_rotation_adds_a_fresh_key_with_a_random_id(keyring: Keyring) -> None:
+    ring, new_ids = keyring, []
     for _ in range(3):
-        ring, _ = ring.with_new_primary()
+        ring, new_id = ring.with_new_primary()
+        new_ids.append(new_id)
 
     keys = ring.export_keys()
-    assert ring.key_ids == ("k1", "k2", "k3", "k4")
+    assert ring.key_ids == (keyring.primary, *new_ids)
+    assert ring.primary == new_ids[-1]
+    assert all(RANDOM_KEY_ID.fullmatch(key_id) for key_id in new_ids)
+    assert len(set(ring.key_ids)) == 4
     assert len(set(keys.values())) == 4
-    assert keys["k1"] == keyring.export_keys()["k1"]
+    assert keys[keyring.primary] == keyring.export_keys()[keyring.primary]
 
 
-def test_rotation_skips_to_the_next_unused_number() -> None:
-    keyring = Keyring({"k9": bytes(32), "legacy": bytes(range(32))}, "legacy")
+def test_a_keyring_of_numbered_ids_stays_readable_and_rotates() -> None:
+    keyring = Keyring({"k1": bytes(32), "k2": bytes(range(32))}, "k2")
+    token = keyring.encrypt(SECRET, aad=AAD)
 
     rotated, new_id = keyring.with_new_primary()
 
-    assert new_id == "k10"
-    assert rotated.key_ids == ("k9", "legacy", "k10")
+    assert RANDOM_KEY_ID.fullmatch(new_id)
+    assert rotated.key_ids == ("k1", "k2", new_id)
+    assert rotated.decrypt(token, aad=AAD) == SECRET
 
 
 def test_unknown_key_id_raises_key_not_found(keyring: Keyring) -> None:
@@ -201,8 +221,8 @@ def test_unknown_key_id_raises_key_not_found(keyring: Keyring) -> None:
     with pytest.raises(KeyNotFound) as caught:
         other.decrypt(token, aad=AAD)
 
-    assert caught.value.key_id == "k1"
-    assert "'k1'" in str(caught.value)
+    assert caught.value.key_id == keyring.primary
+    assert f"'{keyring.primary}'" in str(caught.value)
     assert caught.value.code == "key_not_found"
     for key in (*keyring.export_keys().values(), *other.export_keys().values()):
         assert key.hex() not in str(caught.value)
@@ -210,9 +230,9 @@ def test_unknown_key_id_raises_key_not_found(keyring: Keyring) -> None:
 
 def test_same_key_id_with_another_key_fails_to_decrypt(keyring: Keyring) -> None:
     token = keyring.encrypt(SECRET, aad=AAD)
-    impostor = Keyring.generate("k1")
+    impostor = Keyring.generate(keyring.primary)
 
-    with pytest.raises(DecryptionFailed, match="key 'k1'"):
+    with pytest.raises(DecryptionFailed, match=f"key '{keyring.primary}'"):
         impostor.decrypt(token, aad=AAD)
 
 
@@ -229,7 +249,9 @@ def test_key_material_never_appears_in_repr(keyring: Keyring) -> None:
             assert key.hex() not in text
             assert base64.urlsafe_b64encode(key).decode().rstrip("=") not in text
             assert repr(key) not in text
-    assert repr(rotated) == "Keyring(primary='k2', key_ids=('k1', 'k2'))"
+    assert repr(rotated) == (
+        f"Keyring(primary={rotated.primary!r}, key_ids=({keyring.primary!r}, {rotated.primary!r}))"
+    )
 
 
 def test_json_round_trip_uses_compact_sorted_json(keyring: Keyring) -> None:

@@ -11,6 +11,11 @@ read tokens written by any of them while new writes use the primary key::
 The GCM associated data is the token header (version and key id) followed by the canonical
 encoding of :class:`AssociatedData`, so a token copied to another table, column or row, or
 relabelled with another key id, fails authentication instead of decrypting.
+
+A new key gets a random id (:func:`new_key_id`), never one a lost keyring may have used: a token
+written by a key that is gone is then told apart as :class:`KeyNotFound`, instead of failing
+to authenticate under an unrelated key of the same name. Key files of older versions, whose ids
+were ``k1``, ``k2`` …, are read as they are.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import functools
 import json
 import os
 import re
+import secrets
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,7 +42,7 @@ TAG_BYTES = 16
 KEY_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 _AAD_LABEL = b"authbridge.vault.v1"
-_GENERATED_KEY_ID = re.compile(r"k([0-9]+)")
+_KEY_ID_BYTES = 6
 
 
 @dataclass(frozen=True)
@@ -114,8 +120,10 @@ class Keyring:
         self._primary = primary
 
     @classmethod
-    def generate(cls, key_id: str = "k1") -> Keyring:
-        """Return a keyring holding one freshly generated primary key named ``key_id``."""
+    def generate(cls, key_id: str | None = None) -> Keyring:
+        """Return a keyring holding one freshly generated primary key named ``key_id`` (by
+        default a random id, :func:`new_key_id`)."""
+        key_id = new_key_id() if key_id is None else key_id
         return cls({key_id: AESGCM.generate_key(bit_length=KEY_BYTES * 8)}, key_id)
 
     @property
@@ -197,17 +205,20 @@ class Keyring:
     def with_new_primary(self) -> tuple[Keyring, str]:
         """Return a keyring with a freshly generated key added as primary, and its key id.
 
-        Every existing key is kept so that older tokens still decrypt. The new id is ``k<n>``
-        with ``n`` one above the highest such number in use.
+        Every existing key is kept so that older tokens still decrypt. The new id is random
+        (:func:`new_key_id`) and none of the existing ones.
         """
-        numbers = [
-            int(match.group(1))
-            for key_id in self._keys
-            if (match := _GENERATED_KEY_ID.fullmatch(key_id))
-        ]
-        new_id = f"k{max(numbers, default=0) + 1}"
+        new_id = new_key_id()
+        while new_id in self._keys:
+            new_id = new_key_id()
         keys = {**self._keys, new_id: AESGCM.generate_key(bit_length=KEY_BYTES * 8)}
         return Keyring(keys, new_id), new_id
+
+
+def new_key_id() -> str:
+    """A random key id: 12 lowercase hex digits (48 random bits), so that a new keyring never
+    reuses the id of a key that was lost."""
+    return secrets.token_hex(_KEY_ID_BYTES)
 
 
 def _header(key_id: str) -> bytes:
