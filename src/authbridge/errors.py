@@ -32,8 +32,8 @@ they occur.
     ├── DatabaseUnavailable        transient database trouble: pool exhausted, unreachable, locked
     ├── CliError                   a command's failure, reported with its message and exit 1
     └── VaultError                 the vault cannot read its keys or a stored secret
-        ├── DecryptionFailed       a ciphertext is malformed, altered or bound to another row
-        └── KeyNotFound            a ciphertext names a key id the keyring does not hold
+        └── DecryptionFailed       a ciphertext is malformed, altered or bound to another row
+            └── KeyNotFound        a ciphertext names a key id the keyring does not hold
 """
 
 from __future__ import annotations
@@ -260,22 +260,71 @@ class VaultError(AuthBridgeError):
 
 
 class DecryptionFailed(VaultError):
-    """A stored ciphertext is malformed, was altered, or belongs to another table, column or row."""
+    """A stored ciphertext is malformed, was altered, or belongs to another table, column or row.
+
+    Its ``message`` names nothing of the storage (no table, column, row or key id): it is what
+    an API caller or a page is shown, with status 500, since the request is fine but the stored
+    value is not, and only the operator can mend it (by restoring the key or the row; waiting
+    does not help, so it is no 503). What failed and where are kept for the operator:
+    ``reason``, ``table``, ``column``, ``row_id`` and ``key_id`` (``None`` where unknown), told
+    together by :attr:`diagnosis`, which the vault logs once per location
+    (:mod:`authbridge.vault.alerts`) and the CLI prints.
+    """
 
     code = "decryption_failed"
+    public_message = (
+        "a stored secret cannot be decrypted; the server's log names it for its operator"
+    )
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        table: str | None = None,
+        column: str | None = None,
+        row_id: str | None = None,
+        key_id: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.table = table
+        self.column = column
+        self.row_id = row_id
+        self.key_id = key_id
+        super().__init__(self.public_message)
+
+    @property
+    def diagnosis(self) -> str:
+        """What failed and where, for the operator: ``cannot decrypt table.column of row 'id'
+        (key 'k'): reason``."""
+        where = "the value"
+        if self.table is not None and self.column is not None and self.row_id is not None:
+            where = f"{self.table}.{self.column} of row '{self.row_id}'"
+        key = f" (key '{self.key_id}')" if self.key_id is not None else ""
+        return f"cannot decrypt {where}{key}: {self.reason}"
 
 
-class KeyNotFound(VaultError):
+class KeyNotFound(DecryptionFailed):
     """A ciphertext was written with a key id that the keyring does not hold."""
 
     code = "key_not_found"
 
-    def __init__(self, key_id: str) -> None:
-        self.key_id = key_id
+    def __init__(
+        self,
+        key_id: str,
+        *,
+        table: str | None = None,
+        column: str | None = None,
+        row_id: str | None = None,
+    ) -> None:
         super().__init__(
             f"no key with id '{key_id}' is in the keyring; restore it to the key file "
-            "or to AUTHBRIDGE_KEYS"
+            "or to AUTHBRIDGE_KEYS",
+            table=table,
+            column=column,
+            row_id=row_id,
+            key_id=key_id,
         )
+        self.key_id: str = key_id
 
 
 class DatabaseUnavailable(AuthBridgeError):

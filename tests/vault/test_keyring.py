@@ -1,5 +1,7 @@
 import base64
+import logging
 import re
+import uuid
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -94,8 +96,10 @@ def test_truncated_or_extended_tokens_fail_to_decrypt(keyring: Keyring) -> None:
 def test_unsupported_version_is_named(keyring: Keyring) -> None:
     token = keyring.encrypt(SECRET, aad=AAD)
 
-    with pytest.raises(DecryptionFailed, match="version 2 is not supported"):
+    with pytest.raises(DecryptionFailed) as caught:
         keyring.decrypt(b"\x02" + token[1:], aad=AAD)
+
+    assert "version 2 is not supported" in caught.value.diagnosis
 
 
 @pytest.mark.parametrize(
@@ -113,11 +117,92 @@ def test_a_token_moved_elsewhere_fails(keyring: Keyring, moved_to: AssociatedDat
     with pytest.raises(DecryptionFailed) as caught:
         keyring.decrypt(token, aad=moved_to)
 
-    message = str(caught.value)
-    assert f"{moved_to.table}.{moved_to.column} of row '{moved_to.row_id}'" in message
-    assert SECRET.decode() not in message
-    assert token.hex() not in message
+    diagnosis = caught.value.diagnosis
+    assert f"{moved_to.table}.{moved_to.column} of row '{moved_to.row_id}'" in diagnosis
+    assert f"(key '{keyring.primary}')" in diagnosis
+    for text in (diagnosis, str(caught.value)):
+        assert SECRET.decode() not in text
+        assert token.hex() not in text
     assert caught.value.code == "decryption_failed"
+
+
+def test_the_message_of_a_failure_names_nothing_of_the_storage(keyring: Keyring) -> None:
+    token = keyring.encrypt(SECRET, aad=AAD)
+    lost = Keyring.generate()
+    moved = AssociatedData(table="auths", column="credentials", row_id="43")
+
+    for attempt in (
+        lambda: keyring.decrypt(token, aad=moved),
+        lambda: lost.decrypt(token, aad=AAD),
+    ):
+        with pytest.raises(DecryptionFailed) as caught:
+            attempt()
+        error = caught.value
+        assert (error.table, error.column, error.key_id) == (
+            "auths",
+            "credentials",
+            keyring.primary,
+        )
+        for internal in ("auths", "credentials", error.row_id, keyring.primary):
+            assert internal in error.diagnosis
+            assert internal not in error.message
+            assert internal not in str(error)
+
+
+def location() -> AssociatedData:
+    return AssociatedData(table="auths", column="credentials", row_id=str(uuid.uuid4()))
+
+
+def alerts(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if record.name == "authbridge.vault"]
+
+
+def test_an_unreadable_value_is_alerted_once_per_location(
+    keyring: Keyring, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second = location(), location()
+    altered = bytearray(keyring.encrypt(SECRET, aad=first))
+    altered[-1] ^= 1
+
+    for _ in range(3):
+        for where in (first, second):
+            with pytest.raises(DecryptionFailed):
+                keyring.decrypt_json(bytes(altered), aad=where)
+
+    lines = alerts(caplog)
+    assert [record.levelno for record in lines] == [logging.ERROR, logging.ERROR]
+    for record, where in zip(lines, (first, second), strict=True):
+        message = record.getMessage()
+        assert f"table=auths column=credentials row_id={where.row_id}" in message
+        assert f"key_id={keyring.primary}" in message
+        assert SECRET.decode() not in message
+
+
+def test_a_missing_key_is_alerted_once_per_location_too(
+    keyring: Keyring, caplog: pytest.LogCaptureFixture
+) -> None:
+    where = location()
+    token = keyring.encrypt(SECRET, aad=where)
+    lost = Keyring.generate()
+
+    for _ in range(2):
+        with pytest.raises(KeyNotFound):
+            lost.decrypt(token, aad=where)
+
+    (line,) = alerts(caplog)
+    assert f"row_id={where.row_id} key_id={keyring.primary} (key_not_found)" in line.getMessage()
+
+
+def test_unreadable_tells_why_without_alerting(
+    keyring: Keyring, caplog: pytest.LogCaptureFixture
+) -> None:
+    where = location()
+    token = keyring.encrypt(SECRET, aad=where)
+
+    assert keyring.unreadable(token, aad=where) is None
+    assert isinstance(keyring.unreadable(token, aad=location()), DecryptionFailed)
+    assert isinstance(Keyring.generate().unreadable(token, aad=where), KeyNotFound)
+    assert alerts(caplog) == []
 
 
 def test_associated_data_encoding_is_canonical() -> None:
@@ -222,7 +307,8 @@ def test_unknown_key_id_raises_key_not_found(keyring: Keyring) -> None:
         other.decrypt(token, aad=AAD)
 
     assert caught.value.key_id == keyring.primary
-    assert f"'{keyring.primary}'" in str(caught.value)
+    assert f"no key with id '{keyring.primary}'" in caught.value.diagnosis
+    assert keyring.primary not in str(caught.value)
     assert caught.value.code == "key_not_found"
     for key in (*keyring.export_keys().values(), *other.export_keys().values()):
         assert key.hex() not in str(caught.value)
@@ -232,8 +318,11 @@ def test_same_key_id_with_another_key_fails_to_decrypt(keyring: Keyring) -> None
     token = keyring.encrypt(SECRET, aad=AAD)
     impostor = Keyring.generate(keyring.primary)
 
-    with pytest.raises(DecryptionFailed, match=f"key '{keyring.primary}'"):
+    with pytest.raises(DecryptionFailed) as caught:
         impostor.decrypt(token, aad=AAD)
+
+    assert not isinstance(caught.value, KeyNotFound)
+    assert f"(key '{keyring.primary}')" in caught.value.diagnosis
 
 
 def test_key_id_of_a_malformed_token_fails(keyring: Keyring) -> None:
@@ -266,8 +355,10 @@ def test_json_round_trip_uses_compact_sorted_json(keyring: Keyring) -> None:
 def test_decrypt_json_of_non_json_fails_without_showing_it(keyring: Keyring) -> None:
     token = keyring.encrypt(SECRET, aad=AAD)
 
-    with pytest.raises(DecryptionFailed, match="not JSON") as caught:
+    with pytest.raises(DecryptionFailed) as caught:
         keyring.decrypt_json(token, aad=AAD)
+    assert "not JSON" in caught.value.diagnosis
+    assert SECRET.decode() not in caught.value.diagnosis
     assert SECRET.decode() not in str(caught.value)
 
 
@@ -314,6 +405,6 @@ def test_vault_package_exports_a_curated_api() -> None:
 
 def test_vault_errors_belong_to_the_error_tree() -> None:
     assert issubclass(DecryptionFailed, VaultError)
-    assert issubclass(KeyNotFound, VaultError)
+    assert issubclass(KeyNotFound, DecryptionFailed)
     assert issubclass(VaultError, AuthBridgeError)
     assert (VaultError.code, VaultError.status) == ("vault_error", 500)

@@ -6,6 +6,11 @@ body ``{type, title, status, detail, code}`` (plus ``field`` for invalid input a
 ``message``, which never holds a secret; a provider's raw body (``ProviderError.body``) is never
 rendered. Request validation errors name the fields at fault but never echo the values sent.
 
+A stored secret that cannot be decrypted is a 500 ``decryption_failed`` (or ``key_not_found``)
+whose detail names nothing of the storage: the request is fine and nothing the caller sends
+can mend it. The vault has logged where it is (table, column, row, key id) once per row, so it
+is not logged again here.
+
 Database trouble (an exhausted pool, a refused or lost connection, a serialization failure or
 deadlock, a locked SQLite file; see :mod:`authbridge.storage.faults`) is a 503 with
 ``Retry-After`` and one warning line naming the kind, without a traceback. Anything else that
@@ -102,7 +107,9 @@ def from_error(error: errors.AuthBridgeError) -> JSONResponse:
             error.cause or error.code,
             error.retry_after,
         )
-    elif error.status >= 500 and not isinstance(error, errors.ProviderError):
+    elif error.status >= 500 and not isinstance(
+        error, errors.ProviderError | errors.DecryptionFailed
+    ):
         log.error("request failed: %s (%s)", error.message, error.code)
     return problem(error.status, error.code, error.message, extra=extra, headers=headers)
 

@@ -329,7 +329,9 @@ def error_page(
             error.cause or error.code,
             error.retry_after,
         )
-    elif error.status >= 500 and not isinstance(error, errors.ProviderError):
+    elif error.status >= 500 and not isinstance(
+        error, errors.ProviderError | errors.DecryptionFailed
+    ):
         log.error("page failed: %s (%s)", error.message, error.code)
     return response
 

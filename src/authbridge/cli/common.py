@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from authbridge.errors import AuthBridgeError, CliError
+from authbridge.errors import AuthBridgeError, CliError, DecryptionFailed
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -81,6 +81,8 @@ def reported_errors() -> Iterator[None]:
     """Turn expected failures into a clear message and exit status 1."""
     try:
         yield
+    except DecryptionFailed as error:  # for the operator: which row, column and key
+        raise fail(escape(error.diagnosis)) from None
     except AuthBridgeError as error:
         raise fail(escape(error.message)) from None
     except Exception as error:

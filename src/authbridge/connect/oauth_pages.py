@@ -54,7 +54,9 @@ async def start(bridge: Bridge, code: str, page: connect.ConnectPage) -> Respons
             lambda session: oauth_connect.remember(bridge, session, page, authorization)
         )
     except errors.AuthBridgeError as error:
-        if error.status >= 500 and not isinstance(error, errors.ProviderError):
+        if error.status >= 500 and not isinstance(
+            error, errors.ProviderError | errors.DecryptionFailed
+        ):
             log.error("starting OAuth failed: %s (%s)", error.message, error.code)
         return connect_page(bridge, page, code, error=error, status_code=error.status)
     response = RedirectResponse(authorization.url, status_code=303, headers=SECURITY_HEADERS)
@@ -113,7 +115,9 @@ async def callback(connector: str, request: Request) -> Response:
         if is_expired_link(error):
             response = expired_page(bridge, referrer_policy=CALLBACK_REFERRER)
         else:
-            if error.status >= 500 and not isinstance(error, errors.ProviderError):
+            if error.status >= 500 and not isinstance(
+                error, errors.ProviderError | errors.DecryptionFailed
+            ):
                 log.error("OAuth callback failed: %s (%s)", error.message, error.code)
             response = message_page(
                 bridge,

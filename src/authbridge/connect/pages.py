@@ -112,7 +112,9 @@ async def _connect(
     except errors.AuthBridgeError as error:
         if is_expired_link(error):
             return expired_page(bridge)
-        if error.status >= 500 and not isinstance(error, errors.ProviderError):
+        if error.status >= 500 and not isinstance(
+            error, errors.ProviderError | errors.DecryptionFailed
+        ):
             log.error("connecting failed: %s (%s)", error.message, error.code)
         return connect_page(
             bridge, page, code, values=shown, name=raw_name, error=error, status_code=error.status

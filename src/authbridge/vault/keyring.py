@@ -34,6 +34,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from authbridge.errors import DecryptionFailed, KeyNotFound, VaultError
+from authbridge.vault.alerts import alert
 
 TOKEN_VERSION = 1
 KEY_BYTES = 32
@@ -62,10 +63,6 @@ class AssociatedData:
         """Return the canonical bytes: a label, then each part prefixed by its 4-byte length."""
         row_id = self.row_id.encode("utf-8")
         return _aad_prefix(self.table, self.column) + struct.pack(">I", len(row_id)) + row_id
-
-    def describe(self) -> str:
-        """Name the location for messages: ``table.column of row 'id'``."""
-        return f"{self.table}.{self.column} of row '{self.row_id}'"
 
 
 @functools.cache
@@ -159,19 +156,36 @@ class Keyring:
 
         Raises :class:`KeyNotFound` when the token names a key id this keyring lacks, and
         :class:`DecryptionFailed` when the token is malformed, altered or bound to another
-        location.
+        location; either is logged once per location (:mod:`authbridge.vault.alerts`).
         """
+        try:
+            return self._open(token, aad)
+        except DecryptionFailed as error:
+            alert(error)
+            raise
+
+    def unreadable(self, token: bytes, *, aad: AssociatedData) -> DecryptionFailed | None:
+        """Why ``token`` cannot be decrypted under ``aad`` (``None`` when it can), without
+        logging it: for a check of every stored value (``authbridge keys check``)."""
+        try:
+            self._open(token, aad)
+        except DecryptionFailed as error:
+            return error
+        return None
+
+    def _open(self, token: bytes, aad: AssociatedData) -> bytes:
         parsed = _parse(token, aad)
         cipher = self._ciphers.get(parsed.key_id)
         if cipher is None:
-            raise KeyNotFound(parsed.key_id)
+            raise KeyNotFound(parsed.key_id, table=aad.table, column=aad.column, row_id=aad.row_id)
         try:
             return cipher.decrypt(parsed.nonce, parsed.sealed, parsed.header + aad.encode())
         except InvalidTag:
-            raise DecryptionFailed(
-                f"cannot decrypt {aad.describe()}: the stored value was altered, belongs to "
-                f"another table, column or row, or key '{parsed.key_id}' is not the key that "
-                "wrote it"
+            raise _failed(
+                aad,
+                "the stored value was altered, belongs to another table, column or row, or "
+                "was written by another key of the same id",
+                parsed.key_id,
             ) from None
 
     def encrypt_json(self, value: Any, *, aad: AssociatedData) -> bytes:
@@ -187,9 +201,9 @@ class Keyring:
         try:
             return json.loads(plaintext.decode("utf-8"))
         except ValueError:
-            raise DecryptionFailed(
-                f"the value of {aad.describe()} decrypts, but is not JSON"
-            ) from None
+            error = _failed(aad, "it decrypts, but is not JSON", self.key_id_of(token))
+            alert(error)
+            raise error from None
 
     def key_id_of(self, token: bytes) -> str:
         """Return the id of the key that encrypted ``token``, without decrypting it.
@@ -221,6 +235,12 @@ def new_key_id() -> str:
     return secrets.token_hex(_KEY_ID_BYTES)
 
 
+def _failed(aad: AssociatedData, reason: str, key_id: str | None = None) -> DecryptionFailed:
+    return DecryptionFailed(
+        reason, table=aad.table, column=aad.column, row_id=aad.row_id, key_id=key_id
+    )
+
+
 def _header(key_id: str) -> bytes:
     encoded = key_id.encode("ascii")
     return bytes([TOKEN_VERSION, len(encoded)]) + encoded
@@ -228,8 +248,7 @@ def _header(key_id: str) -> bytes:
 
 def _parse(token: bytes, aad: AssociatedData | None) -> _ParsedToken:
     def malformed(reason: str) -> DecryptionFailed:
-        where = f"the value of {aad.describe()}" if aad is not None else "the value"
-        return DecryptionFailed(f"cannot decrypt {where}: {reason}")
+        return DecryptionFailed(reason) if aad is None else _failed(aad, reason)
 
     if len(token) < 2:
         raise malformed("it is too short to be a vault token")

@@ -235,7 +235,9 @@ async def _submit(request: Request, theme_key: str, path: str, **target: str | N
     except errors.AuthBridgeError as error:
         if isinstance(error, errors.ExpiredLink):
             return error_page(bridge, error, theme=screen.theme or DEFAULT_THEME)
-        if error.status >= 500 and not isinstance(error, errors.ProviderError):
+        if error.status >= 500 and not isinstance(
+            error, errors.ProviderError | errors.DecryptionFailed
+        ):
             log.error("wizard step failed: %s (%s)", error.message, error.code)
         return _screen_page(bridge, screen, code, error=error, status_code=error.status)
 

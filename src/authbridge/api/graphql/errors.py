@@ -40,7 +40,7 @@ def log_error(error: GraphQLError) -> None:
     elif (
         isinstance(original, errors.AuthBridgeError)
         and original.status >= 500
-        and not isinstance(original, errors.ProviderError)
+        and not isinstance(original, errors.ProviderError | errors.DecryptionFailed)
     ):
         log.error("GraphQL field %s failed: %s (%s)", error.path, original.message, original.code)
 
