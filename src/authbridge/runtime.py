@@ -3,8 +3,9 @@
 :class:`Settings` is read once from the environment (``AUTHBRIDGE_HOME``,
 ``AUTHBRIDGE_DATABASE_URL``, ``AUTHBRIDGE_KEYS``, ``AUTHBRIDGE_PUBLIC_URL``). The server and the
 command line open the keyring with :func:`open_keyring` (the key file in the data folder is
-created on first run, and the caller must then say that it has to be backed up) and the database
-with :func:`open_database`, which migrates it to the current schema when it is behind.
+created on first run, and the caller must then say that it has to be backed up; never over a
+database that already holds secrets) and the database with :func:`open_database`, which
+migrates it to the current schema when it is behind.
 
 Starting must be quick, so that a restarted process serves again at once: the schema check
 is a read of ``alembic_version`` against the head revision read from the migration
@@ -26,11 +27,12 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from sqlalchemy import String, column, inspect, select, table
+from sqlalchemy import String, column, inspect, make_url, select, table
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from authbridge.connectors.registry import Registry
-from authbridge.errors import InvalidInput, Problem
+from authbridge.errors import InvalidInput, Problem, VaultError
 from authbridge.http import EgressPolicy, OutboundClient
 from authbridge.refresh.service import Refresher
 from authbridge.services.bridge import Bridge, KeySource
@@ -44,6 +46,7 @@ from authbridge.storage.db import (
     make_engine,
     normalize_url,
 )
+from authbridge.storage.repositories import StoredSecrets, stored_secrets
 from authbridge.vault import ENV_VAR as KEYS_ENV_VAR
 from authbridge.vault import Keyring, from_env, load_or_create
 
@@ -279,12 +282,52 @@ def open_keyring(settings: Settings) -> tuple[Keyring, bool]:
     With ``AUTHBRIDGE_KEYS`` set, the keyring is read from it and never created. Otherwise the
     key file ``<home>/keys.json`` is loaded, or created (mode 0600) on first run; when
     ``created`` is true the caller must tell the operator to back the file up. Raises
-    :class:`~authbridge.errors.VaultError` for a keyring that cannot be read.
+    :class:`~authbridge.errors.VaultError` for a keyring that cannot be read, and when the key
+    file is missing but the database already holds secrets: a new key could read none of
+    them, so the message says what is missing and how to restore it instead.
     """
     if settings.keys_json is not None:
         return from_env(settings.keys_json), False
     settings.ensure_home()
+    if not settings.key_file.exists():
+        stored = secrets_in_database(settings)
+        if stored.total:
+            raise VaultError(missing_key_file(settings, stored))
     return load_or_create(settings.key_file)
+
+
+def secrets_in_database(settings: Settings) -> StoredSecrets:
+    """What the configured database holds encrypted, read over one short-lived connection
+    (nothing for a SQLite file that does not exist yet, which is not created)."""
+    url = settings.resolved_database_url()
+    if url.startswith("sqlite"):
+        path = make_url(url).database
+        if not path or path == ":memory:" or not Path(path).exists():
+            return StoredSecrets({}, ())
+    engine = make_engine(url, poolclass=NullPool)
+    try:
+        with Session(engine) as session:
+            return stored_secrets(session)
+    finally:
+        engine.dispose()
+
+
+def missing_key_file(settings: Settings, stored: StoredSecrets) -> str:
+    """Why no key is created over ``stored``, and how to get the key file back (one line)."""
+    tables = ", ".join(f"{name} {count}" for name, count in stored.counts.items())
+    keys = ", ".join(f"'{key_id}'" for key_id in stored.key_ids)
+    noun = "key" if len(stored.key_ids) == 1 else "keys"
+    written = f" written with {noun} {keys}" if stored.key_ids else ""
+    secrets = "1 encrypted secret" if stored.total == 1 else f"{stored.total} encrypted secrets"
+    return (
+        f"the key file {settings.key_file} is missing, but the database already holds "
+        f"{secrets} ({tables}){written}; a new key could read none of "
+        f"them, so none was created. Restore {KEY_FILE} from your backup to {settings.key_file} "
+        f"(chmod 600), or set {KEYS_ENV_VAR} to its content, then run `authbridge keys check` "
+        "to confirm that every stored secret can be read. If the key is lost for good, so are "
+        f"those secrets: to start afresh, point {HOME_ENV_VAR} or {DATABASE_URL_ENV_VAR} at a "
+        "new database."
+    )
 
 
 def keyring_json(keyring: Keyring) -> str:

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,9 @@ from authbridge.tenancy.repository import (
     EnvironmentRepository,
     MasterTokenRepository,
 )
-from authbridge.vault import Keyring, load
+from authbridge.vault import AssociatedData, Keyring, load
 from tests.support.cli import both
+from tests.support.processes import processes
 
 runner = CliRunner()
 TOKEN = re.compile(r"abk_[A-Za-z0-9_-]{43}")
@@ -134,6 +136,109 @@ def test_unreadable_key_file_is_a_clear_error(home: Path) -> None:
     assert "not valid JSON" in result.output
     os.chmod(key_file, 0o644)
     assert "chmod 600" in failed("tokens", "list").output
+
+
+# -- keys: a missing key file ------------------------------------------------------------------
+
+
+@both
+def test_a_missing_key_file_is_not_replaced_when_the_database_holds_secrets(
+    target: str, home: Path, tmp_path: Path
+) -> None:
+    ok("users", "add", "user-1")  # the key file, and the default environment's secret
+    key_file = home / "keys.json"
+    original = load(key_file)
+    backup = tmp_path / "backup.json"
+    key_file.rename(backup)
+
+    result = failed("tokens", "list")
+
+    error = result.stderr
+    assert f"the key file {key_file} is missing" in error
+    assert f"written with key '{original.primary}'" in error
+    assert "environments 1" in error
+    assert "AUTHBRIDGE_KEYS" in error
+    assert "authbridge keys check" in error
+    assert "Created a new key file" not in error
+    assert not key_file.exists()
+    # Once restored, every stored secret reads again.
+    backup.rename(key_file)
+    assert "can be decrypted" in ok("keys", "check").stdout
+    assert "user-1" in ok("users", "list").stdout
+
+
+@both
+@pytest.mark.processes
+def test_serve_refuses_to_start_without_the_key_file_of_its_secrets(
+    target: str, home: Path, tmp_path: Path
+) -> None:
+    ok("users", "add", "user-1")
+    key_file = home / "keys.json"
+    key_file.rename(tmp_path / "backup.json")
+    environ = {"AUTHBRIDGE_HOME": str(home)}
+    if not target.startswith("sqlite"):
+        environ["AUTHBRIDGE_DATABASE_URL"] = target
+    with processes(tmp_path / "logs") as started:
+        server = started.server(environ)
+        server.spawn()
+        assert server.popen is not None
+        try:
+            code = server.popen.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"serve started without its key file:\n{server.tail()}")
+        output = server.output()
+    assert code == 1, output
+    assert f"Error: the key file {key_file} is missing" in output
+    assert "Traceback" not in output
+    assert "Created a new key file" not in output
+    assert not key_file.exists()
+
+
+def _tamper(database: Database, auth_id: str) -> None:
+    with database.session() as session:
+        row = session.get(Authentication, auth_id)
+        assert row is not None
+        altered = bytearray(row.credentials_ct)
+        altered[-1] ^= 1
+        row.credentials_ct = bytes(altered)
+
+
+def _seal_with_a_lost_key(database: Database, auth_id: str) -> str:
+    lost = Keyring.generate()
+    with database.session() as session:
+        row = session.get(Authentication, auth_id)
+        assert row is not None
+        row.credentials_ct = lost.encrypt_json(
+            {"apiKey": "x"}, aad=AssociatedData("authentications", "credentials_ct", auth_id)
+        )
+    return lost.primary
+
+
+@both
+def test_keys_check_names_every_secret_it_cannot_read(opened: tuple[Database, Keyring]) -> None:
+    database, keyring = opened
+    altered, sealed_elsewhere, *_ = _seed_authentications(database, keyring, 4)
+    assert "Every stored secret (7) can be decrypted" in ok("keys", "check").stdout
+    _tamper(database, altered)
+    lost_id = _seal_with_a_lost_key(database, sealed_elsewhere)
+
+    result = failed("keys", "check", "--batch-size", "2")
+
+    assert re.search(rf"authentications\s*│\s*6\s*│\s*{lost_id} \(1\)\s*│\s*1", result.stdout)
+    assert (
+        f"cannot decrypt authentications.credentials_ct of row '{altered}' "
+        f"(key '{keyring.primary}'): the stored value was altered"
+    ) in result.stderr
+    assert (
+        f"cannot decrypt authentications.credentials_ct of row '{sealed_elsewhere}' "
+        f"(key '{lost_id}'): no key with id '{lost_id}'"
+    ) in result.stderr
+    assert result.stderr.rstrip().endswith(
+        f"Error: 2 stored secret(s) cannot be decrypted; restore the key file (or "
+        f"AUTHBRIDGE_KEYS) that holds key '{lost_id}' and restore the altered rows from a "
+        "database backup."
+    )
+    assert "unreadable stored secret" not in result.stderr  # a check alerts nobody
 
 
 # -- tokens ------------------------------------------------------------------------------------

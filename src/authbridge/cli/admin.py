@@ -1,5 +1,5 @@
-"""Administration commands: ``db upgrade`` and ``keys rotate`` (``tokens`` and ``users`` are the
-tenancy slice's, :mod:`authbridge.tenancy.cli`).
+"""Administration commands: ``db upgrade``, ``keys rotate`` and ``keys check`` (``tokens`` and
+``users`` are the tenancy slice's, :mod:`authbridge.tenancy.cli`).
 
 Each command reads :class:`~authbridge.runtime.Settings` from the environment, opens what it
 needs, and turns every expected failure (a bad URL, an unreadable key file, an unknown id) into
@@ -8,6 +8,8 @@ a one-line message and exit status 1, never a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import typer
@@ -46,9 +48,9 @@ def db_upgrade() -> None:
 # -- keys --------------------------------------------------------------------------------------
 
 
-def _reencrypt_all(
-    database: Database, keyring: Keyring, batch_size: int
-) -> list[reencryption.TableSummary]:
+@contextmanager
+def _progress_bars() -> Iterator[reencryption.Progress]:
+    """One progress bar per table on stderr, for the walks of every table."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -57,8 +59,6 @@ def _reencrypt_all(
         TextColumn,
         TimeElapsedColumn,
     )
-
-    from authbridge.services import reencryption
 
     progress = Progress(
         TextColumn("{task.description:<18}"),
@@ -82,7 +82,16 @@ def _reencrypt_all(
             progress.update(task, completed=max(total, progress.tasks[task].completed))
 
     with progress:
-        return reencryption.reencrypt_all(database, keyring, batch_size, Bar())
+        yield Bar()
+
+
+def _reencrypt_all(
+    database: Database, keyring: Keyring, batch_size: int
+) -> list[reencryption.TableSummary]:
+    from authbridge.services import reencryption
+
+    with _progress_bars() as bars:
+        return reencryption.reencrypt_all(database, keyring, batch_size, bars)
 
 
 @keys_app.command("rotate")
@@ -148,3 +157,55 @@ def keys_rotate(
         )
         raise typer.Exit(1)
     out.print(f"Every secret is encrypted with key '{keyring.primary}'.")
+
+
+@keys_app.command("check")
+def keys_check(
+    batch_size: int = typer.Option(
+        500, "--batch-size", min=1, max=10_000, help="Rows read per transaction."
+    ),
+) -> None:
+    """Decrypt every stored secret with the keyring, and say which cannot be read.
+
+    Run it after restoring the key file (or setting AUTHBRIDGE_KEYS) to confirm that the keys
+    are the ones that wrote the data. Nothing is changed. Exits 1 when a secret cannot be
+    read, naming its table, column, row and key id.
+    """
+    from rich.table import Table
+
+    from authbridge.services import reencryption
+
+    with reported_errors():
+        settings = settings_from_env()
+        keyring = open_keys(settings)
+        with opened_database(settings) as database, _progress_bars() as bars:
+            summaries = reencryption.check_all(database, keyring, batch_size, bars)
+    table = Table(
+        "table", "values", "key missing", "unreadable", title=f"Keys: {', '.join(keyring.key_ids)}"
+    )
+    for summary in summaries:
+        missing = ", ".join(f"{key_id} ({n})" for key_id, n in summary.missing_keys.items())
+        table.add_row(summary.table, str(summary.values), missing or "0", str(summary.altered))
+    out.print(table)
+    unreadable = sum(summary.unreadable for summary in summaries)
+    if not unreadable:
+        out.print(f"Every stored secret ({sum(s.values for s in summaries)}) can be decrypted.")
+        return
+    for summary in summaries:
+        for error in summary.failures:
+            err.print(error.diagnosis, markup=False)
+        if summary.unreadable > len(summary.failures):
+            err.print(f"… and {summary.unreadable - len(summary.failures)} more in {summary.table}")
+    missing_ids = sorted({key_id for summary in summaries for key_id in summary.missing_keys})
+    hints = []
+    if missing_ids:
+        ids = ", ".join(f"'{key_id}'" for key_id in missing_ids)
+        hints.append(f"restore the key file (or AUTHBRIDGE_KEYS) that holds key {ids}")
+    if any(summary.altered for summary in summaries):
+        hints.append("restore the altered rows from a database backup")
+    err.print(
+        f"[red]Error:[/red] {unreadable} stored secret(s) cannot be decrypted; "
+        f"{' and '.join(hints)}.",
+        markup=True,
+    )
+    raise typer.Exit(1)

@@ -60,7 +60,8 @@ def serve_command(
     """Serve the REST API (/v1, reference at /docs), the connect pages and /healthz.
 
     The data folder (./.authbridge, or AUTHBRIDGE_HOME) and its key file are created on the
-    first run, and a master token for the 'default' environment is printed once. Set
+    first run, and a master token for the 'default' environment is printed once. A missing key
+    file is not replaced when the database already holds secrets: serve says how to restore it. Set
     AUTHBRIDGE_PUBLIC_URL when browsers reach the server at another address. The background
     worker (refresh, expiry, scheduled deletion, webhooks) runs inside unless --no-worker;
     metrics are at /metrics.

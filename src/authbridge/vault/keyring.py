@@ -205,8 +205,10 @@ class Keyring:
             alert(error)
             raise error from None
 
-    def key_id_of(self, token: bytes) -> str:
-        """Return the id of the key that encrypted ``token``, without decrypting it.
+    @staticmethod
+    def key_id_of(token: bytes) -> str:
+        """Return the id of the key that encrypted ``token``, without decrypting it (no keyring
+        is needed: ``Keyring.key_id_of(token)``).
 
         Raises :class:`DecryptionFailed` when ``token`` is not a vault token.
         """
