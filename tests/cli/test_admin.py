@@ -394,6 +394,15 @@ def test_keys_rotate_reencrypts_every_authentication(opened: tuple[Database, Key
             assert auths.credentials(row) == expected[row.id]
 
 
+def test_keys_rotate_says_that_running_servers_need_no_restart(home: Path) -> None:
+    ok("users", "add", "user-1")
+
+    result = ok("keys", "rotate")
+
+    assert "Restart" not in result.stderr
+    assert "no restart is needed" in result.stderr
+
+
 def test_keys_rotate_reencrypt_only_does_not_add_a_key(home: Path) -> None:
     ok("users", "list")
     before = load(home / "keys.json")

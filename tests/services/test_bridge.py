@@ -30,6 +30,21 @@ def test_a_rotated_key_file_is_read_again(tmp_path: Path) -> None:
     assert source.current.decrypt(sealed_by_rotation, aad=AAD) == b"secret"
 
 
+def test_a_rotated_key_file_is_read_again_within_the_timestamp_granularity(
+    tmp_path: Path,
+) -> None:
+    # A file system that keeps whole seconds (or a rotation in the same tick) leaves the
+    # modification time as it was; the new file is still told apart.
+    path = tmp_path / "keys.json"
+    keyring, _ = load_or_create(path)
+    before = path.stat()
+    source = KeySource(keyring, path)
+    rotated, _ = keyring.with_new_primary()
+    save(path, rotated)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert source.current.primary == rotated.primary
+
+
 def test_keys_from_the_environment_never_change(tmp_path: Path) -> None:
     keyring = Keyring.generate()
     source = KeySource(keyring)

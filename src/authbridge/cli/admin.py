@@ -125,7 +125,8 @@ def keys_rotate(
                 err.print(
                     f"The keys come from {KEYS_ENV_VAR}, which this command cannot change. "
                     f"Set {KEYS_ENV_VAR} to the value below (it adds key '{new_id}' as primary "
-                    "and keeps the old keys), restart every authbridge process, then run "
+                    "and keeps the old keys), restart every authbridge process (they read "
+                    f"{KEYS_ENV_VAR} when they start), then run "
                     "[bold]authbridge keys rotate --reencrypt-only[/bold].",
                     markup=True,
                 )
@@ -135,7 +136,8 @@ def keys_rotate(
             keyring = rotated
             err.print(
                 f"Added key '{new_id}' as primary in {settings.key_file}; back the file up "
-                "again. Restart running servers so that they read the new key.",
+                "again. Running servers and workers read the changed file again on their next "
+                "use of a key: no restart is needed.",
                 markup=False,
             )
         with opened_database(settings) as database:

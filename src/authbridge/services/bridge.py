@@ -32,7 +32,9 @@ class KeySource:
 
     ``authbridge keys rotate`` rewrites the key file while servers run; a server that kept the
     keyring it loaded at start could not read values sealed under the new primary key. Checking
-    the file's modification time costs one ``stat`` per use.
+    the file's modification time and inode costs one ``stat`` per use: the key file is
+    replaced by a new file on every save, so a change is seen even when it lands within the
+    file system's timestamp granularity.
     """
 
     def __init__(self, keyring: Keyring, path: Path | None = None) -> None:
@@ -41,13 +43,14 @@ class KeySource:
         self._stamp = self._read_stamp()
         self._lock = Lock()
 
-    def _read_stamp(self) -> int | None:
+    def _read_stamp(self) -> tuple[int, int] | None:
         if self._path is None:
             return None
         try:
-            return os.stat(self._path).st_mtime_ns
+            status = os.stat(self._path)
         except OSError:
             return None
+        return status.st_mtime_ns, status.st_ino
 
     @property
     def current(self) -> Keyring:
