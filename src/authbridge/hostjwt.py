@@ -26,18 +26,31 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, get_args
+from typing import Any, Literal, get_args, overload
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_public_key,
+)
+from jwt.api_jwk import PyJWK
 from jwt.api_jws import PyJWS
 from jwt.exceptions import DecodeError, InvalidSignatureError, PyJWTError
 
 from authbridge import errors
 
-__all__ = ["ALGORITHMS", "MAX_TOKEN_LENGTH", "Algorithm", "JwtKey", "verify"]
+__all__ = [
+    "ALGORITHMS",
+    "KID_PATTERN",
+    "MAX_TOKEN_LENGTH",
+    "Algorithm",
+    "JwtKey",
+    "algorithm_named",
+    "verify",
+]
 
 Algorithm = Literal[
     "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"
@@ -61,6 +74,9 @@ _PublicKey = (
 )
 _MALFORMED = "the token is not a well-formed JWT"
 _SHOWABLE = re.compile(r"[A-Za-z0-9._:@/+=-]{1,64}")
+KID_PATTERN = re.compile(r"[A-Za-z0-9._:@+=-]{1,64}")
+"""A registered key's id: what error messages can show, and a URL path segment."""
+_JWK_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 
 def _is_hmac(algorithm: str) -> bool:
@@ -134,6 +150,99 @@ class JwtKey:
                 field="algorithm",
             )
         return cls(kid=kid, algorithm=algorithm, key=text)
+
+    @classmethod
+    def from_jwk(
+        cls, jwk: Mapping[str, Any], kid: str | None = None, algorithm: Algorithm | None = None
+    ) -> JwtKey:
+        """A public key given as a JWK (RFC 7517), kept as PEM; ``kid`` and ``algorithm``
+        default to the JWK's ``kid`` and ``alg`` and must agree with them when both are given.
+
+        Private and symmetric JWKs, and keys whose ``use`` is not ``sig``, are refused.
+        """
+        if not all(isinstance(name, str) for name in jwk):
+            raise errors.InvalidInput("the JWK must be a JSON object", field="key")
+        if jwk.get("kty") == "oct":
+            raise errors.InvalidInput(
+                "a symmetric JWK is not a public key; HS256 tokens are signed with the "
+                "environment's secret",
+                field="key",
+            )
+        if _JWK_PRIVATE_MEMBERS & set(jwk):
+            raise errors.InvalidInput(
+                "this JWK holds a private key; register only the public key (keep the private "
+                "key with the host)",
+                field="key",
+            )
+        if jwk.get("use", "sig") != "sig":
+            raise errors.InvalidInput("the JWK's 'use' must be 'sig'", field="key")
+        kid = _agreed("kid", kid, jwk.get("kid"))
+        declared = algorithm_named(_agreed("algorithm", algorithm, jwk.get("alg")))
+        try:
+            public_key = PyJWK(dict(jwk)).key
+        except (PyJWTError, ValueError, TypeError):
+            raise errors.InvalidInput("the key is not a valid public JWK", field="key") from None
+        pem = public_key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+        return cls.public(pem, kid=kid, algorithm=declared)
+
+    @classmethod
+    def registered(
+        cls, text: str, kid: str | None = None, algorithm: Algorithm | None = None
+    ) -> JwtKey:
+        """A public key the host registers: PEM text, or a JWK as JSON text; with a ``kid``
+        (given, or the JWK's) that :data:`KID_PATTERN` allows."""
+        stripped = text.strip()
+        if stripped.startswith("{"):
+            try:
+                jwk = json.loads(stripped, parse_constant=_reject_constant)
+            except (ValueError, RecursionError):
+                raise errors.InvalidInput(
+                    "the key is JSON but not a valid JWK", field="key"
+                ) from None
+            if not isinstance(jwk, dict):
+                raise errors.InvalidInput("the JWK must be a JSON object", field="key")
+            key = cls.from_jwk(jwk, kid=kid, algorithm=algorithm)
+        else:
+            key = cls.public(stripped + "\n", kid=kid, algorithm=algorithm)
+        if key.kid is None:
+            raise errors.InvalidInput(
+                "give the key an id (kid): the host names it in the JWT header", field="kid"
+            )
+        if not KID_PATTERN.fullmatch(key.kid):
+            raise errors.InvalidInput(
+                "a key id is 1 to 64 letters, digits or . _ : @ + = -", field="kid"
+            )
+        return key
+
+
+def _agreed(name: str, given: str | None, declared: object) -> str | None:
+    """``given``, else the JWK's own value; the two must not disagree."""
+    if declared is not None and not isinstance(declared, str):
+        raise errors.InvalidInput(f"the JWK's {name} must be a string", field="key")
+    if given is not None and declared is not None and given != declared:
+        raise errors.InvalidInput(
+            f"the {name} given ({_shown(given)}) differs from the JWK's ({_shown(declared)})",
+            field=name,
+        )
+    return given if given is not None else declared
+
+
+@overload
+def algorithm_named(value: str) -> Algorithm: ...
+@overload
+def algorithm_named(value: None) -> None: ...
+def algorithm_named(value: str | None) -> Algorithm | None:
+    """``value`` as an :data:`Algorithm`; :class:`errors.InvalidInput` when it is none of
+    :data:`ALGORITHMS`."""
+    if value is None:
+        return None
+    for algorithm in ALGORITHMS:
+        if algorithm == value:
+            return algorithm
+    raise errors.InvalidInput(
+        f"algorithm {_shown(value)} is not supported; use one of " + ", ".join(ALGORITHMS),
+        field="algorithm",
+    )
 
 
 def _checked_secret(key: bytes | str, algorithm: str) -> bytes:

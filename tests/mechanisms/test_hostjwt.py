@@ -498,3 +498,83 @@ def test_plain_constructor_validates_too() -> None:
         JwtKey(kid=None, algorithm="none", key=SECRET)  # type: ignore[arg-type]
     with pytest.raises(errors.InvalidInput, match="must be bytes"):
         JwtKey(kid=None, algorithm="HS256", key=SECRET.decode())
+
+
+# -- registering public keys: PEM or JWK ------------------------------------------------------
+
+
+def _alg_of(private_key: Any) -> str:
+    if isinstance(private_key, rsa.RSAPrivateKey):
+        return "RS256"
+    if isinstance(private_key, ec.EllipticCurvePrivateKey):
+        return "ES256"
+    return "EdDSA"
+
+
+def jwk_of(private_key: Any, **members: Any) -> dict[str, Any]:
+    """The public half of ``private_key`` as a JWK, with ``members`` added."""
+    algorithm = pyjwt.get_algorithm_by_name(_alg_of(private_key))
+    found: dict[str, Any] = algorithm.to_jwk(private_key.public_key(), as_dict=True)
+    return found | members
+
+
+@pytest.mark.parametrize("kind", ["rsa_key", "ec_key", "ed_key"])
+def test_a_jwk_verifies_tokens_like_its_pem(kind: str, request: pytest.FixtureRequest) -> None:
+    private_key = request.getfixturevalue(kind)
+    algorithm = _alg_of(private_key)
+    key = JwtKey.registered(json.dumps(jwk_of(private_key, kid="host-1")))
+    assert (key.kid, key.algorithm) == ("host-1", algorithm)
+    assert key.key == public_pem(private_key)
+    token = pyjwt.encode(claims(), private_key, algorithm=algorithm, headers={"kid": "host-1"})
+    assert verify(token, [key], now=NOW)["sub"] == "user-42"
+
+
+def test_a_jwk_s_alg_and_kid_are_used_unless_given_and_must_agree(
+    rsa_key: rsa.RSAPrivateKey,
+) -> None:
+    declared = jwk_of(rsa_key, kid="k1", alg="PS256")
+    assert JwtKey.from_jwk(declared).algorithm == "PS256"
+    assert JwtKey.from_jwk(declared, kid="k1", algorithm="PS256").kid == "k1"
+    with pytest.raises(errors.InvalidInput, match="differs from the JWK's") as caught:
+        JwtKey.from_jwk(declared, kid="k2")
+    assert caught.value.field == "kid"
+    with pytest.raises(errors.InvalidInput, match="differs from the JWK's"):
+        JwtKey.from_jwk(declared, algorithm="RS256")
+
+
+@pytest.mark.parametrize(
+    ("jwk", "reason"),
+    [
+        ({"kty": "oct", "k": b64url(SECRET)}, "symmetric JWK is not a public key"),
+        ({"kty": "RSA", "n": "AQAB", "e": "AQAB", "d": "AQAB"}, "holds a private key"),
+        ({"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}, "not a valid public JWK"),
+        ({"kty": "RSA", "n": "AQAB"}, "not a valid public JWK"),
+        ({"kty": "XYZ"}, "not a valid public JWK"),
+        ({"kty": "OKP", "crv": "Ed25519", "x": "AA", "use": "enc"}, "'use' must be 'sig'"),
+        ({"kty": "OKP", "crv": "Ed25519", "x": "AA", "alg": "RSA-OAEP"}, "is not supported"),
+    ],
+)
+def test_unusable_jwks_are_refused(jwk: dict[str, Any], reason: str) -> None:
+    with pytest.raises(errors.InvalidInput, match=reason) as caught:
+        JwtKey.from_jwk(jwk, kid="k")
+    assert "AQAB" not in caught.value.message
+
+
+def test_a_private_rsa_jwk_is_refused(rsa_key: rsa.RSAPrivateKey) -> None:
+    private = pyjwt.algorithms.RSAAlgorithm.to_jwk(rsa_key, as_dict=True)
+    with pytest.raises(errors.InvalidInput, match="holds a private key"):
+        JwtKey.registered(json.dumps(private), kid="k")
+
+
+def test_a_registered_key_needs_a_kid_of_a_plain_shape(ed_key: ed25519.Ed25519PrivateKey) -> None:
+    pem = public_pem(ed_key)
+    with pytest.raises(errors.InvalidInput, match="give the key an id") as caught:
+        JwtKey.registered(pem)
+    assert caught.value.field == "kid"
+    with pytest.raises(errors.InvalidInput, match="a key id is 1 to 64"):
+        JwtKey.registered(pem, kid="has space")
+    with pytest.raises(errors.InvalidInput, match="a key id is 1 to 64"):
+        JwtKey.registered(pem, kid="k" * 65)
+    with pytest.raises(errors.InvalidInput, match="not a valid JWK"):
+        JwtKey.registered("{not json", kid="k")
+    assert JwtKey.registered(f"\n  {pem}  \n", kid="ok").key == pem
