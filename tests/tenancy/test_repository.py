@@ -208,9 +208,31 @@ def test_jwt_key_ids_are_unique_per_environment(
         assert found.public_key_pem == pem
         assert [key.kid for key in keys.list(environment.id)] == ["k1", "k2"]
 
-    with pytest.raises(IntegrityError), database.session() as session:
-        JwtKeyRepository(session).add(environment.id, "k1", "RS256", pem)
+    with database.session() as session:
+        with pytest.raises(errors.Conflict, match="'k1' is already registered"):
+            JwtKeyRepository(session).add(environment.id, "k1", "RS256", pem)
+        JwtKeyRepository(session).add(environment.id, "k3", "RS256", pem)  # the rest goes on
 
     with database.session() as session:
         assert JwtKeyRepository(session).delete(environment.id, "k1")
         assert JwtKeyRepository(session).get(environment.id, "k1") is None
+        assert [key.kid for key in JwtKeyRepository(session).list(environment.id)] == ["k2", "k3"]
+
+
+def test_rotating_the_jwt_secret_replaces_it_with_a_fresh_encrypted_one(
+    database: Database, keyring: Keyring, environment: Environment
+) -> None:
+    with database.session() as session:
+        repository = EnvironmentRepository(session, keyring)
+        row = repository.get(environment.id)
+        assert row is not None
+        old = repository.jwt_secret(row)
+        new = repository.rotate_jwt_secret(row)
+        assert len(new) == 32
+        assert new != old
+    with database.session() as session:
+        repository = EnvironmentRepository(session, keyring)
+        stored = repository.get(environment.id)
+        assert stored is not None
+        assert repository.jwt_secret(stored) == new
+        assert new not in stored.jwt_secret_ct

@@ -14,7 +14,7 @@ from authbridge.connect.cli import connect_link_command
 from authbridge.connector_configs.cli import config_app
 from authbridge.refresh.cli import worker_command
 from authbridge.solutions.cli import app as solutions_app
-from authbridge.tenancy.cli import tokens_app, users_app
+from authbridge.tenancy.cli import jwt_app, tokens_app, users_app
 from authbridge.webhooks.cli import app as webhooks_app
 
 app = typer.Typer(
@@ -29,6 +29,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(users_app, name="users")
+app.add_typer(jwt_app, name="jwt")
 app.add_typer(solutions_app, name="solutions")
 app.add_typer(webhooks_app, name="webhooks")
 app.command("serve")(serve_command)

@@ -1,11 +1,13 @@
-"""End users, user tokens, master tokens and the audit log (master token only)."""
+"""End users, user tokens, master tokens, the keys of host JWTs and the audit log (master
+token only)."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from authbridge import errors
@@ -20,6 +22,9 @@ from authbridge.tenancy.schemas import (
     EndUserIn,
     EndUserOut,
     IssuedMasterTokenOut,
+    JwtKeyIn,
+    JwtKeyOut,
+    JwtSecretOut,
     MasterTokenIn,
     MasterTokenOut,
     UserTokenIn,
@@ -104,6 +109,77 @@ def revoke_master_token(token_id: str, bridge: BridgeDep, token: TokenDep) -> Re
     with transaction(bridge, token, master=True) as (session, principal):
         tenancy.revoke_master_token(session, principal.environment_id, token_id)
     # This process stops trusting it at once; the others within the cache's bound.
+    bridge.principals.clear()
+    return Response(status_code=204)
+
+
+@router.get("/jwt-secret", summary="Get the secret that signs HS256 host JWTs")
+def get_jwt_secret(bridge: BridgeDep, token: TokenDep, response: Response) -> JwtSecretOut:
+    """The environment's HMAC secret, base64url-encoded: the host decodes it and signs user
+    tokens and `jwt` connectors' tokens with the bytes (HS256). Audited; never cached."""
+    response.headers["Cache-Control"] = "no-store"
+    with transaction(bridge, token, master=True) as (session, principal):
+        secret = tenancy.jwt_secret(
+            session,
+            bridge.keyring,
+            principal.environment_id,
+            actor=principal.actor,
+            now=bridge.now(),
+        )
+    return JwtSecretOut(secret=secret)
+
+
+@router.post("/jwt-secret/rotate", summary="Replace the secret that signs HS256 host JWTs")
+def rotate_jwt_secret(bridge: BridgeDep, token: TokenDep, response: Response) -> JwtSecretOut:
+    """A fresh secret, in this answer: every JWT signed with the old one (user tokens
+    authbridge minted included) is refused from now on."""
+    response.headers["Cache-Control"] = "no-store"
+    with transaction(bridge, token, master=True) as (session, principal):
+        secret = tenancy.rotate_jwt_secret(
+            session,
+            bridge.keyring,
+            principal.environment_id,
+            actor=principal.actor,
+            now=bridge.now(),
+        )
+    bridge.principals.clear()  # this process stops trusting old tokens at once
+    return JwtSecretOut(secret=secret)
+
+
+@router.get("/jwt-keys", summary="List the public keys of host JWTs")
+def list_jwt_keys(bridge: BridgeDep, token: TokenDep) -> list[JwtKeyOut]:
+    with transaction(bridge, token, master=True) as (session, principal):
+        return [
+            JwtKeyOut.of(key) for key in tenancy.list_jwt_keys(session, principal.environment_id)
+        ]
+
+
+@router.post("/jwt-keys", status_code=201, summary="Register a public key of host JWTs")
+def add_jwt_key(body: JwtKeyIn, bridge: BridgeDep, token: TokenDep) -> JwtKeyOut:
+    """JWTs whose header names this `kid` (RS256, ES256, EdDSA …) are verified with it."""
+    key = body.key if isinstance(body.key, str) else json.dumps(body.key)
+    with transaction(bridge, token, master=True) as (session, principal):
+        record = tenancy.add_jwt_key(
+            session,
+            principal.environment_id,
+            key,
+            kid=body.kid,
+            algorithm=body.algorithm,
+            actor=principal.actor,
+            now=bridge.now(),
+        )
+        return JwtKeyOut.of(record)
+
+
+@router.delete("/jwt-keys/{kid}", status_code=204, summary="Remove a public key of host JWTs")
+def remove_jwt_key(
+    kid: Annotated[str, Path(max_length=64)], bridge: BridgeDep, token: TokenDep
+) -> Response:
+    """JWTs signed with it are refused from now on."""
+    with transaction(bridge, token, master=True) as (session, principal):
+        tenancy.remove_jwt_key(
+            session, principal.environment_id, kid, actor=principal.actor, now=bridge.now()
+        )
     bridge.principals.clear()
     return Response(status_code=204)
 

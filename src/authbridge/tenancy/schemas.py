@@ -1,15 +1,15 @@
-"""The request and response bodies of the tenancy API: end users, user tokens, master tokens
-and the audit log."""
+"""The request and response bodies of the tenancy API: end users, user tokens, master tokens,
+the keys of host JWTs and the audit log."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from authbridge.api.schemas import MAX_TEXT, ExternalId, Request
-from authbridge.storage.models import AuditEvent, EndUser, MasterToken
+from authbridge.storage.models import AuditEvent, EndUser, JwtPublicKey, MasterToken
 
 
 class EndUserIn(Request):
@@ -72,6 +72,50 @@ class MasterTokenOut(BaseModel):
 
 class IssuedMasterTokenOut(MasterTokenOut):
     token: str = Field(description="Shown once; only its hash is stored")
+
+
+class JwtSecretOut(BaseModel):
+    secret: str = Field(
+        description="The environment's HMAC secret, base64url-encoded: decode it and sign "
+        "HS256 JWTs (user tokens, jwt connectors' tokens) with the bytes"
+    )
+    encoding: Literal["base64url"] = "base64url"
+    algorithm: Literal["HS256"] = "HS256"
+
+
+class JwtKeyIn(Request):
+    key: str | dict[str, Any] = Field(
+        description="The public key: PEM text ('-----BEGIN PUBLIC KEY-----'), or a JWK (an "
+        "object, or its JSON text); never the private key"
+    )
+    kid: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="The key id JWTs name in their header; the JWK's kid when omitted",
+    )
+    algorithm: str | None = Field(
+        default=None,
+        max_length=16,
+        description="RS256, RS384, RS512, PS256, ES256, ES384 or EdDSA; inferred from the key "
+        "(RS256 for RSA) when omitted",
+    )
+
+
+class JwtKeyOut(BaseModel):
+    kid: str
+    algorithm: str
+    public_key: str = Field(description="The public key, as PEM")
+    created_at: datetime
+
+    @classmethod
+    def of(cls, record: JwtPublicKey) -> JwtKeyOut:
+        return cls(
+            kid=record.kid,
+            algorithm=record.algorithm,
+            public_key=record.public_key_pem,
+            created_at=record.created_at,
+        )
 
 
 class AuditEventOut(BaseModel):

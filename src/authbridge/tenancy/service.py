@@ -1,22 +1,25 @@
-"""Tenancy: environments, their master tokens, end users, user tokens and the audit log.
+"""Tenancy: environments, their master tokens, end users, user tokens, the keys host JWTs are
+signed with, and the audit log.
 
-The REST API (``/v1/end-users``, ``/v1/user-tokens``, ``/v1/master-tokens``,
-``/v1/audit-events``), GraphQL's user mutations and queries, and the CLI (``tokens``, ``users``,
-``serve``'s first start) all go through here. Functions take the caller's session; the adapter
-owns the transaction.
+The REST API (``/v1/end-users``, ``/v1/user-tokens``, ``/v1/master-tokens``, ``/v1/jwt-secret``,
+``/v1/jwt-keys``, ``/v1/audit-events``), GraphQL's user mutations and queries, and the CLI
+(``tokens``, ``users``, ``jwt``, ``serve``'s first start) all go through here. Functions take
+the caller's session; the adapter owns the transaction.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from authbridge import errors
+from authbridge.hostjwt import JwtKey, algorithm_named
 from authbridge.services.bridge import Bridge
 from authbridge.services.principals import DEFAULT_USER_TOKEN_TTL, Principal, mint_user_token
-from authbridge.storage.models import AuditEvent, EndUser, Environment, MasterToken
+from authbridge.storage.models import AuditEvent, EndUser, Environment, JwtPublicKey, MasterToken
 from authbridge.storage.repositories import Page
 from authbridge.tenancy.repository import (
     DEFAULT_ENVIRONMENT,
@@ -24,6 +27,7 @@ from authbridge.tenancy.repository import (
     EndUserRepository,
     EnvironmentRepository,
     IssuedMasterToken,
+    JwtKeyRepository,
     MasterTokenRepository,
 )
 from authbridge.vault import Keyring
@@ -193,6 +197,124 @@ def issue_user_token(
     return mint_user_token(
         session, bridge.keyring, environment, end_user, now=bridge.now(), ttl=ttl
     )
+
+
+# -- the keys of host JWTs ---------------------------------------------------------------------
+
+#: How the HMAC secret is shown: its 32 random bytes, base64url-encoded; sign with the bytes.
+JWT_SECRET_ENCODING = "base64url"
+JWT_SECRET_READ = "environment.jwt_secret_read"
+JWT_SECRET_ROTATED = "environment.jwt_secret_rotated"
+JWT_KEY_ADDED = "jwt_key.added"
+JWT_KEY_REMOVED = "jwt_key.removed"
+#: The longest key text accepted (a 4096-bit RSA key is about 800 characters of PEM).
+MAX_KEY_TEXT = 16 * 1024
+
+
+def _environment(session: Session, keyring: Keyring, environment_id: str) -> Environment:
+    environment = EnvironmentRepository(session, keyring).get(environment_id)
+    if environment is None:
+        raise errors.NotFound(f"environment '{environment_id}' not found")
+    return environment
+
+
+def _shown_secret(secret: bytes) -> str:
+    return base64.urlsafe_b64encode(secret).decode()
+
+
+def _audit_jwt(
+    session: Session,
+    environment_id: str,
+    actor: str,
+    action: str,
+    target: tuple[str, str],
+    now: datetime,
+    detail: dict[str, str] | None = None,
+) -> None:
+    AuditRepository(session).record(
+        environment_id=environment_id,
+        actor=actor,
+        action=action,
+        target_type=target[0],
+        target_id=target[1],
+        detail=detail,
+        now=now,
+    )
+
+
+def jwt_secret(
+    session: Session, keyring: Keyring, environment_id: str, *, actor: str, now: datetime
+) -> str:
+    """The environment's HMAC secret, which signs HS256 host JWTs and user tokens, as
+    :data:`JWT_SECRET_ENCODING` text (the host decodes it and signs with the bytes). The read
+    is audited; the secret itself is never logged."""
+    environment = _environment(session, keyring, environment_id)
+    secret = EnvironmentRepository(session, keyring).jwt_secret(environment)
+    _audit_jwt(
+        session, environment.id, actor, JWT_SECRET_READ, ("environment", environment.id), now
+    )
+    return _shown_secret(secret)
+
+
+def rotate_jwt_secret(
+    session: Session, keyring: Keyring, environment_id: str, *, actor: str, now: datetime
+) -> str:
+    """Replace the HMAC secret with a fresh one and return it (as :func:`jwt_secret`).
+
+    Every JWT signed with the old secret is refused from then on, user tokens authbridge
+    minted included; once committed, clear the process's principal cache
+    (``bridge.principals.clear()``), the other processes stop trusting them within its bound.
+    """
+    environment = _environment(session, keyring, environment_id)
+    secret = EnvironmentRepository(session, keyring).rotate_jwt_secret(environment)
+    target = ("environment", environment.id)
+    _audit_jwt(session, environment.id, actor, JWT_SECRET_ROTATED, target, now)
+    return _shown_secret(secret)
+
+
+def add_jwt_key(
+    session: Session,
+    environment_id: str,
+    key: str,
+    *,
+    kid: str | None,
+    algorithm: str | None,
+    actor: str,
+    now: datetime,
+) -> JwtPublicKey:
+    """Register a public key the host signs JWTs with: PEM text or a JWK (JSON text), for
+    RS256 (RS384, RS512, PS256), ES256 (ES384) or EdDSA, the algorithm inferred from the key
+    unless given. ``kid`` (else the JWK's) is required and must be new in the environment
+    (:class:`errors.Conflict`); a private, malformed or too weak key is
+    :class:`errors.InvalidInput`."""
+    if len(key) > MAX_KEY_TEXT:
+        raise errors.InvalidInput(
+            f"the key is longer than {MAX_KEY_TEXT} characters; send one public key", field="key"
+        )
+    checked = JwtKey.registered(key, kid=kid, algorithm=algorithm_named(algorithm))
+    assert checked.kid is not None
+    assert isinstance(checked.key, str)
+    record = JwtKeyRepository(session).add(
+        environment_id, checked.kid, checked.algorithm, checked.key
+    )
+    detail: dict[str, str] = {"algorithm": checked.algorithm}
+    _audit_jwt(session, environment_id, actor, JWT_KEY_ADDED, ("jwt_key", checked.kid), now, detail)
+    return record
+
+
+def list_jwt_keys(session: Session, environment_id: str) -> list[JwtPublicKey]:
+    """The environment's registered public keys, oldest first."""
+    return list(JwtKeyRepository(session).list(environment_id))
+
+
+def remove_jwt_key(
+    session: Session, environment_id: str, kid: str, *, actor: str, now: datetime
+) -> None:
+    """Remove a registered key (:class:`errors.NotFound` when there is none with ``kid``): JWTs
+    it signed are refused from then on; clear the principal cache once committed."""
+    if not JwtKeyRepository(session).delete(environment_id, kid):
+        raise errors.NotFound(f"there is no key with id '{kid}'")
+    _audit_jwt(session, environment_id, actor, JWT_KEY_REMOVED, ("jwt_key", kid), now)
 
 
 # -- audit log ---------------------------------------------------------------------------------

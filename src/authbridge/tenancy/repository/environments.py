@@ -59,6 +59,13 @@ class EnvironmentRepository:
                 raise
             return created
 
+    def rotate_jwt_secret(self, environment: Environment) -> bytes:
+        """Replace the environment's HMAC secret with a fresh 256-bit one and return it."""
+        secret = secrets.token_bytes(JWT_SECRET_BYTES)
+        environment.jwt_secret_ct = seal(self.keyring, environment, "jwt_secret_ct", secret)
+        self.session.flush()
+        return secret
+
     def jwt_secret(self, environment: Environment) -> bytes:
         """Decrypt the environment's HMAC secret (for user tokens and HS256 host JWTs)."""
         return unseal(self.keyring, environment, "jwt_secret_ct")

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from authbridge.errors import Conflict
 from authbridge.storage.models import JwtPublicKey, new_id, utcnow
 from authbridge.storage.repositories._dml import affected_rows
 
@@ -23,7 +25,8 @@ class JwtKeyRepository:
     def add(
         self, environment_id: str, kid: str, algorithm: str, public_key_pem: str
     ) -> JwtPublicKey:
-        """Register a public key; ``kid`` must be new in the environment."""
+        """Register a public key; :class:`Conflict` when ``kid`` is not new in the environment
+        (also when a concurrent transaction has just added it)."""
         key = JwtPublicKey(
             id=new_id(),
             environment_id=environment_id,
@@ -32,8 +35,13 @@ class JwtKeyRepository:
             public_key_pem=public_key_pem,
             created_at=utcnow(),
         )
-        self.session.add(key)
-        self.session.flush()
+        try:
+            with self.session.begin_nested():  # a duplicate undoes this insert only
+                self.session.add(key)
+        except IntegrityError:
+            raise Conflict(
+                f"a key with id '{kid}' is already registered; remove it first or choose another"
+            ) from None
         return key
 
     def get(self, environment_id: str, kid: str) -> JwtPublicKey | None:
