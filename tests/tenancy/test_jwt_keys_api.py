@@ -170,6 +170,16 @@ def test_a_registered_public_key_verifies_the_host_s_tokens(
     assert audit_actions(api) == [("jwt_key.added", "host-1"), ("jwt_key.removed", "host-1")]
 
 
+def test_a_key_is_used_with_the_algorithm_it_was_registered_for(api: Api) -> None:
+    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    add_key(api, key=public_pem(private_key), kid="pss", algorithm="PS256")
+    add_key(api, key=json.dumps({"kid": "jwk-384"} | rsa_jwk(private_key, alg="RS384")))
+
+    assert works(api, signed(private_key, "PS256", kid="pss"))
+    assert works(api, signed(private_key, "RS384", kid="jwk-384"))
+    assert not works(api, signed(private_key, "RS256", kid="pss"))
+
+
 def rsa_jwk(private_key: rsa.RSAPrivateKey, **members: Any) -> dict[str, Any]:
     jwk: dict[str, Any] = jwt.algorithms.RSAAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
     return jwk | members

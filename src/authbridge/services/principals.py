@@ -24,7 +24,7 @@ import jwt
 from sqlalchemy.orm import Session
 
 from authbridge import errors
-from authbridge.hostjwt import JwtKey, verify
+from authbridge.hostjwt import JwtKey, algorithm_named, verify
 from authbridge.mechanisms.jwt import AUTH_DATA_CLAIMS
 from authbridge.storage.models import EndUser, Environment
 from authbridge.tenancy.repository import (
@@ -191,7 +191,8 @@ def environment_keys(session: Session, keyring: Keyring, environment: Environmen
     secret = EnvironmentRepository(session, keyring).jwt_secret(environment)
     keys = [JwtKey.hmac(secret)]
     for record in JwtKeyRepository(session).list(environment.id):
-        keys.append(JwtKey.public(record.public_key_pem, kid=record.kid))
+        algorithm = algorithm_named(record.algorithm)  # as registered: RS384, PS256 …
+        keys.append(JwtKey.public(record.public_key_pem, kid=record.kid, algorithm=algorithm))
     return keys
 
 
