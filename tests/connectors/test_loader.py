@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from authbridge.connectors.loader import DefinitionContext, load_connector
-from authbridge.connectors.models import ApiKeyDefinition, OAuth2Definition
+from authbridge.connectors.models import ApiKeyDefinition, NoneDefinition, OAuth2Definition
 from authbridge.connectors.registry import scan_folder
 from authbridge.errors import DefinitionError
 
@@ -274,3 +274,43 @@ def test_a_definition_raising_on_real_client_values_hides_them(tmp_path: Path) -
         "calling it failed: ValueError: secret [redacted] is not for this tenant"
     )
     assert "s3cr3t-value" not in str(caught.value)
+
+
+def test_a_folder_with_only_a_manifest_is_a_connector_without_per_user_auth(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path, "acme/notes/manifest.yaml", "label: Acme Notes\nversion: '2'\n")
+    write(tmp_path, "acme/keyed/manifest.yml", "key: acme-keyed\n")
+    report = scan_folder(tmp_path, origin="test")
+    assert report.problems == []
+    keyed, notes = report.connectors
+    assert (notes.key, notes.version, notes.label, notes.auth_type) == (
+        "notes",
+        "2",
+        "Acme Notes",
+        "none",
+    )
+    assert notes.definition() == NoneDefinition()
+    assert notes.source == tmp_path / "acme/notes/manifest.yaml"
+    assert (keyed.key, keyed.auth_type) == ("acme-keyed", "none")
+
+
+def test_a_manifest_above_module_connectors_is_no_connector_of_its_own(tmp_path: Path) -> None:
+    write(tmp_path, "google/workspace/manifest.yaml", "label: Google Workspace\n")
+    write(tmp_path, "google/workspace/gmail/auth.yaml", "type: none\n")
+    report = scan_folder(tmp_path, origin="test")
+    assert report.problems == []
+    assert [c.key for c in report.connectors] == ["gmail"]
+
+
+def test_a_manifest_only_folder_reports_its_problems(tmp_path: Path) -> None:
+    write(tmp_path, "acme/bad/manifest.yaml", "key: Not A Key\n")
+    write(tmp_path, "acme/odd/manifest.yaml", "colour: blue\n")
+    write(tmp_path, "loose/manifest.yaml", "label: Loose\n")
+    report = scan_folder(tmp_path, origin="test")
+    assert report.connectors == []
+    messages = sorted(str(problem) for problem in report.problems)
+    assert len(messages) == 3, messages
+    assert "acme/bad/manifest.yaml: key: must be lowercase" in messages[0]
+    assert "acme/odd/manifest.yaml: colour: unknown key" in messages[1]
+    assert "loose/manifest.yaml: must sit at" in messages[2]

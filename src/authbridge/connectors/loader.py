@@ -3,6 +3,9 @@
 Layout: ``<vendor>/<service>/auth.py`` or ``auth.yaml`` (optionally one level deeper,
 ``<vendor>/<service>/<module>/auth.*``), with an optional ``manifest.yaml`` beside it. The
 connector's key is the manifest's ``key``, else the name of the folder holding the auth file.
+A folder with a manifest and no auth file is a connector without per-user auth (type ``none``,
+Rollout's ``auth: false``): its integration code uses what the host configures, nothing an end
+user connects.
 
 ``auth.py`` exports ``type`` and ``definition`` (a mapping, or a callable returning one, given
 a :class:`DefinitionContext` or, when it takes no argument, nothing). ``auth.yaml`` holds the
@@ -30,6 +33,7 @@ from authbridge.connectors.models import (
     AUTH_TYPES,
     AuthDefinition,
     AuthType,
+    NoneDefinition,
     canonical_type,
     parse_definition,
 )
@@ -218,11 +222,8 @@ def _definition_arguments(
     return None
 
 
-def load_connector(auth_file: Path, *, origin: str, key: str | None = None) -> Connector:
-    """Load one connector from its auth file; :class:`DefinitionError` lists every problem."""
-    name = str(auth_file)
-    manifest = _load_manifest(auth_file.parent)
-    key = manifest.key or key or auth_file.parent.name
+def _connector_key(name: str, manifest: Manifest, key: str | None, folder: Path) -> str:
+    key = manifest.key or key or folder.name
     if not KEY_PATTERN.match(key):
         raise DefinitionError(
             [
@@ -234,6 +235,30 @@ def load_connector(auth_file: Path, *, origin: str, key: str | None = None) -> C
                 )
             ]
         )
+    return key
+
+
+def load_manifest_only(folder: Path, *, origin: str) -> Connector:
+    """Load a connector without per-user auth from the manifest of a folder that holds no
+    auth file: its type is ``none`` and its definition empty."""
+    manifest_file = next(folder / name for name in MANIFEST_FILES if (folder / name).is_file())
+    manifest = _load_manifest(folder)
+    return Connector(
+        key=_connector_key(str(manifest_file), manifest, None, folder),
+        version=manifest.version,
+        auth_type="none",
+        manifest=manifest,
+        source=manifest_file,
+        origin=origin,
+        static_definition=NoneDefinition(),
+    )
+
+
+def load_connector(auth_file: Path, *, origin: str, key: str | None = None) -> Connector:
+    """Load one connector from its auth file; :class:`DefinitionError` lists every problem."""
+    name = str(auth_file)
+    manifest = _load_manifest(auth_file.parent)
+    key = _connector_key(name, manifest, key, auth_file.parent)
     if auth_file.suffix == ".py":
         auth_type, raw = _read_python(auth_file)
     else:

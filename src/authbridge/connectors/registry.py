@@ -14,9 +14,11 @@ from pathlib import Path
 
 from authbridge.connectors.loader import (
     AUTH_FILES,
+    MANIFEST_FILES,
     Connector,
     connector_identity,
     load_connector,
+    load_manifest_only,
 )
 from authbridge.errors import ConnectorNotFound, DefinitionError, Problem
 
@@ -40,35 +42,54 @@ class LoadReport:
     """The key and version (``None``: unknown) of each connector that failed to load."""
 
 
+def _connector_folders(root: Path) -> list[Path]:
+    """The folders holding an auth file, and those holding only a manifest (a connector
+    without per-user auth) unless connectors sit below them."""
+    with_auth = {path.parent for name in AUTH_FILES for path in root.rglob(name)}
+    with_manifest = {path.parent for name in MANIFEST_FILES for path in root.rglob(name)}
+    manifest_only = {
+        folder
+        for folder in with_manifest - with_auth
+        if not any(auth.is_relative_to(folder) for auth in with_auth)
+    }
+    return sorted(with_auth | manifest_only)
+
+
 def scan_folder(root: Path, *, origin: str) -> LoadReport:
-    """Load every connector under ``root`` (``<vendor>/<service>[/<module>]/auth.*``)."""
+    """Load every connector under ``root`` (``<vendor>/<service>[/<module>]/auth.*``, or a
+    ``manifest.yaml`` alone)."""
     report = LoadReport()
     if not root.is_dir():
         report.problems.append(Problem(str(root), "", "is not a folder"))
         return report
     seen: dict[tuple[str, str], Path] = {}
-    folders = sorted({path.parent for name in AUTH_FILES for path in root.rglob(name)})
-    for folder in folders:
+    for folder in _connector_folders(root):
         relative = folder.relative_to(root).parts
         if any(part.startswith((".", "__")) for part in relative):
             continue
         auth_files = [folder / name for name in AUTH_FILES if (folder / name).is_file()]
+        found = auth_files or [
+            folder / name for name in MANIFEST_FILES if (folder / name).is_file()
+        ]
         if len(relative) not in (2, 3):
             report.problems.append(
                 Problem(
-                    str(auth_files[0]),
+                    str(found[0]),
                     "",
                     "must sit at <vendor>/<service>/auth.* or <vendor>/<service>/<module>/auth.*",
                 )
             )
             continue
-        if len(auth_files) > 1:
-            names = ", ".join(path.name for path in auth_files)
+        if len(found) > 1:
+            names = ", ".join(path.name for path in found)
             report.problems.append(Problem(str(folder), "", f"has {names}: keep only one"))
             continue
-        auth_file = auth_files[0]
+        auth_file = found[0]
         try:
-            connector = load_connector(auth_file, origin=origin)
+            if auth_files:
+                connector = load_connector(auth_file, origin=origin)
+            else:
+                connector = load_manifest_only(folder, origin=origin)
         except DefinitionError as exc:
             report.problems.extend(exc.problems)
             report.broken.append(connector_identity(auth_file))
