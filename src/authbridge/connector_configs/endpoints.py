@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from starlette.concurrency import run_in_threadpool
 
 from authbridge import errors
 from authbridge.api.deps import BridgeDep, TokenDep, transaction
+from authbridge.authentications.schemas import RequestAuthOut
 from authbridge.connector_configs import service as connectors
 from authbridge.connector_configs.schemas import (
     ConnectorConfigIn,
@@ -77,6 +79,38 @@ def get_import_template(
     newest unless given) and variant: replace each `<...>` placeholder with a value."""
     with transaction(bridge, token):
         return connectors.import_template(bridge.registry.get(key, version), variant)
+
+
+@router.get(
+    "/connectors/{key}/request-auth",
+    summary="How to authenticate requests of a connector without per-user auth",
+)
+async def get_connector_request_auth(
+    key: str,
+    bridge: BridgeDep,
+    token: TokenDep,
+    version: Annotated[str | None, Query(max_length=32)] = None,
+    variant: VariantQuery = None,
+) -> RequestAuthOut:
+    """For a `none` connector (no per-user auth): its request rules rendered from the
+    environment's configuration of it (settings, variant), with no authentication, as
+    `GET /v1/authentications/{id}/request-auth` renders an account's. Master token only;
+    audited. 422 for a connector whose end users each connect an account."""
+
+    def read() -> connectors.ConnectorSetup:
+        with transaction(bridge, token, master=True) as (session, principal):
+            return connectors.setup_for_requests(
+                bridge,
+                session,
+                principal.environment_id,
+                key,
+                version,
+                variant,
+                actor=principal.actor,
+            )
+
+    rendered = await connectors.request_auth(bridge, await run_in_threadpool(read))
+    return RequestAuthOut.model_validate(rendered.to_json() | {"expires_at": None})
 
 
 @router.get("/connector-configs", summary="List connector configurations")

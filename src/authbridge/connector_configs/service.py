@@ -22,11 +22,14 @@ from authbridge.connector_configs.repository import ConnectorConfigRepository
 from authbridge.connector_configs.repository import ConnectorSettings as ConnectorSettings
 from authbridge.connectors.loader import Connector, DefinitionContext
 from authbridge.connectors.models import AuthDefinition
-from authbridge.mechanisms import ClientConfig, get_mechanism
+from authbridge.mechanisms import ClientConfig, get_mechanism, request_rules
 from authbridge.mechanisms.form import check_fields
+from authbridge.mechanisms.request_rules import RequestAuth
 from authbridge.services.bridge import Bridge
+from authbridge.tenancy.repository import AuditRepository
 
 MAX_SCOPES = 100
+REQUEST_AUTH_READ = "connector.request_auth_read"
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,56 @@ def setup(
         config=config,
         callback_url=url,
         variant=chosen,
+    )
+
+
+def setup_for_requests(
+    bridge: Bridge,
+    session: Session,
+    environment_id: str,
+    connector_key: str,
+    version: str | None = None,
+    variant: str | None = None,
+    *,
+    actor: str,
+) -> ConnectorSetup:
+    """The setup of a connector without per-user auth (``none``), whose request rules take
+    only what the host configured: integration code uses it with no authentication. Audited
+    as ``connector.request_auth_read``; only the host (a master token) may read it, since the
+    rules may carry its settings. :class:`errors.InvalidInput` for a connector whose end users
+    each connect an account."""
+    connector_setup = setup(bridge, session, environment_id, connector_key, version, variant)
+    definition = connector_setup.definition
+    if get_mechanism(definition.type).per_user:
+        raise errors.InvalidInput(
+            f"connector '{connector_setup.connector.key}' is a {definition.type} connector: "
+            "each end user connects an account, so use that authentication's request-auth",
+            field="key",
+        )
+    AuditRepository(session).record(
+        environment_id=environment_id,
+        actor=actor,
+        action=REQUEST_AUTH_READ,
+        target_type="connector",
+        target_id=connector_setup.connector.key,
+        detail={
+            "version": connector_setup.connector.version,
+            "variant": connector_setup.variant or connector_setup.connector.default_variant,
+        },
+        now=bridge.now(),
+    )
+    return connector_setup
+
+
+async def request_auth(bridge: Bridge, connector_setup: ConnectorSetup) -> RequestAuth:
+    """The request rules of a connector without per-user auth, rendered from its
+    configuration and variant (no transaction open: a callable ``request`` may call out)."""
+    return await request_rules.prepare(
+        connector_setup.definition,
+        credentials={},
+        config=connector_setup.config,
+        http=bridge.http,
+        now=bridge.now(),
     )
 
 

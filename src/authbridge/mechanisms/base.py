@@ -68,6 +68,9 @@ class Mechanism(ABC):
     #: Whether rendering the request rules needs the connector's client secret (OAuth 1.0a
     #: signs every request with the consumer secret), so that only a master token may read them.
     request_auth_needs_master: ClassVar[bool] = False
+    #: Whether each end user connects an account of their own (``False`` for ``none``: the
+    #: request rules are rendered from the host's configuration alone, with no authentication).
+    per_user: ClassVar[bool] = True
 
     def form_fields(self, definition: AuthDefinition) -> Fields:
         """The inputs the connect page shows for ``definition`` (none by default)."""

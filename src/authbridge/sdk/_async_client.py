@@ -96,14 +96,31 @@ class AsyncClient:
     # -- the context of a trigger or action --------------------------------------------------
 
     @asynccontextmanager
-    async def context(self, auth_id: str) -> AsyncIterator[AsyncContext]:
+    async def context(
+        self,
+        auth_id: str | None = None,
+        *,
+        connector: str | None = None,
+        version: str | None = None,
+        variant: str | None = None,
+    ) -> AsyncIterator[AsyncContext]:
         """The :class:`AsyncContext` for code using ``auth_id``'s account; ``http`` closes after.
 
         ``context.auth`` holds the fresh credentials and ``context.http`` sends requests to the
         connector's base URL with the credentials applied, refreshing them once on a 401.
+
+        For a connector without per-user auth (type ``none``) give ``connector`` (and its
+        ``version`` or ``variant``) instead: no end user connects anything, ``context.auth`` is
+        empty and ``http`` applies the rules the host configured (a master token).
         """
-        credentials = await self.credentials(auth_id)
-        rules = await self.request_auth(auth_id)
+        if auth_id is not None and connector is None:
+            credentials = await self.credentials(auth_id)
+            rules = await self.request_auth(auth_id)
+        elif auth_id is None and connector is not None:
+            credentials = Credentials.none(connector)
+            rules = await self.connector_request_auth(connector, version=version, variant=variant)
+        else:
+            raise ValueError(calls.CONTEXT_OF)
         context = AsyncContext(self, auth_id, rules, credentials, timeout=self.timeout)
         async with context.http:
             yield context
@@ -214,6 +231,13 @@ class AsyncClient:
     async def request_auth(self, auth_id: str) -> RequestAuth:
         """The connector's request rules rendered with these credentials (fresh)."""
         return await self._send(calls.request_auth(auth_id))
+
+    async def connector_request_auth(
+        self, key: str, *, version: str | None = None, variant: str | None = None
+    ) -> RequestAuth:
+        """The request rules of a connector without per-user auth (type ``none``), rendered
+        from the host's configuration of it (master token)."""
+        return await self._send(calls.connector_request_auth(key, version, variant))
 
     async def refresh(self, auth_id: str) -> Refreshed:
         """Refresh now, whether due or not; :class:`Conflict` when it cannot be refreshed,

@@ -204,6 +204,22 @@ def request_auth(auth_id: str) -> Call[RequestAuth]:
     )
 
 
+CONTEXT_OF = (
+    "give the context an auth_id, or connector= for a connector without per-user auth, not both"
+)
+
+
+def connector_request_auth(key: str, version: str | None, variant: str | None) -> Call[RequestAuth]:
+    from authbridge.mechanisms.request_rules import RequestAuth  # heavy: imported when used
+
+    return Call(
+        "GET",
+        f"/v1/connectors/{_segment(key)}/request-auth",
+        lambda response: RequestAuth.from_json(response.json()),
+        params=_query(version=version, variant=variant),
+    )
+
+
 def refresh(auth_id: str) -> Call[Refreshed]:
     return Call("POST", _auth_path(auth_id, "/refresh"), _model(Refreshed))
 

@@ -111,14 +111,31 @@ class Client:
     # -- the context of a trigger or action --------------------------------------------------
 
     @contextmanager
-    def context(self, auth_id: str) -> Iterator[Context]:
+    def context(
+        self,
+        auth_id: str | None = None,
+        *,
+        connector: str | None = None,
+        version: str | None = None,
+        variant: str | None = None,
+    ) -> Iterator[Context]:
         """The :class:`Context` for code using ``auth_id``'s account; ``http`` closes after.
 
         ``context.auth`` holds the fresh credentials and ``context.http`` sends requests to the
         connector's base URL with the credentials applied, refreshing them once on a 401.
+
+        For a connector without per-user auth (type ``none``) give ``connector`` (and its
+        ``version`` or ``variant``) instead: no end user connects anything, ``context.auth`` is
+        empty and ``http`` applies the rules the host configured (a master token).
         """
-        credentials = self.credentials(auth_id)
-        rules = self.request_auth(auth_id)
+        if auth_id is not None and connector is None:
+            credentials = self.credentials(auth_id)
+            rules = self.request_auth(auth_id)
+        elif auth_id is None and connector is not None:
+            credentials = Credentials.none(connector)
+            rules = self.connector_request_auth(connector, version=version, variant=variant)
+        else:
+            raise ValueError(calls.CONTEXT_OF)
         context = Context(self, auth_id, rules, credentials, timeout=self.timeout)
         with context.http:
             yield context
@@ -227,6 +244,13 @@ class Client:
     def request_auth(self, auth_id: str) -> RequestAuth:
         """The connector's request rules rendered with these credentials (fresh)."""
         return self._send(calls.request_auth(auth_id))
+
+    def connector_request_auth(
+        self, key: str, *, version: str | None = None, variant: str | None = None
+    ) -> RequestAuth:
+        """The request rules of a connector without per-user auth (type ``none``), rendered
+        from the host's configuration of it (master token)."""
+        return self._send(calls.connector_request_auth(key, version, variant))
 
     def refresh(self, auth_id: str) -> Refreshed:
         """Refresh now, whether due or not; :class:`Conflict` when it cannot be refreshed,

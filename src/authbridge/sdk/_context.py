@@ -133,7 +133,7 @@ def _drive(
 
 
 class _BaseContext:
-    def __init__(self, auth_id: str, rules: RequestAuth, credentials: Credentials) -> None:
+    def __init__(self, auth_id: str | None, rules: RequestAuth, credentials: Credentials) -> None:
         self.auth_id = auth_id
         self._rules = _Rules(rules, credentials, 0)
 
@@ -157,13 +157,15 @@ class _BaseContext:
 class Context(_BaseContext):
     """What a sync trigger or action receives: ``auth``, ``http``, ``auth_id``, ``connector``.
 
-    Made by ``Client.context(auth_id)``, which closes ``http`` when its block ends.
+    Made by ``Client.context(auth_id)``, which closes ``http`` when its block ends; for a
+    connector without per-user auth (``Client.context(connector=key)``) ``auth_id`` is ``None``
+    and a 401 is never retried, as there is nothing to refresh.
     """
 
     def __init__(
         self,
         client: Client,
-        auth_id: str,
+        auth_id: str | None,
         rules: RequestAuth,
         credentials: Credentials,
         *,
@@ -176,6 +178,8 @@ class Context(_BaseContext):
         self.http = httpx.Client(base_url=rules.base_url or "", auth=auth, timeout=timeout)
 
     def _refresh_after(self, generation: int) -> bool:
+        if self.auth_id is None:
+            return False
         with self._lock:
             if self._rules.generation != generation:
                 return True
@@ -192,13 +196,14 @@ class Context(_BaseContext):
 class AsyncContext(_BaseContext):
     """What an async trigger or action receives; ``http`` is an ``httpx.AsyncClient``.
 
-    Made by ``AsyncClient.context(auth_id)``, which closes ``http`` when its block ends.
+    Made by ``AsyncClient.context(auth_id)`` (or ``context(connector=key)``), which closes
+    ``http`` when its block ends.
     """
 
     def __init__(
         self,
         client: AsyncClient,
-        auth_id: str,
+        auth_id: str | None,
         rules: RequestAuth,
         credentials: Credentials,
         *,
@@ -211,6 +216,8 @@ class AsyncContext(_BaseContext):
         self.http = httpx.AsyncClient(base_url=rules.base_url or "", auth=auth, timeout=timeout)
 
     async def _refresh_after(self, generation: int) -> bool:
+        if self.auth_id is None:
+            return False
         async with self._lock:
             if self._rules.generation != generation:
                 return True

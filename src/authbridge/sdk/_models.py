@@ -123,13 +123,15 @@ class Credentials(Mapping[str, Any]):
 
     The entered fields and tokens (``credentials["api_key"]``, ``["access_token"]``), never
     the refresh token, which only authbridge uses. ``repr`` names the keys, not the values.
+    A connector without per-user auth has none: ``authentication_id`` is ``None`` and the
+    mapping empty (:meth:`none`).
     """
 
     def __init__(
         self,
         values: Mapping[str, Any],
         *,
-        authentication_id: str,
+        authentication_id: str | None,
         connector: str,
         auth_type: str,
         expires_at: datetime | None,
@@ -139,6 +141,13 @@ class Credentials(Mapping[str, Any]):
         self.connector = connector
         self.auth_type = auth_type
         self.expires_at = expires_at
+
+    @classmethod
+    def none(cls, connector: str) -> Credentials:
+        """No credentials: those of a connector without per-user auth."""
+        return cls(
+            {}, authentication_id=None, connector=connector, auth_type="none", expires_at=None
+        )
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> Credentials:
