@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy import JSON, Enum, Float, ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from authbridge.storage.models.base import ID_LENGTH, Base, id_column, utcnow
@@ -15,7 +15,10 @@ from authbridge.storage.models.base import ID_LENGTH, Base, id_column, utcnow
 class WebhookEndpoint(Base):
     """Where an environment's events are sent; ``secret_ct`` is the encrypted signing secret.
 
-    ``event_types`` lists the events it receives (empty: all of them).
+    ``event_types`` lists the events it receives (empty: all of them). ``payload_format`` is
+    ``standard`` (the ``{type, timestamp, data}`` envelope) or ``tray`` (Tray Embedded's flat
+    expired-auth body); ``expiry_warning_days`` is how long before a hard expiry it hears of it
+    (``None``: the connector's window, else the worker's).
     """
 
     __tablename__ = "webhook_endpoints"
@@ -29,6 +32,10 @@ class WebhookEndpoint(Base):
     event_types: Mapped[list[str]] = mapped_column(JSON, default=list)
     secret_ct: Mapped[bytes] = mapped_column(LargeBinary)
     enabled: Mapped[bool] = mapped_column(default=True)
+    payload_format: Mapped[str] = mapped_column(
+        String(16), default="standard", server_default="standard"
+    )
+    expiry_warning_days: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -64,7 +71,12 @@ class DeliveryStatus(StrEnum):
 
 
 class WebhookDelivery(Base):
-    """One event to one endpoint: retried with backoff until it succeeds or gives up."""
+    """One event to one endpoint: retried with backoff until it succeeds or gives up.
+
+    A pending delivery is tried from ``next_attempt_at`` and retried until ``retry_until``
+    (``None`` on rows older than redelivery: 24 hours after the event). A redelivery is a new
+    row for the same event and endpoint, so the earlier attempts stay listed.
+    """
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
@@ -99,6 +111,7 @@ class WebhookDelivery(Base):
     last_attempt_at: Mapped[datetime | None]
     last_status_code: Mapped[int | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    retry_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     def __repr__(self) -> str:
