@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 import ssl
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -84,6 +85,32 @@ def test_allowed_networks_override_every_rule() -> None:
     policy.check_address("169.254.169.254")
     with pytest.raises(EgressDenied):
         policy.check_address("169.254.169.253")
+
+
+@pytest.mark.parametrize(
+    "host", ["127.1", "0", "2130706433", "0x7f000001", "0x7f.1", "10.1", "::1", "::ffff:10.0.0.1"]
+)
+def test_known_addresses_read_a_spelling_as_the_system_resolver_does(host: str) -> None:
+    resolved = {ipaddress.ip_address(info[4][0]) for info in socket.getaddrinfo(host, 80)}
+    assert set(EgressPolicy().known_addresses(host) or ()) == resolved
+
+
+def test_known_addresses_of_localhost_names_and_overrides_need_no_lookup() -> None:
+    policy = EgressPolicy(resolve={"hooks.internal": "10.0.0.7"})
+    loopback = [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")]
+    for name in ("localhost", "LOCALHOST.", "app.localhost"):
+        assert policy.known_addresses(name) == loopback
+    assert policy.known_addresses("hooks.internal") == [ipaddress.ip_address("10.0.0.7")]
+    assert policy.known_addresses("hooks.example.com") is None  # only DNS can tell
+    assert policy.host_denial_reason("hooks.example.com") is None
+    assert (
+        policy.host_denial_reason("hooks.internal")
+        == "10.0.0.7 (written 'hooks.internal'), a private address"
+    )
+    assert policy.host_denial_reason("2130706433") == (
+        "127.0.0.1 (written '2130706433'), a loopback address"
+    )
+    assert EgressPolicy(allow_loopback=True).host_denial_reason("127.1") is None
 
 
 def test_resolve_overrides_match_exact_and_wildcard_names() -> None:

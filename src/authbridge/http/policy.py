@@ -119,6 +119,42 @@ class EgressPolicy:
             return "a reserved or special-purpose address"
         return None
 
+    def known_addresses(self, host: str) -> list[IPAddress] | None:
+        """The addresses ``host`` reaches without asking DNS, or ``None`` for a name only DNS
+        can answer.
+
+        An address in any spelling the system resolver takes (``127.1``, ``0``,
+        ``2130706433``, ``0x7f000001``, ``::ffff:127.0.0.1``) is read by the resolver itself
+        (``AI_NUMERICHOST``: no lookup), as :meth:`resolve_checked` would read it; ``localhost``
+        and the names under it are loopback (RFC 6761, section 6.3); a name in ``resolve`` has
+        its fixed address.
+        """
+        name = host.strip("[]").lower()
+        override = self.override_for(name)
+        if override is not None:
+            return [ipaddress.ip_address(override)]
+        bare = name.rstrip(".")
+        if bare == "localhost" or bare.endswith(".localhost"):
+            return [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")]
+        try:  # a zone (fe80::1%25eth0 in a URL) names an interface, not another address
+            infos = socket.getaddrinfo(name.split("%", 1)[0], None, flags=socket.AI_NUMERICHOST)
+        except (OSError, UnicodeError, ValueError):
+            return None
+        found = dict.fromkeys(ipaddress.ip_address(str(info[4][0])) for info in infos)
+        return list(found) or None
+
+    def host_denial_reason(self, host: str) -> str | None:
+        """Why a request to ``host`` would be refused, as far as that is known without DNS
+        (see :meth:`known_addresses`): ``"127.0.0.1 (written '127.1'), a loopback address"``;
+        ``None`` when it may be reached, or when only DNS can tell (checked when sent)."""
+        for address in self.known_addresses(host) or ():
+            reason = self.denial_reason(address)
+            if reason is not None:
+                shown = _plain(address)
+                written = "" if str(shown) == host.strip("[]") else f" (written '{host}')"
+                return f"{shown}{written}, {reason}"
+        return None
+
     def check_address(self, address: IPAddress | str, host: str | None = None) -> None:
         """Raise :class:`EgressDenied` unless ``address`` (resolved from ``host``) is allowed."""
         ip = ipaddress.ip_address(address) if isinstance(address, str) else address
