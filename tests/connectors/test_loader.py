@@ -49,6 +49,25 @@ def test_yaml_connector_with_manifest(tmp_path: Path) -> None:
     assert isinstance(connector.definition(), ApiKeyDefinition)
 
 
+def test_a_manifest_sets_the_expiry_warning_window(tmp_path: Path) -> None:
+    definition = """
+        type: apiKey
+        definition:
+          auth:
+            api_key: {type: password, name: API key}
+        """
+    auth = write(tmp_path, "acme/strict/auth.yaml", definition)
+    write(tmp_path, "acme/strict/manifest.yaml", "expiryWarningDays: 10\n")
+    assert load_connector(auth, origin="test").manifest.expiry_warning_days == 10
+    bad = write(tmp_path, "acme/never/auth.yaml", definition)
+    write(tmp_path, "acme/never/manifest.yaml", "expiry_warning_days: 0\n")
+    with pytest.raises(DefinitionError) as caught:
+        load_connector(bad, origin="test")
+    (problem,) = caught.value.problems
+    assert problem.path == "expiry_warning_days"
+    assert "greater than 0" in problem.reason
+
+
 def test_python_connector_with_callable_definition(tmp_path: Path) -> None:
     auth = write(
         tmp_path,

@@ -61,7 +61,9 @@ class Variant(Model):
 
 class Manifest(Model):
     """What a connector says about itself besides its auth: label, version, icon, docs,
-    variants (the first one is the default)."""
+    variants (the first one is the default), and how many days before a hard expiry its
+    authentications are warned about (``expiry_warning_days``; the worker's default when
+    ``None``)."""
 
     key: str | None = None
     label: str | None = None
@@ -71,6 +73,7 @@ class Manifest(Model):
     description: str | None = None
     scopes_docs: dict[str, str] = Field(default_factory=dict)
     variants: dict[str, Variant] = Field(default_factory=dict)
+    expiry_warning_days: float | None = Field(default=None, gt=0, le=365)
 
     @field_validator("variants")
     @classmethod
