@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import shutil
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -17,7 +18,7 @@ from starlette.responses import JSONResponse
 
 from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.connector_configs.repository import ConnectorConfigRepository
-from authbridge.connectors.registry import Registry
+from authbridge.connectors.registry import CATALOG, Registry
 from authbridge.refresh.repository import RefreshRepository
 from authbridge.refresh.service import Refresher
 from authbridge.refresh.worker import Worker, WorkerSettings
@@ -26,11 +27,14 @@ from authbridge.storage.models import (
     AuditEvent,
     Authentication,
     AuthStatus,
+    DeliveryStatus,
     Environment,
+    WebhookDelivery,
     WebhookEvent,
 )
 from authbridge.tenancy.repository import EndUserRepository
 from authbridge.webhooks import events
+from authbridge.webhooks import service as webhooks
 from tests.support.loopback import Received, RecordingApp, serve
 from tests.support.sandbox_grants import due_oauth_auth, refresh_requests, stored
 
@@ -154,6 +158,100 @@ async def test_the_warning_window_is_configurable(
     assert (await worker(bridge).tick()).warned == 0
     assert (await worker(bridge, warn_days=14).tick()).warned == 1
     assert [warning["authId"] for warning in sent(bridge, events.EXPIRING)] == [later.id]
+
+
+@pytest.fixture
+def ten_day_warning(bridge: Bridge, tmp_path: Path, now: datetime) -> Bridge:
+    """The bridge with the sandbox API-key connector replaced by a copy whose manifest warns
+    ten days ahead, as a provider with strict expiry would (the other connectors: seven)."""
+    target = tmp_path / "host" / "sandbox" / "apikey"
+    shutil.copytree(CATALOG / "sandbox" / "apikey", target)
+    manifest = target / "manifest.yaml"
+    manifest.write_text(manifest.read_text("utf-8") + "expiry_warning_days: 10\n", "utf-8")
+    warned = replace(bridge, registry=Registry.load([tmp_path / "host"]))
+    warned.clock = lambda: now
+    return warned
+
+
+async def test_a_connector_sets_its_own_warning_window(
+    ten_day_warning: Bridge, environment: Environment, now: datetime
+) -> None:
+    bridge = ten_day_warning
+    strict = make_auth(bridge, environment, hard_expires_at=now + timedelta(days=9))
+    make_auth(
+        bridge,
+        environment,
+        connector_key="sandbox-pwd",
+        auth_type="pwd",
+        credentials={"username": "u", "password": "sandbox"},
+        hard_expires_at=now + timedelta(days=9),
+        external_user_id="u2",
+    )
+
+    assert (await worker(bridge).tick()).warned == 1
+    assert [warning["authId"] for warning in sent(bridge, events.EXPIRING)] == [strict.id]
+
+
+def add_endpoint(bridge: Bridge, environment: Environment, url: str, **options: Any) -> str:
+    with bridge.session() as session:
+        return webhooks.create_endpoint(
+            bridge.keyring, session, environment.id, url=url, now=bridge.now(), **options
+        ).record.id
+
+
+async def test_each_endpoint_hears_of_an_expiry_when_its_own_window_opens(
+    bridge: Bridge, environment: Environment, now: datetime
+) -> None:
+    apps = {"wide": RecordingApp(), "plain": RecordingApp(), "narrow": RecordingApp()}
+    with (
+        serve(apps["wide"]) as wide_url,
+        serve(apps["plain"]) as plain_url,
+        serve(apps["narrow"]) as narrow_url,
+    ):
+        add_endpoint(bridge, environment, wide_url, expiry_warning_days=10)
+        add_endpoint(bridge, environment, plain_url)  # the worker's seven days
+        add_endpoint(bridge, environment, narrow_url, expiry_warning_days=2)
+        make_auth(bridge, environment, hard_expires_at=now + timedelta(days=9))
+
+        def received() -> tuple[int, ...]:
+            return tuple(len(app.requests) for app in apps.values())
+
+        assert (await worker(bridge).tick()).warned == 1  # the widest window is open
+        await webhooks.deliver_due(bridge)
+        assert received() == (1, 0, 0)
+        bridge.clock = lambda: now + timedelta(days=2)  # seven days left
+        assert (await worker(bridge).tick()).warned == 0  # one event, not one per window
+        await webhooks.deliver_due(bridge)
+        assert received() == (1, 1, 0)
+        bridge.clock = lambda: now + timedelta(days=7)  # two days left
+        await webhooks.deliver_due(bridge)
+        assert received() == (1, 1, 1)
+
+    assert len(sent(bridge, events.EXPIRING)) == 1
+    assert len({app.requests[0].headers["webhook-id"] for app in apps.values()}) == 1
+
+
+async def test_a_held_back_warning_is_not_sent_once_the_expiry_changed(
+    bridge: Bridge, environment: Environment, now: datetime
+) -> None:
+    wide, plain = RecordingApp(), RecordingApp()
+    with serve(wide) as wide_url, serve(plain) as plain_url:
+        add_endpoint(bridge, environment, wide_url, expiry_warning_days=10)
+        plain_id = add_endpoint(bridge, environment, plain_url)
+        auth = make_auth(bridge, environment, hard_expires_at=now + timedelta(days=9))
+        assert (await worker(bridge).tick()).warned == 1
+        await webhooks.deliver_due(bridge)
+        change_hard_expiry(bridge, auth.id, now + timedelta(days=60))  # reconnected meanwhile
+        bridge.clock = lambda: now + timedelta(days=2)
+        assert await webhooks.deliver_due(bridge) == 1
+
+    assert (len(wide.requests), len(plain.requests)) == (1, 0)
+    with bridge.session() as session:
+        [held] = session.scalars(
+            select(WebhookDelivery).where(WebhookDelivery.endpoint_id == plain_id)
+        )
+    assert held.status is DeliveryStatus.FAILED
+    assert held.last_error == "not sent: the authentication's hard expiry changed since the warning"
 
 
 async def test_two_workers_warn_once(

@@ -202,8 +202,10 @@ def test_endpoints_are_read_changed_and_deleted(api: Api) -> None:
     assert assert_problem(bad, 422, "invalid_input")["field"] == "event_types"
     assert api.call("GET", path).json()["event_types"] == body["event_types"]
 
-    import_key(api)  # a disabled endpoint gets no delivery
-    assert list_of(api, "/v1/webhook-deliveries") == []
+    import_key(api)  # a disabled endpoint is sent nothing: the event waits for a redelivery
+    [kept] = list_of(api, "/v1/webhook-deliveries")
+    assert (kept["status"], kept["attempts"]) == ("failed", 0)
+    assert kept["last_error"] == "the endpoint is disabled"
 
     assert api.call("DELETE", path).status_code == 204
     assert_problem(api.call("GET", path), 404, "not_found")
@@ -305,3 +307,136 @@ def test_a_failing_test_event_is_answered_and_left_to_retry(api: Api, status: in
     assert delivery["last_status_code"] == status
     assert delivery["next_attempt_at"] is not None
     assert len(app.requests) == 1
+
+
+def test_local_addresses_are_refused_when_an_endpoint_is_registered(api: Api) -> None:
+    # The tests' server allows loopback (as the sandbox's does): its spellings pass, judged as
+    # the egress policy judges them when sending; every other local address is refused.
+    refused = {
+        "http://0/in": "0.0.0.0 (written '0'), an unspecified address",
+        "http://0.0.0.0:8080/in": "0.0.0.0, an unspecified address",
+        "http://10.1/in": "10.0.0.1 (written '10.1'), a private address",
+        "http://2852039166/latest": "169.254.169.254 (written '2852039166'), a link-local",
+        "http://[::ffff:10.0.0.1]/in": "10.0.0.1 (written '::ffff:10.0.0.1'), a private",
+    }
+    for url, reason in refused.items():
+        response = api.call("POST", "/v1/webhook-endpoints", json={"url": url})
+        problem = assert_problem(response, 422, "invalid_input")
+        assert problem["field"] == "url", url
+        assert reason in problem["detail"], problem["detail"]
+    assert list_of(api, "/v1/webhook-endpoints") == []
+    created = add_endpoint(api, "https://hooks.example.com/in")
+    moved = api.call("PATCH", f"/v1/webhook-endpoints/{created['id']}", json={"url": "http://0/"})
+    assert "unspecified address" in assert_problem(moved, 422, "invalid_input")["detail"]
+    assert add_endpoint(api, "http://0x7f000001:9/in")["url"] == "http://0x7f000001:9/in"
+
+
+def test_an_event_is_redelivered_by_the_worker_not_by_the_request(api: Api) -> None:
+    with receiver() as (url, app):
+        endpoint = add_endpoint(api, url)
+        import_key(api)
+        assert deliver(api) == 1
+        [first] = list_of(api, "/v1/webhook-deliveries")
+        path = f"/v1/webhook-endpoints/{endpoint['id']}/events/{first['event_id']}/redeliver"
+
+        response = api.call("POST", path)
+        assert response.status_code == 202, response.text
+        queued = response.json()
+        assert (queued["status"], queued["attempts"]) == ("pending", 0)
+        assert queued["event_id"] == first["event_id"]
+        assert queued["id"] != first["id"]
+        assert len(app.requests) == 1  # the request only queued it
+        assert api.call("POST", path).json()["id"] == queued["id"]  # queued once
+        assert deliver(api) == 1
+
+    first_sent, again = app.requests
+    assert again.headers["webhook-id"] == first_sent.headers["webhook-id"] == first["event_id"]
+    Webhook(endpoint["secret"]).verify(again.body, again.headers)
+    statuses = [d["status"] for d in list_of(api, "/v1/webhook-deliveries")]
+    assert statuses == ["succeeded", "succeeded"]
+    unknown = f"/v1/webhook-endpoints/{endpoint['id']}/events/nope/redeliver"
+    assert "webhook event 'nope'" in assert_problem(api.call("POST", unknown), 404)["detail"]
+    no_endpoint = f"/v1/webhook-endpoints/nope/events/{first['event_id']}/redeliver"
+    assert_problem(api.call("POST", no_endpoint), 404, "not_found")
+    api.call("PATCH", f"/v1/webhook-endpoints/{endpoint['id']}", json={"enabled": False})
+    assert "enable it first" in assert_problem(api.call("POST", path), 409)["detail"]
+
+
+def test_a_time_range_is_redelivered_page_by_page(api: Api) -> None:
+    with receiver(500) as (url, app):
+        endpoint = add_endpoint(api, url)
+        since = api.bridge.now().isoformat()
+        for user in ("user-1", "user-2", "user-3"):
+            import_key(api, user)
+        path = f"/v1/webhook-endpoints/{endpoint['id']}/redeliver"
+
+        waiting = api.call("POST", path, json={"since": since})  # still being retried
+        assert waiting.status_code == 202, waiting.text
+        assert waiting.json() == {"queued": 0, "already_pending": 3, "next_cursor": None}
+        with api.bridge.session() as session:  # as if their 24 hours had run out
+            session.execute(
+                text("UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL")
+            )
+        first = api.call("POST", path, json={"since": since, "failed_only": True, "limit": 2})
+        assert first.status_code == 202, first.text
+        assert first.json()["queued"] == 2
+        cursor = first.json()["next_cursor"]
+        assert cursor is not None
+        rest = api.call("POST", path, json={"since": since, "failed_only": True, "cursor": cursor})
+        assert rest.json() == {"queued": 1, "already_pending": 0, "next_cursor": None}
+        assert app.requests == []
+        assert deliver(api) == 3
+    assert len(app.requests) == 3
+
+    for body, field in [
+        ({"since": "2026-01-01T00:00:00"}, None),  # no time zone
+        ({"since": since, "until": "2000-01-01T00:00:00Z"}, "since"),
+        ({"since": since, "limit": 0}, None),
+        ({"since": since, "cursor": "nope"}, "cursor"),
+        ({}, None),
+    ]:
+        response = api.call("POST", path, json=body)
+        problem = assert_problem(response, 422)
+        assert problem.get("field") == field or field is None, problem
+    missing = api.call("POST", "/v1/webhook-endpoints/nope/redeliver", json={"since": since})
+    assert_problem(missing, 404, "not_found")
+
+
+def test_an_endpoint_chooses_the_tray_body_and_its_warning_window(api: Api) -> None:
+    created = add_endpoint(
+        api, "https://hooks.example.com/tray", payload_format="tray", expiry_warning_days=10
+    )
+    assert created["payload_format"] == "tray"
+    assert created["expiry_warning_days"] == 10
+    assert created["event_types"] == ["authentication.expiring"]
+    path = f"/v1/webhook-endpoints/{created['id']}"
+    cleared = api.call("PATCH", path, json={"expiry_warning_days": None}).json()
+    assert cleared["expiry_warning_days"] is None
+    assert cleared["payload_format"] == "tray"
+    kept = api.call("PATCH", path, json={"description": "tray receivers"}).json()
+    assert kept["expiry_warning_days"] is None
+    assert (
+        api.call("PATCH", path, json={"expiry_warning_days": 8.5}).json()["expiry_warning_days"]
+        == 8.5
+    )
+
+    bad = {
+        "payload_format": "xml",
+        "expiry_warning_days": 0,
+    }
+    for field, value in bad.items():
+        response = api.call("PATCH", path, json={field: value})
+        assert_problem(response, 422, "invalid_request")
+    wrong = api.call(
+        "POST",
+        "/v1/webhook-endpoints",
+        json={
+            "url": "https://hooks.example.com/x",
+            "payload_format": "tray",
+            "event_types": ["authentication.created"],
+        },
+    )
+    problem = assert_problem(wrong, 422, "invalid_input")
+    assert problem["field"] == "event_types"
+    assert "tray" in problem["detail"]
+    assert api.call("GET", path).json()["expiry_warning_days"] == 8.5

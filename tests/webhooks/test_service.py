@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -62,7 +63,11 @@ def clock(bridge: Bridge) -> Clock:
 
 
 def add_endpoint(
-    bridge: Bridge, environment: Environment, url: str, event_types: tuple[str, ...] = ()
+    bridge: Bridge,
+    environment: Environment,
+    url: str,
+    event_types: tuple[str, ...] = (),
+    **options: Any,
 ) -> tuple[str, str]:
     """An endpoint; returns its id and its secret."""
     with bridge.session() as session:
@@ -74,8 +79,16 @@ def add_endpoint(
             event_types=event_types,
             now=bridge.now(),
             policy=bridge.http.policy,
+            **options,
         )
         return issued.record.id, issued.secret
+
+
+def set_enabled(bridge: Bridge, environment: Environment, endpoint_id: str, enabled: bool) -> None:
+    with bridge.session() as session:
+        webhooks.update_endpoint(
+            bridge.keyring, session, environment.id, endpoint_id, enabled=enabled, now=bridge.now()
+        )
 
 
 def new_auth(session: Any, bridge: Bridge, environment: Environment) -> Authentication:
@@ -400,19 +413,19 @@ async def test_a_disabled_endpoints_pending_deliveries_end_as_failed(
     with receiver() as (url, app):
         endpoint_id, _ = add_endpoint(bridge, environment, url)
         auth_created(bridge, environment)
-        with bridge.session() as session:
-            webhooks.update_endpoint(
-                bridge.keyring, session, environment.id, endpoint_id, enabled=False, now=clock.now
-            )
-        auth_created(bridge, environment)  # a disabled endpoint gets no new deliveries
+        set_enabled(bridge, environment, endpoint_id, False)
+        auth_created(bridge, environment)  # not sent either: failed at once, kept for later
 
         assert await webhooks.deliver_due(bridge) == 1
 
     assert app.requests == []
-    delivery = only_delivery(bridge)
-    assert delivery.status is DeliveryStatus.FAILED
-    assert delivery.attempts == 0
-    assert delivery.last_error == "the endpoint is disabled"
+    kept = deliveries(bridge)
+    assert len(kept) == 2
+    for delivery in kept:
+        assert delivery.status is DeliveryStatus.FAILED
+        assert delivery.attempts == 0
+        assert delivery.next_attempt_at is None
+        assert delivery.last_error == "the endpoint is disabled"
 
 
 async def test_an_unreadable_secret_holds_up_only_its_own_endpoint(
@@ -546,6 +559,126 @@ async def test_bad_urls_are_refused(url: str, reason: str) -> None:
     with pytest.raises(InvalidInput, match=reason) as raised:
         webhooks.check_url(url, EgressPolicy())
     assert raised.value.field == "url"
+
+
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("localhost", "127.0.0.1 (written 'localhost'), a loopback address"),
+        ("LOCALHOST.", "127.0.0.1 (written 'localhost.'), a loopback address"),
+        ("hooks.localhost", "127.0.0.1 (written 'hooks.localhost'), a loopback address"),
+        ("127.1", "127.0.0.1 (written '127.1'), a loopback address"),
+        ("0", "0.0.0.0 (written '0'), an unspecified address"),
+        ("2130706433", "127.0.0.1 (written '2130706433'), a loopback address"),
+        ("0x7f000001", "127.0.0.1 (written '0x7f000001'), a loopback address"),
+        ("0x7f.1", "127.0.0.1 (written '0x7f.1'), a loopback address"),
+        ("[::1]", "::1, a loopback address"),
+        ("[::ffff:127.0.0.1]", "127.0.0.1 (written '::ffff:127.0.0.1'), a loopback address"),
+        ("10.1", "10.0.0.1 (written '10.1'), a private address"),
+        ("2852039166", "169.254.169.254 (written '2852039166'), a link-local address"),
+    ],
+)
+async def test_every_spelling_of_a_local_address_is_refused_when_registered(
+    host: str, reason: str
+) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        webhooks.check_url(f"http://{host}:8080/hooks", EgressPolicy())
+    assert raised.value.field == "url"
+    assert reason in raised.value.message
+    assert "egress policy does not allow" in raised.value.message
+
+
+async def test_with_loopback_allowed_its_spellings_pass_and_the_rest_still_do_not() -> None:
+    policy = EgressPolicy(allow_loopback=True)  # as the tests' and the sandbox's servers run
+    for host in ("localhost", "127.1", "2130706433", "0x7f000001", "[::1]"):
+        assert webhooks.check_url(f"http://{host}:8080/", policy) == f"http://{host}:8080/"
+    for host, reason in (("0", "unspecified"), ("10.1", "private"), ("0.0.0.0", "unspecified")):
+        with pytest.raises(InvalidInput, match=reason):
+            webhooks.check_url(f"http://{host}:8080/", policy)
+    assert webhooks.check_url("https://hooks.example.com/", EgressPolicy())  # names: when sent
+
+
+# -- the Tray payload ----------------------------------------------------------------------------
+
+
+async def test_a_tray_endpoint_gets_the_flat_expired_auth_body_signed(
+    bridge: Bridge, environment: Environment, clock: Clock
+) -> None:
+    with receiver() as (tray_url, tray_app), receiver() as (url, app):
+        tray_id, secret = add_endpoint(bridge, environment, tray_url, payload_format="tray")
+        add_endpoint(bridge, environment, url)
+        auth = auth_created(bridge, environment)  # a tray endpoint takes only expiry events
+        with bridge.session() as session:
+            stored = AuthenticationRepository(session, bridge.keyring).get_any(auth.id)
+            assert stored is not None
+            hard_expiry = clock.now + timedelta(days=8)
+            stored = AuthenticationRepository(session, bridge.keyring).update_credentials(
+                stored, {"api_key": "sk_sandbox_0123456789"}, hard_expires_at=hard_expiry
+            )
+            events.emit(
+                bridge, session, events.EXPIRING, stored, hard_expires_at=hard_expiry.isoformat()
+            )
+
+        assert await webhooks.deliver_due(bridge) == 3
+
+    [request] = tray_app.requests
+    body = Webhook(secret).verify(request.body, request.headers)  # Standard Webhooks headers
+    user_id = auth.end_user_id
+    assert body == {
+        "authentication_name": "Sandbox",
+        "service_name": "sandbox-apikey",
+        "user_id": user_id,
+        "authId": auth.id,
+        "external_user_id": "user-1",
+    }
+    assert list(json.loads(request.body)) == [
+        "authentication_name",
+        "service_name",
+        "user_id",
+        "authId",
+        "external_user_id",
+    ]
+    with bridge.session() as session:
+        [event] = session.scalars(select(WebhookEvent).where(WebhookEvent.type == events.EXPIRING))
+    assert request.headers["webhook-id"] == event.id
+    standard = {message["type"]: message for message in (json.loads(r.body) for r in app.requests)}
+    assert sorted(standard) == [events.CREATED, events.EXPIRING]
+    assert standard[events.EXPIRING]["data"]["hard_expires_at"] == hard_expiry.isoformat()
+    with bridge.session() as session:
+        endpoint = webhooks.get_endpoint(bridge.keyring, session, environment.id, tray_id)
+        assert endpoint.event_types == [events.EXPIRING]
+
+
+async def test_a_tray_endpoint_takes_only_the_expiry_events(
+    bridge: Bridge, environment: Environment, clock: Clock
+) -> None:
+    with pytest.raises(InvalidInput, match="'tray' carries only") as raised:
+        add_endpoint(
+            bridge, environment, "https://a.example/", (events.CREATED,), payload_format="tray"
+        )
+    assert raised.value.field == "event_types"
+    both = (events.EXPIRING, events.EXPIRED)
+    tray_id, _ = add_endpoint(
+        bridge, environment, "https://a.example/", both, payload_format="tray"
+    )
+    plain_id, _ = add_endpoint(bridge, environment, "https://b.example/")
+
+    def change(endpoint_id: str, **fields: Any) -> Any:
+        with bridge.session() as session:
+            return webhooks.update_endpoint(
+                bridge.keyring, session, environment.id, endpoint_id, now=clock.now, **fields
+            )
+
+    with pytest.raises(InvalidInput, match=r"not authentication\.created"):
+        change(tray_id, event_types=[events.CREATED])
+    assert change(plain_id, payload_format="tray").event_types == [events.EXPIRING]
+    with pytest.raises(InvalidInput, match="payload_format must be one of standard, tray"):
+        change(plain_id, payload_format="xml")
+    assert change(tray_id, payload_format="standard").event_types == list(both)
+    with pytest.raises(InvalidInput, match="expiry_warning_days") as raised:
+        change(tray_id, expiry_warning_days=0)
+    assert change(tray_id, expiry_warning_days=10).expiry_warning_days == 10
+    assert change(tray_id, expiry_warning_days=None).expiry_warning_days is None
 
 
 async def test_retry_delays_use_full_jitter_under_a_doubling_ceiling() -> None:

@@ -3,7 +3,11 @@
 * **Expiry warning.** An active authentication whose ``hard_expires_at`` falls within the warning
   window gets one ``authentication.expiring`` per expiry date: the event and
   ``expiry_warned_for = hard_expires_at`` are written in one transaction by one conditional
-  UPDATE, so two workers never both send it, and a new expiry date warns again.
+  UPDATE, so two workers never both send it, and a new expiry date warns again. The window is
+  the connector's (``expiry_warning_days`` in its manifest), else the worker's ``warn_before``;
+  an endpoint may set its own (``expiry_warning_days``): the event is written when the widest
+  window of the authentication and its environment's endpoints opens, and each endpoint's
+  delivery waits until its own window opens.
 * **Expiry.** Past ``hard_expires_at`` an active authentication becomes ``expired`` and
   ``authentication.expired`` is sent (again one conditional UPDATE; a refresh in progress is
   waited for).
@@ -33,10 +37,10 @@ from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.connector_configs.service import ConnectorSetup, setup
 from authbridge.mechanisms import Context, Revocation, get_mechanism
 from authbridge.redaction import redact
-from authbridge.refresh.repository import RefreshRepository
+from authbridge.refresh.repository import RefreshRepository, WarningWindows
 from authbridge.services import metrics
 from authbridge.services.bridge import Bridge
-from authbridge.storage.models import Authentication
+from authbridge.storage.models import Authentication, WebhookEndpoint
 from authbridge.tenancy.repository import AuditRepository
 from authbridge.webhooks import events
 
@@ -89,14 +93,35 @@ def _audit(
 # -- hard expiry ------------------------------------------------------------------------------
 
 
+def connector_warning_windows(bridge: Bridge) -> dict[tuple[str, str], timedelta]:
+    """The warning windows the connectors' manifests set (``expiry_warning_days``), by key and
+    version."""
+    return {
+        (connector.key, connector.version): timedelta(days=days)
+        for latest in bridge.registry
+        for connector in bridge.registry.versions(latest.key)
+        if (days := connector.manifest.expiry_warning_days) is not None
+    }
+
+
 async def warn_expiring(bridge: Bridge, *, warn_before: timedelta, limit: int = 500) -> int:
-    """Send ``authentication.expiring`` for auths hard-expiring within ``warn_before``, once per
+    """Send ``authentication.expiring`` for auths hard-expiring within their warning window
+    (their connector's, else ``warn_before``, or wider when an endpoint asks for it), once per
     auth and expiry date; return how many were sent."""
     now = bridge.now()
-    until = now + warn_before
-    ids = await find_ids(
-        bridge, lambda repo: repo.due_ids_for_expiry_warning(now, until, limit=limit)
-    )
+    by_connector = connector_warning_windows(bridge)
+
+    def find(session: Session) -> tuple[WarningWindows, Sequence[str]]:
+        widest = events.warning_days_by_environment(bridge, session)
+        windows = WarningWindows(
+            default=warn_before,
+            connectors=by_connector,
+            environments={env: timedelta(days=days) for env, days in widest.items()},
+        )
+        repo = RefreshRepository(session, bridge.keyring)
+        return windows, repo.due_ids_for_expiry_warning(now, windows, limit=limit)
+
+    windows, ids = await bridge.run(find, readonly=bridge.database.is_sqlite)
     if not ids:
         return 0
 
@@ -104,16 +129,25 @@ async def warn_expiring(bridge: Bridge, *, warn_before: timedelta, limit: int = 
         repo = RefreshRepository(session, bridge.keyring)
         sent = 0
         for auth_id in sorted(ids):  # one lock order for every worker: no deadlock
-            auth = repo.mark_expiry_warned(auth_id, now=now, until=until)
+            auth = repo.mark_expiry_warned(auth_id, now=now, windows=windows)
             if auth is None or auth.hard_expires_at is None:
                 continue
+            expires, own = auth.hard_expires_at, windows.of(auth)
+
+            def deliver_at(
+                endpoint: WebhookEndpoint, expires: datetime = expires, own: timedelta = own
+            ) -> datetime:
+                days = endpoint.expiry_warning_days
+                return expires - (own if days is None else timedelta(days=days))
+
             events.emit(
                 bridge,
                 session,
                 events.EXPIRING,
                 auth,
                 now=now,
-                hard_expires_at=auth.hard_expires_at.isoformat(),
+                deliver_at=deliver_at,
+                hard_expires_at=expires.isoformat(),
             )
             sent += 1
         return sent

@@ -21,9 +21,12 @@ from sqlalchemy import (
     ColumnElement,
     Table,
     Update,
+    and_,
     bindparam,
+    case,
     delete,
     func,
+    literal,
     or_,
     select,
     update,
@@ -37,9 +40,59 @@ from authbridge.authentications.repository import (
 )
 from authbridge.errors import StaleAuthentication
 from authbridge.storage.db import first_in
-from authbridge.storage.models import Authentication, AuthStatus
+from authbridge.storage.models import Authentication, AuthStatus, UtcDateTime
 from authbridge.storage.repositories._dml import affected_rows
 from authbridge.vault import Keyring
+
+
+@dataclass(frozen=True)
+class WarningWindows:
+    """How long before its hard expiry an authentication is warned about: its connector
+    version's window (``connectors``, by key and version) or ``default``, widened to the widest
+    window an endpoint of its environment asks for (``environments``)."""
+
+    default: timedelta
+    connectors: Mapping[tuple[str, str], timedelta] = field(default_factory=dict)
+    environments: Mapping[str, timedelta] = field(default_factory=dict)
+
+    def of(self, auth: Authentication) -> timedelta:
+        """The window of ``auth``'s connector version (``default`` when it sets none)."""
+        return self.connectors.get((auth.connector_key, auth.connector_version), self.default)
+
+    def within(self, now: datetime) -> ColumnElement[bool]:
+        """The SQL condition of a ``hard_expires_at`` within the window that applies."""
+
+        def at(window: timedelta) -> ColumnElement[datetime]:
+            return literal(now + window, UtcDateTime())
+
+        expiry = Authentication.hard_expires_at
+        own = case(
+            *(
+                (
+                    and_(
+                        Authentication.connector_key == key,
+                        Authentication.connector_version == version,
+                    ),
+                    at(window),
+                )
+                for (key, version), window in self.connectors.items()
+            ),
+            else_=at(self.default),
+        )
+        wider: dict[timedelta, list[str]] = {}
+        for environment_id, window in self.environments.items():
+            wider.setdefault(window, []).append(environment_id)
+        widest = max([self.default, *self.connectors.values(), *wider])
+        return and_(
+            expiry <= at(widest),
+            or_(
+                expiry <= (own if self.connectors else at(self.default)),
+                *(
+                    and_(Authentication.environment_id.in_(ids), expiry <= at(window))
+                    for window, ids in wider.items()
+                ),
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,11 +216,13 @@ class RefreshRepository:
         )
         return int(self.session.scalar(statement) or 0)
 
-    def _expiry_warning_due(self, now: datetime, until: datetime) -> Sequence[ColumnElement[bool]]:
+    def _expiry_warning_due(
+        self, now: datetime, windows: WarningWindows
+    ) -> Sequence[ColumnElement[bool]]:
         return [
             Authentication.status == AuthStatus.ACTIVE,
             Authentication.hard_expires_at > now,
-            Authentication.hard_expires_at <= until,
+            windows.within(now),
             or_(
                 Authentication.expiry_warned_for.is_(None),
                 Authentication.expiry_warned_for != Authentication.hard_expires_at,
@@ -176,13 +231,13 @@ class RefreshRepository:
         ]
 
     def due_ids_for_expiry_warning(
-        self, now: datetime, until: datetime, *, limit: int
+        self, now: datetime, windows: WarningWindows, *, limit: int
     ) -> Sequence[str]:
-        """Ids of active authentications that hard-expire in ``(now, until]`` and were not
-        warned about that date yet."""
+        """Ids of active authentications that hard-expire after ``now`` within their warning
+        window and were not warned about that date yet."""
         statement = (
             select(Authentication.id)
-            .where(*self._expiry_warning_due(now, until))
+            .where(*self._expiry_warning_due(now, windows))
             .order_by(Authentication.hard_expires_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -190,13 +245,13 @@ class RefreshRepository:
         return list(self.session.scalars(statement))
 
     def mark_expiry_warned(
-        self, auth_id: str, *, now: datetime, until: datetime
+        self, auth_id: str, *, now: datetime, windows: WarningWindows
     ) -> Authentication | None:
         """Record that the warning for the current ``hard_expires_at`` is sent, if it still has
         to be; return the row, or ``None`` when someone else sent it (or it is not due)."""
         statement = (
             update(Authentication)
-            .where(Authentication.id == auth_id, *self._expiry_warning_due(now, until))
+            .where(Authentication.id == auth_id, *self._expiry_warning_due(now, windows))
             .values(expiry_warned_for=Authentication.hard_expires_at)
             .returning(Authentication)
         )

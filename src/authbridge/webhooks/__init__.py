@@ -5,9 +5,11 @@ endpoints, signed with the Standard Webhooks scheme. One slice, over the shared 
 * ``events``: the event types and :func:`events.emit`, which writes an event to the outbox in
   the caller's transaction (authentications, refresh and the lifecycle tasks call it);
 * ``repository``: the tables (endpoints, events, deliveries);
-* ``service``: endpoint management, signing, claiming and sending due deliveries, retries;
-* ``schemas`` and ``endpoints``: the REST API (``/v1/webhook-endpoints``,
-  ``/v1/webhook-deliveries``, ``/v1/webhook-events``); ``cli``: ``authbridge webhooks``.
+* ``service``: endpoint management, signing, claiming and sending due deliveries, retries,
+  redelivery, the payload formats (``standard``, ``tray``);
+* ``schemas`` and ``endpoints``: the REST API (``/v1/webhook-endpoints`` with their
+  ``redeliver`` routes, ``/v1/webhook-deliveries``, ``/v1/webhook-events``); ``cli``:
+  ``authbridge webhooks``.
 
 The adapters (``endpoints``, ``cli``) call ``service`` only; nothing here imports them.
 """

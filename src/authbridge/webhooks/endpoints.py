@@ -18,9 +18,12 @@ from authbridge.api.schemas import PageOut
 from authbridge.services.bridge import Bridge
 from authbridge.storage.models import DeliveryStatus, WebhookDelivery
 from authbridge.storage.pagination import MAX_PAGE_SIZE
+from authbridge.webhooks import redelivery
 from authbridge.webhooks import service as webhooks
 from authbridge.webhooks.schemas import (
     IssuedWebhookEndpointOut,
+    RedeliveryIn,
+    RedeliveryOut,
     WebhookDeliveryOut,
     WebhookEndpointIn,
     WebhookEndpointOut,
@@ -64,6 +67,8 @@ def create_endpoint(
             url=body.url,
             event_types=body.event_types,
             description=body.description,
+            payload_format=body.payload_format,
+            expiry_warning_days=body.expiry_warning_days,
             now=bridge.now(),
             policy=bridge.http.policy,
         )
@@ -98,7 +103,11 @@ def update_endpoint(
     endpoint_id: str, body: WebhookEndpointUpdate, bridge: BridgeDep, token: TokenDep
 ) -> WebhookEndpointOut:
     """Only the fields sent change. `event_types: []` subscribes to every event; an empty
-    `description` removes it; a disabled endpoint's pending deliveries end as failed."""
+    `description` removes it; `expiry_warning_days: null` goes back to the connector's window.
+
+    A disabled endpoint's pending deliveries end as failed, and events written while it is
+    disabled get a failed delivery: enabling it again sends none of them by itself; redeliver
+    them with `POST /v1/webhook-endpoints/{endpoint_id}/redeliver` (`failed_only`)."""
     with transaction(bridge, token, master=True) as (session, principal):
         endpoint = webhooks.update_endpoint(
             bridge.keyring,
@@ -109,6 +118,12 @@ def update_endpoint(
             event_types=body.event_types,
             enabled=body.enabled,
             description=body.description,
+            payload_format=body.payload_format,
+            expiry_warning_days=(
+                body.expiry_warning_days
+                if "expiry_warning_days" in body.model_fields_set
+                else webhooks.UNSET
+            ),
             now=bridge.now(),
             policy=bridge.http.policy,
         )
@@ -163,6 +178,64 @@ async def send_test_event(
             return _deliveries(bridge, session, [delivery])[0]
 
     return await run_in_threadpool(read)
+
+
+@router.post(
+    "/webhook-endpoints/{endpoint_id}/events/{event_id}/redeliver",
+    status_code=202,
+    summary="Redeliver one event to a webhook endpoint",
+)
+def redeliver_event(
+    endpoint_id: str, event_id: str, bridge: BridgeDep, token: TokenDep
+) -> WebhookDeliveryOut:
+    """Queue the event again for this endpoint, whatever became of it before (also long after
+    its 24 hours of retries): a new pending delivery, sent by the worker and retried for 24
+    hours from now, with the same `webhook-id`. An event already waiting for a delivery to the
+    endpoint is answered with that delivery. The endpoint must be enabled (409)."""
+    with transaction(bridge, token, master=True) as (session, principal):
+        delivery, _ = redelivery.redeliver_event(
+            bridge.keyring,
+            session,
+            principal.environment_id,
+            endpoint_id,
+            event_id,
+            now=bridge.now(),
+        )
+        return _deliveries(bridge, session, [delivery])[0]
+
+
+@router.post(
+    "/webhook-endpoints/{endpoint_id}/redeliver",
+    status_code=202,
+    summary="Redeliver a webhook endpoint's events in a time range",
+)
+def redeliver_range(
+    endpoint_id: str, body: RedeliveryIn, bridge: BridgeDep, token: TokenDep
+) -> RedeliveryOut:
+    """Queue again the events created in `[since, until)` that were for this endpoint (sent,
+    failed or waiting; with `failed_only`, those whose every delivery to it failed, including
+    those written while it was disabled), oldest first, at most `limit` per call: while
+    `next_cursor` is not null, call again with it. The worker sends them; events already
+    waiting for a delivery are left alone (`already_pending`). Events are kept 30 days."""
+    with transaction(bridge, token, master=True) as (session, principal):
+        now = bridge.now()
+        result = redelivery.redeliver_range(
+            bridge.keyring,
+            session,
+            principal.environment_id,
+            endpoint_id,
+            since=body.since,
+            until=body.until or now,
+            failed_only=body.failed_only,
+            now=now,
+            limit=body.limit,
+            cursor=body.cursor,
+        )
+        return RedeliveryOut(
+            queued=result.queued,
+            already_pending=result.already_pending,
+            next_cursor=result.next_cursor,
+        )
 
 
 @router.get("/webhook-deliveries", summary="List webhook deliveries")

@@ -9,6 +9,12 @@ is created or rotated, and otherwise kept encrypted in ``secret_ct`` as the JSON
 ``{"current": ..., "previous": ..., "previous_until": ...}``: after a rotation the previous
 secret keeps signing beside the new one until ``previous_until``, so receivers can switch over.
 
+An endpoint that is disabled when an event is written gets a delivery that has failed at once
+("the endpoint is disabled"), so what it missed is listed and can be redelivered
+(:meth:`WebhookRepository.redeliver`: a new pending delivery of the same event, with a retry
+window of its own). :meth:`WebhookRepository.add_event` may hold an endpoint's delivery back
+until a later time (an expiry warning waits for that endpoint's window).
+
 Deliveries are claimed by :meth:`WebhookRepository.due_deliveries` (``FOR UPDATE SKIP LOCKED``
 on PostgreSQL; SQLite serialises writers) which pushes ``next_attempt_at`` forward to a claim
 time, so no other worker takes them while they are being sent; :meth:`record_attempt` stores
@@ -19,17 +25,18 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Final
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import Select, delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from authbridge.storage.crypto import seal_json, unseal_json
 from authbridge.storage.models import (
+    Authentication,
     DeliveryStatus,
     WebhookDelivery,
     WebhookEndpoint,
@@ -44,6 +51,11 @@ from authbridge.vault import Keyring
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
 _SECRET = "secret_ct"
+#: A delivery is retried until this long after it was first due.
+RETRY_WINDOW: Final = timedelta(hours=24)
+#: Why a delivery to a disabled endpoint is not sent.
+DISABLED: Final = "the endpoint is disabled"
+STANDARD: Final = "standard"
 
 
 class _Unset(Enum):
@@ -83,6 +95,8 @@ class WebhookRepository:
         *,
         event_types: Sequence[str] = (),
         description: str | None = None,
+        payload_format: str = STANDARD,
+        expiry_warning_days: float | None = None,
         now: datetime | None = None,
     ) -> IssuedEndpoint:
         """Store an endpoint with a new signing secret (sealed; returned this once)."""
@@ -95,6 +109,8 @@ class WebhookRepository:
             description=description,
             event_types=list(event_types),
             enabled=True,
+            payload_format=payload_format,
+            expiry_warning_days=expiry_warning_days,
             created_at=now,
             updated_at=now,
         )
@@ -131,9 +147,15 @@ class WebhookRepository:
         event_types: Sequence[str] | _Unset = UNSET,
         enabled: bool | _Unset = UNSET,
         description: str | _Unset | None = UNSET,
+        payload_format: str | _Unset = UNSET,
+        expiry_warning_days: float | _Unset | None = UNSET,
         now: datetime | None = None,
     ) -> WebhookEndpoint:
         """Change the given fields (those left :data:`UNSET` keep their value)."""
+        if not isinstance(payload_format, _Unset):
+            endpoint.payload_format = payload_format
+        if not isinstance(expiry_warning_days, _Unset):
+            endpoint.expiry_warning_days = expiry_warning_days
         if not isinstance(url, _Unset):
             endpoint.url = url
         if not isinstance(event_types, _Unset):
@@ -192,11 +214,8 @@ class WebhookRepository:
     # -- the outbox --------------------------------------------------------------------------
 
     def interested(self, environment_id: str, event_type: str) -> Sequence[WebhookEndpoint]:
-        """The environment's enabled endpoints that receive ``event_type``."""
-        statement = select(WebhookEndpoint).where(
-            WebhookEndpoint.environment_id == environment_id,
-            WebhookEndpoint.enabled.is_(True),
-        )
+        """The environment's endpoints that receive ``event_type``, enabled or not."""
+        statement = select(WebhookEndpoint).where(WebhookEndpoint.environment_id == environment_id)
         return [
             endpoint
             for endpoint in self.session.scalars(statement)
@@ -210,8 +229,12 @@ class WebhookRepository:
         payload: Mapping[str, Any],
         *,
         now: datetime | None = None,
+        deliver_at: Callable[[WebhookEndpoint], datetime] | None = None,
     ) -> WebhookEvent:
-        """Put an event in the outbox with a pending delivery for every interested endpoint."""
+        """Put an event in the outbox with a delivery for every interested endpoint: pending
+        from ``deliver_at(endpoint)`` (default ``now``) for an enabled one, failed at once for
+        a disabled one (so it is listed, and can be redelivered).
+        """
         now = now or utcnow()
         event = WebhookEvent(
             id=new_id(),
@@ -222,18 +245,23 @@ class WebhookRepository:
         )
         self.session.add(event)
         for endpoint in self.interested(environment_id, event_type):
-            self.session.add(
-                WebhookDelivery(
-                    id=new_id(),
-                    environment_id=environment_id,
-                    event_id=event.id,
-                    endpoint_id=endpoint.id,
-                    status=DeliveryStatus.PENDING,
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                )
+            due = now if deliver_at is None else max(now, deliver_at(endpoint))
+            delivery = WebhookDelivery(
+                id=new_id(),
+                environment_id=environment_id,
+                event_id=event.id,
+                endpoint_id=endpoint.id,
+                status=DeliveryStatus.PENDING,
+                attempts=0,
+                next_attempt_at=due,
+                retry_until=due + RETRY_WINDOW,
+                created_at=now,
             )
+            if not endpoint.enabled:
+                delivery.status = DeliveryStatus.FAILED
+                delivery.next_attempt_at = delivery.retry_until = None
+                delivery.last_error = DISABLED
+            self.session.add(delivery)
         self.session.flush()
         return event
 
@@ -265,6 +293,7 @@ class WebhookRepository:
             status=DeliveryStatus.PENDING,
             attempts=0,
             next_attempt_at=next_attempt_at,
+            retry_until=now + RETRY_WINDOW,
             created_at=now,
         )
         self.session.add(event)
@@ -439,3 +468,145 @@ class WebhookRepository:
             return {}
         statement = select(WebhookEvent.id, WebhookEvent.type).where(WebhookEvent.id.in_(ids))
         return {row.id: row.type for row in self.session.execute(statement)}
+
+    # -- redelivery --------------------------------------------------------------------------
+
+    def get_event(self, environment_id: str, event_id: str) -> WebhookEvent | None:
+        statement = select(WebhookEvent).where(
+            WebhookEvent.environment_id == environment_id, WebhookEvent.id == event_id
+        )
+        return self.session.scalars(statement).first()
+
+    def was_delivered_to(self, endpoint_id: str, event_id: str) -> bool:
+        """Whether the event ever had a delivery to this endpoint (sent, failed or pending)."""
+        statement = select(
+            exists().where(
+                WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.event_id == event_id
+            )
+        )
+        return bool(self.session.scalar(statement))
+
+    def _endpoints_events(
+        self,
+        endpoint: WebhookEndpoint,
+        *,
+        since: datetime,
+        until: datetime,
+        failed_only: bool,
+    ) -> Select[WebhookEvent]:
+        """The events created in ``[since, until)`` that had a delivery to ``endpoint``; with
+        ``failed_only``, those whose every delivery to it failed (none succeeded or waits)."""
+
+        def delivered(*conditions: Any) -> Any:
+            return exists().where(
+                WebhookDelivery.event_id == WebhookEvent.id,
+                WebhookDelivery.endpoint_id == endpoint.id,
+                *conditions,
+            )
+
+        statement = select(WebhookEvent).where(
+            WebhookEvent.environment_id == endpoint.environment_id,
+            WebhookEvent.created_at >= since,
+            WebhookEvent.created_at < until,
+            delivered(),
+        )
+        if failed_only:
+            statement = statement.where(~delivered(WebhookDelivery.status != DeliveryStatus.FAILED))
+        return statement
+
+    def count_endpoints_events(
+        self, endpoint: WebhookEndpoint, *, since: datetime, until: datetime, failed_only: bool
+    ) -> int:
+        """How many events :meth:`endpoints_events` pages through."""
+        inner = self._endpoints_events(
+            endpoint, since=since, until=until, failed_only=failed_only
+        ).subquery()
+        return int(self.session.scalar(select(func.count()).select_from(inner)) or 0)
+
+    def endpoints_events(
+        self,
+        endpoint: WebhookEndpoint,
+        *,
+        since: datetime,
+        until: datetime,
+        failed_only: bool,
+        limit: int,
+        cursor: str | None = None,
+    ) -> Page[WebhookEvent]:
+        """One page, oldest first, of the events in ``[since, until)`` that had a delivery to
+        ``endpoint`` (with ``failed_only``: only failed ones)."""
+        statement = self._endpoints_events(
+            endpoint, since=since, until=until, failed_only=failed_only
+        )
+        return fetch_page(
+            self.session,
+            statement,
+            WebhookEvent.created_at,
+            WebhookEvent.id,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    def pending_deliveries_of(
+        self, endpoint_id: str, event_ids: Iterable[str]
+    ) -> dict[str, WebhookDelivery]:
+        """The pending delivery to ``endpoint_id`` of each of these events that has one."""
+        ids = set(event_ids)
+        if not ids:
+            return {}
+        statement = select(WebhookDelivery).where(
+            WebhookDelivery.endpoint_id == endpoint_id,
+            WebhookDelivery.event_id.in_(ids),
+            WebhookDelivery.status == DeliveryStatus.PENDING,
+        )
+        return {delivery.event_id: delivery for delivery in self.session.scalars(statement)}
+
+    def redeliver(
+        self, endpoint: WebhookEndpoint, event_ids: Iterable[str], *, now: datetime
+    ) -> list[WebhookDelivery]:
+        """A new pending delivery of each event to ``endpoint``, due at ``now`` and retried
+        for :data:`RETRY_WINDOW` from then (the earlier deliveries stay as they are)."""
+        added = [
+            WebhookDelivery(
+                id=new_id(),
+                environment_id=endpoint.environment_id,
+                event_id=event_id,
+                endpoint_id=endpoint.id,
+                status=DeliveryStatus.PENDING,
+                attempts=0,
+                next_attempt_at=now,
+                retry_until=now + RETRY_WINDOW,
+                created_at=now,
+            )
+            for event_id in event_ids
+        ]
+        self.session.add_all(added)
+        self.session.flush()
+        return added
+
+    # -- what deliveries depend on -----------------------------------------------------------
+
+    def warning_days_by_environment(self, event_type: str) -> dict[str, float]:
+        """The widest ``expiry_warning_days`` of each environment's enabled endpoints that set
+        one and receive ``event_type``."""
+        statement = select(
+            WebhookEndpoint.environment_id,
+            WebhookEndpoint.event_types,
+            WebhookEndpoint.expiry_warning_days,
+        ).where(WebhookEndpoint.enabled.is_(True), WebhookEndpoint.expiry_warning_days.is_not(None))
+        widest: dict[str, float] = {}
+        for environment_id, event_types, days in self.session.execute(statement):
+            if days is None or (event_types and event_type not in event_types):
+                continue
+            widest[environment_id] = max(days, widest.get(environment_id, 0.0))
+        return widest
+
+    def hard_expiries(self, auth_ids: Iterable[str]) -> dict[str, datetime | None]:
+        """The current ``hard_expires_at`` of each authentication that still exists."""
+        ids = set(auth_ids)
+        if not ids:
+            return {}
+        statement = select(Authentication.id, Authentication.hard_expires_at).where(
+            Authentication.id.in_(ids)
+        )
+        return {row.id: row.hard_expires_at for row in self.session.execute(statement)}

@@ -11,18 +11,23 @@ of its own, so a slow or failing endpoint never delays a refresh. One call:
    the egress policy applies; redirects are not followed, and each send has a hard timeout;
 3. records each outcome in its own short transaction: a 2xx answer succeeds; anything else is
    retried with exponential backoff and full jitter (5 s doubling, at most 1 h) until 24 hours
-   after the event was created, and then the delivery has failed.
+   after the delivery was first due, and then the delivery has failed.
 
-A message is ``{"type", "timestamp", "data"}`` with the headers ``webhook-id`` (the event's id,
-the same for every attempt so receivers can deduplicate), ``webhook-timestamp`` and
-``webhook-signature``, signed by the ``standardwebhooks`` library. Secrets are never logged or
-stored in clear; an attempt's error is a short description that never holds the response body.
+A message is ``{"type", "timestamp", "data"}`` (an endpoint whose ``payload_format`` is
+``tray`` gets Tray Embedded's flat expired-auth body instead) with the headers ``webhook-id``
+(the event's id, the same for every attempt and redelivery so receivers can deduplicate),
+``webhook-timestamp`` and ``webhook-signature``, signed by the ``standardwebhooks`` library.
+Secrets are never logged or stored in clear; an attempt's error is a short description that
+never holds the response body.
+
+A failed delivery is not the end: :mod:`authbridge.webhooks.redelivery` queues an event (or
+every event of an endpoint in a time range, optionally only the failed ones) again, as new
+pending deliveries that :func:`deliver_due` sends like any other.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import math
@@ -45,8 +50,15 @@ from authbridge.services.bridge import Bridge
 from authbridge.storage.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from authbridge.storage.pagination import Page
 from authbridge.vault import Keyring
-from authbridge.webhooks.events import EVENT_TYPES
-from authbridge.webhooks.repository import UNSET, WebhookRepository
+from authbridge.webhooks.events import EVENT_TYPES, EXPIRED, EXPIRING
+from authbridge.webhooks.repository import (
+    DISABLED,
+    STANDARD,
+    WebhookRepository,
+    _Unset,
+)
+from authbridge.webhooks.repository import RETRY_WINDOW as RETRY_WINDOW
+from authbridge.webhooks.repository import UNSET as UNSET
 from authbridge.webhooks.repository import IssuedEndpoint as IssuedEndpoint  # results
 
 log = logging.getLogger("authbridge.webhooks")
@@ -57,8 +69,6 @@ DEFAULT_CONCURRENCY: Final = 10
 BASE_BACKOFF: Final = timedelta(seconds=5)
 MAX_BACKOFF: Final = timedelta(hours=1)
 MIN_BACKOFF: Final = timedelta(seconds=1)
-#: Deliveries are retried until this long after their event was created.
-RETRY_WINDOW: Final = timedelta(hours=24)
 #: Extra time a claim lasts beyond the sends it covers.
 CLAIM_MARGIN: Final = timedelta(seconds=30)
 #: After a rotation, the previous secret keeps signing beside the new one this long.
@@ -67,6 +77,19 @@ TEST_EVENT: Final = "webhook.test"
 MAX_URL_LENGTH: Final = 2048
 MAX_DESCRIPTION: Final = 255
 MAX_ERROR_LENGTH: Final = 200
+TRAY: Final = "tray"
+PAYLOAD_FORMATS: Final = (STANDARD, TRAY)
+#: The body Tray Embedded's expired-auth receivers expect, key for key.
+TRAY_FIELDS: Final = (
+    "authentication_name",
+    "service_name",
+    "user_id",
+    "authId",
+    "external_user_id",
+)
+#: The events a ``tray`` endpoint may receive (the first one when it names none).
+TRAY_EVENT_TYPES: Final = (EXPIRING, EXPIRED)
+MAX_WARNING_DAYS: Final = 365.0
 
 T = TypeVar("T")
 
@@ -108,18 +131,20 @@ def check_url(url: str, policy: EgressPolicy | None = None) -> str:
     if port == 0:
         raise invalid("has an invalid port")
     if policy is not None:
-        try:
-            address = ipaddress.ip_address(parts.hostname)
-        except ValueError:
-            address = None
-        reason = None if address is None else policy.denial_reason(address)
+        # Any spelling of an address (127.1, 0x7f000001, 2130706433) and localhost are judged
+        # as the policy judges them when sending; other names are resolved when each is sent.
+        reason = policy.host_denial_reason(parts.hostname)
         if reason is not None:
             raise invalid(f"points at {reason}, which the egress policy does not allow")
     return url
 
 
-def check_event_types(event_types: Iterable[str]) -> list[str]:
-    """The event types (deduplicated, in the order of :data:`EVENT_TYPES`); empty means all."""
+def check_event_types(event_types: Iterable[str], payload_format: str = STANDARD) -> list[str]:
+    """The event types (deduplicated, in the order of :data:`EVENT_TYPES`); empty means all.
+
+    A ``tray`` endpoint receives only :data:`TRAY_EVENT_TYPES` (its body cannot say which
+    event it is): none named means ``authentication.expiring``.
+    """
     given = set(event_types)
     unknown = sorted(given.difference(EVENT_TYPES))
     if unknown:
@@ -128,7 +153,37 @@ def check_event_types(event_types: Iterable[str]) -> list[str]:
             + ", ".join(EVENT_TYPES),
             field="event_types",
         )
+    if payload_format == TRAY:
+        other = [name for name in EVENT_TYPES if name in given and name not in TRAY_EVENT_TYPES]
+        if other:
+            raise errors.InvalidInput(
+                f"payload_format 'tray' carries only {' and '.join(TRAY_EVENT_TYPES)} (the "
+                f"Tray expired-auth notification), not {', '.join(other)}",
+                field="event_types",
+            )
+        given = given or {TRAY_EVENT_TYPES[0]}
     return [name for name in EVENT_TYPES if name in given]
+
+
+def check_payload_format(payload_format: str) -> str:
+    if payload_format not in PAYLOAD_FORMATS:
+        raise errors.InvalidInput(
+            f"payload_format must be one of {', '.join(PAYLOAD_FORMATS)}, not {payload_format!r}",
+            field="payload_format",
+        )
+    return payload_format
+
+
+def check_warning_days(days: float | None) -> float | None:
+    """``None`` (the connector's window, else the worker's) or more than 0 and at most 365."""
+    if days is None:
+        return None
+    if not 0 < days <= MAX_WARNING_DAYS or math.isnan(days):
+        raise errors.InvalidInput(
+            f"expiry_warning_days must be more than 0 and at most {MAX_WARNING_DAYS:g}",
+            field="expiry_warning_days",
+        )
+    return float(days)
 
 
 def check_description(description: str | None) -> str | None:
@@ -154,15 +209,20 @@ def create_endpoint(
     url: str,
     event_types: Iterable[str] = (),
     description: str | None = None,
+    payload_format: str = STANDARD,
+    expiry_warning_days: float | None = None,
     now: datetime,
     policy: EgressPolicy | None = None,
 ) -> IssuedEndpoint:
     """Add an endpoint with a new signing secret, which only the result holds in clear."""
+    payload_format = check_payload_format(payload_format)
     return WebhookRepository(session, keyring).create_endpoint(
         environment_id,
         check_url(url, policy),
-        event_types=check_event_types(event_types),
+        event_types=check_event_types(event_types, payload_format),
         description=check_description(description),
+        payload_format=payload_format,
+        expiry_warning_days=check_warning_days(expiry_warning_days),
         now=now,
     )
 
@@ -186,20 +246,34 @@ def update_endpoint(
     event_types: Iterable[str] | None = None,
     enabled: bool | None = None,
     description: str | None = None,
+    payload_format: str | None = None,
+    expiry_warning_days: float | _Unset | None = UNSET,
     now: datetime,
     policy: EgressPolicy | None = None,
 ) -> WebhookEndpoint:
-    """Change the given fields; ``description=""`` clears it, ``event_types=[]`` means all.
+    """Change the given fields; ``description=""`` clears it, ``event_types=[]`` means all,
+    ``expiry_warning_days=None`` goes back to the connector's (or the worker's) window.
 
-    Disabling an endpoint ends its pending deliveries as failed when they come due.
-    """
+    Disabling an endpoint ends its pending deliveries as failed when they come due, and the
+    events written while it is disabled get a failed delivery to it: they are listed, and
+    :mod:`authbridge.webhooks.redelivery` sends them once it is enabled again (nothing is
+    resent by itself)."""
     endpoint = get_endpoint(keyring, session, environment_id, endpoint_id)
+    final_format = check_payload_format(payload_format or endpoint.payload_format)
+    changes_types = event_types is not None or payload_format is not None
+    types = endpoint.event_types if event_types is None else event_types
     return WebhookRepository(session, keyring).update_endpoint(
         endpoint,
         url=UNSET if url is None else check_url(url, policy),
-        event_types=UNSET if event_types is None else check_event_types(event_types),
+        event_types=check_event_types(types, final_format) if changes_types else UNSET,
         enabled=UNSET if enabled is None else enabled,
         description=UNSET if description is None else check_description(description),
+        payload_format=UNSET if payload_format is None else final_format,
+        expiry_warning_days=(
+            expiry_warning_days
+            if isinstance(expiry_warning_days, _Unset)
+            else check_warning_days(expiry_warning_days)
+        ),
         now=now,
     )
 
@@ -299,10 +373,18 @@ def events_page(
 # -- messages ------------------------------------------------------------------------------------
 
 
-def message_body(event_type: str, created_at: datetime, payload: Any) -> str:
-    """The JSON text sent (and signed): ``{"type", "timestamp", "data"}``."""
-    timestamp = created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    document = {"type": event_type, "timestamp": timestamp, "data": payload}
+def message_body(
+    event_type: str, created_at: datetime, payload: Any, payload_format: str = STANDARD
+) -> str:
+    """The JSON text sent (and signed): ``{"type", "timestamp", "data"}``; for ``tray``, an
+    authentication's event is the flat ``{authentication_name, service_name, user_id, authId,
+    external_user_id}`` alone, and any other event (a test) its data."""
+    if payload_format == TRAY:
+        about_an_auth = isinstance(payload, dict) and "authId" in payload
+        document = {key: payload.get(key) for key in TRAY_FIELDS} if about_an_auth else payload
+    else:
+        timestamp = created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        document = {"type": event_type, "timestamp": timestamp, "data": payload}
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -331,12 +413,11 @@ def retry_delay(
     return max(delay, MIN_BACKOFF)
 
 
-def next_attempt_at(attempts: int, event_created_at: datetime, now: datetime) -> datetime | None:
+def next_attempt_at(attempts: int, deadline: datetime, now: datetime) -> datetime | None:
     """When to try again after ``attempts`` failed attempts, or ``None`` to give up.
 
-    The last retry is at the end of the window (24 hours after the event); after it, none.
+    The last retry is at ``deadline``, the end of the delivery's retry window; after it, none.
     """
-    deadline = event_created_at + RETRY_WINDOW
     if now >= deadline:
         return None
     return min(now + retry_delay(attempts), deadline)
@@ -362,6 +443,16 @@ class Job:
     secrets: tuple[str, ...] = field(repr=False)
     #: Why it cannot be signed now (its secret cannot be decrypted): retried without sending.
     unsendable: str | None = None
+    payload_format: str = STANDARD
+    #: The end of its retry window (``None``: a row from before, 24 hours after the event).
+    retry_until: datetime | None = None
+    #: Why it is no longer worth sending (a warning of an expiry that changed): not sent.
+    obsolete: str | None = None
+
+    @property
+    def deadline(self) -> datetime:
+        """When the last retry is due."""
+        return self.retry_until or self.event_created_at + RETRY_WINDOW
 
 
 @dataclass(frozen=True)
@@ -396,6 +487,8 @@ def _jobs(
 ) -> list[Job]:
     events = repo.events_by_id(delivery.event_id for delivery in deliveries)
     endpoints = repo.endpoints_by_id(delivery.endpoint_id for delivery in deliveries)
+    warned = [event for event in events.values() if event.type == EXPIRING]
+    expiries = repo.hard_expiries(str(event.payload.get("authId")) for event in warned)
     jobs = []
     for delivery in deliveries:
         event, endpoint = events[delivery.event_id], endpoints[delivery.endpoint_id]
@@ -421,9 +514,35 @@ def _jobs(
                 url=endpoint.url,
                 secrets=secrets,
                 unsendable=_short(unsendable, ()) if unsendable else None,
+                payload_format=endpoint.payload_format,
+                retry_until=delivery.retry_until,
+                obsolete=_obsolete(event, expiries, now),
             )
         )
     return jobs
+
+
+def _obsolete(
+    event: WebhookEvent, expiries: dict[str, datetime | None], now: datetime
+) -> str | None:
+    """Why a warning of a hard expiry is no longer true (it may have waited for its endpoint's
+    window, or been redelivered): the authentication is gone, reconnected or expired."""
+    if event.type != EXPIRING:
+        return None
+    warned_for = event.payload.get("hard_expires_at")
+    auth_id = str(event.payload.get("authId"))
+    if auth_id not in expiries:
+        return "not sent: the authentication no longer exists"
+    current = expiries[auth_id]
+    try:
+        same = current is not None and current == datetime.fromisoformat(str(warned_for))
+    except ValueError:
+        same = False
+    if not same or current is None:
+        return "not sent: the authentication's hard expiry changed since the warning"
+    if current <= now:
+        return "not sent: the authentication has expired (authentication.expired is sent)"
+    return None
 
 
 def _short(message: str, secrets: Iterable[str]) -> str:
@@ -433,7 +552,7 @@ def _short(message: str, secrets: Iterable[str]) -> str:
 
 async def send(http: OutboundClient, job: Job, *, now: datetime, send_timeout: float) -> Attempt:
     """POST one signed message; never raises for what the endpoint or the network does."""
-    body = message_body(job.event_type, job.event_created_at, job.payload)
+    body = message_body(job.event_type, job.event_created_at, job.payload, job.payload_format)
     headers = signed_headers(job.secrets, job.event_id, now, body)
     too_slow = f"the endpoint did not answer within {send_timeout:g} s"
     try:
@@ -468,7 +587,7 @@ def record(bridge: Bridge, session: Session, job: Job, attempt: Attempt, *, now:
     if attempt.succeeded:
         outcome, status = "succeeded", DeliveryStatus.SUCCEEDED
     else:
-        retry_at = next_attempt_at(job.attempts + 1, job.event_created_at, now)
+        retry_at = next_attempt_at(job.attempts + 1, job.deadline, now)
         if retry_at is None:
             outcome, status = "failed", DeliveryStatus.FAILED
         else:
@@ -487,14 +606,14 @@ def record(bridge: Bridge, session: Session, job: Job, attempt: Attempt, *, now:
     return outcome
 
 
-def _give_up_disabled(bridge: Bridge, session: Session, job: Job, *, now: datetime) -> None:
+def _give_up(bridge: Bridge, session: Session, job: Job, reason: str, *, now: datetime) -> None:
     WebhookRepository(session, bridge.keyring).record_attempt(
         job.delivery_id,
         claimed_until=job.claimed_until,
         status=DeliveryStatus.FAILED,
         next_attempt_at=None,
         status_code=None,
-        error="the endpoint is disabled",
+        error=reason,
         now=now,
         count_attempt=False,
     )
@@ -504,10 +623,11 @@ async def run_job(bridge: Bridge, job: Job, *, send_timeout: float = SEND_TIMEOU
     """Send one claimed delivery and record the outcome (``succeeded``, ``retrying``,
     ``failed``, or ``skipped`` when its claim ran out before it could be sent)."""
     now = bridge.now()
-    if not job.enabled:
-        await bridge.run(lambda session: _give_up_disabled(bridge, session, job, now=now))
+    reason = DISABLED if not job.enabled else job.obsolete
+    if reason is not None:
+        await bridge.run(lambda session: _give_up(bridge, session, job, reason, now=now))
         metrics.DELIVERIES.labels("failed").inc()
-        log.info("webhook delivery %s: endpoint %s is disabled", job.delivery_id, job.endpoint_id)
+        log.info("webhook delivery %s to endpoint %s: %s", job.delivery_id, job.endpoint_id, reason)
         return "failed"
     if now + timedelta(seconds=send_timeout) > job.claimed_until:
         return "skipped"  # another worker may take it from now on; it is retried then
