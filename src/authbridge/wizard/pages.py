@@ -6,6 +6,8 @@
   Every form posts to the page's own URL and passes the Origin check.
 * ``/external/auth/edit/{theme}/{authId}?code=…&skipTitleField=true&skipAuthSettings=true``:
   reconnects the authentication in place through the connect page.
+* A code opens one of them (the first; a wizard's screens are all one): any other page with it
+  is refused, and so is an edit link opened twice.
 * "Connect a new account" and edit links go through the connect pages; their success comes
   back to ``/external/return``, which finds the code again in a cookie set for that one
   connect session (HttpOnly, ``/external/`` only, 10 minutes): the code is never stored.
@@ -21,7 +23,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Request
@@ -98,6 +100,13 @@ def _check_plain(*values: str | None) -> None:
 # --- the wizard --------------------------------------------------------------------------------
 
 
+class Target(TypedDict, total=False):
+    """What a wizard page is for: a solution (a new instance) or an instance."""
+
+    solution_id: str
+    instance_id: str
+
+
 @dataclass
 class Screen:
     """Everything one wizard screen shows."""
@@ -118,6 +127,7 @@ def _load(
     *,
     solution_id: str | None = None,
     instance_id: str | None = None,
+    enter: bool = False,
 ) -> Screen:
     _check_plain(code, theme_key, path, step, solution_id, instance_id)
     opened = wizard.open_code(bridge, session, code)
@@ -130,6 +140,7 @@ def _load(
         theme=theme.key,
         solution_id=solution_id,
         instance_id=instance_id,
+        enter=enter,
     )
     step = step if step in loaded.steps else loaded.steps[0]
     screen = Screen(wizard=loaded, theme=theme, step=step)
@@ -200,7 +211,7 @@ def _screen_page(
     )
 
 
-async def _show(request: Request, theme_key: str, path: str, **target: str | None) -> Response:
+async def _show(request: Request, theme_key: str, path: str, **target: Unpack[Target]) -> Response:
     bridge = get_bridge(request)
     code = request.query_params.get("code", "")
     step = request.query_params.get("step", "")
@@ -208,10 +219,18 @@ async def _show(request: Request, theme_key: str, path: str, **target: str | Non
         lambda session: _load(bridge, session, code, theme_key, path, step, **target),
         readonly=True,
     )
+    if not screen.wizard.entered:  # the code's first page: bind it to this wizard
+        screen = await bridge.run(
+            lambda session: _load(
+                bridge, session, code, theme_key, path, step, enter=True, **target
+            )
+        )
     return _screen_page(bridge, screen, code)
 
 
-async def _submit(request: Request, theme_key: str, path: str, **target: str | None) -> Response:
+async def _submit(
+    request: Request, theme_key: str, path: str, **target: Unpack[Target]
+) -> Response:
     bridge = get_bridge(request)
     if not origin_allowed(request, bridge):
         return message_page(bridge, title="Not allowed", message=FORBIDDEN_ORIGIN, status_code=403)
@@ -247,7 +266,7 @@ async def _act(
     screen: Screen,
     code: str,
     submitted: Mapping[str, str],
-    **target: str | None,
+    **target: Unpack[Target],
 ) -> Response:
     """Do what the screen's form asked, in one transaction (on a freshly loaded wizard)."""
     action = submitted.get("action")

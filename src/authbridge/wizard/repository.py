@@ -64,6 +64,14 @@ class AuthorizationCodeRepository:
         )
         return self.session.scalars(statement).first()
 
+    def lock(self, record: AuthorizationCode) -> AuthorizationCode:
+        """Read ``record`` again, locked until the transaction ends (``FOR UPDATE`` on
+        PostgreSQL; SQLite writers are serialised), so two requests never both see it unbound."""
+        statement = (
+            select(AuthorizationCode).where(AuthorizationCode.id == record.id).with_for_update()
+        )
+        return self.session.scalars(statement, execution_options={"populate_existing": True}).one()
+
     def save_progress(self, record: AuthorizationCode, progress: dict[str, Any]) -> None:
         """Replace the wizard's progress (a new dict, so the JSON column sees the change)."""
         record.progress = dict(progress)

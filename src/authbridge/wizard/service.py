@@ -1,10 +1,13 @@
 """The configuration wizard and edit links, opened by one-time authorization codes.
 
 The host mints a code for one end user (:func:`create_authorization_code`, 10 minutes). The
-code opens the wizard for a solution (a new instance) or for one of the end user's instances,
-or an edit link for one of the end user's authentications. Like a connect link, it is used up
-by the flow that finishes (the instance stored, the account reconnected), not by the first
-visit, so a link prefetched by a mail scanner still works; a finished flow cannot be replayed.
+code opens one dialog: the wizard for a solution (a new instance) or for one of the end user's
+instances, or an edit link for one of the end user's authentications. The first page it opens
+binds it to that dialog (:func:`_enter`); the wizard's own screens (in any tab) are the same
+dialog, while another wizard, an edit link, or the same edit link again is refused. It is used
+up by the flow that finishes (the instance stored, the account reconnected); a finished flow
+cannot be replayed. A connect session the dialog opened lives no longer than the code, and one
+it no longer waits for is closed, so a tab left behind can store nothing.
 
 The wizard's progress is kept on the code's row (:attr:`AuthorizationCode.progress`): which
 account fills which slot, and the connect session a "connect a new account" step is waiting
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -29,6 +32,7 @@ from sqlalchemy.orm import Session
 from authbridge import errors
 from authbridge.authentications import service as authentications
 from authbridge.connect.repository import ConnectSessionRepository
+from authbridge.connect.repository.sessions import DEFAULT_TTL as CONNECT_TTL
 from authbridge.connect.service import VARIANT_OPTION, ConnectOptions, check_origin
 from authbridge.services.bridge import Bridge
 from authbridge.services.principals import Principal
@@ -47,6 +51,12 @@ from authbridge.wizard import config_form
 from authbridge.wizard.repository import AuthorizationCodeRepository
 
 EXPIRED_CODE = "This link has expired or was already used. Ask the application for a new one."
+ALREADY_OPENED = (
+    "This link was already used to open another window; a link opens one only. "
+    "Ask the application for a new one."
+)
+#: The key of :attr:`AuthorizationCode.progress` naming the dialog the code opened.
+DIALOG = "dialog"
 CONFIG_STEP = "config"
 RETURN_PATH = "/external/return"
 
@@ -118,6 +128,50 @@ def _use_up(bridge: Bridge, session: Session, opened: Opened) -> None:
         raise errors.ExpiredLink(EXPIRED_CODE)
 
 
+def wizard_dialog(path: str) -> str:
+    """The dialog of the wizard page ``path`` (its screens are all one dialog)."""
+    return f"wizard:{path}"
+
+
+def edit_dialog(auth_id: str) -> str:
+    return f"edit:{auth_id}"
+
+
+def bound_dialog(record: AuthorizationCode) -> str | None:
+    """The dialog the code opened, ``None`` before its first page."""
+    dialog = (record.progress or {}).get(DIALOG)
+    return dialog if isinstance(dialog, str) else None
+
+
+def _enter(session: Session, opened: Opened, dialog: str, *, again: bool) -> None:
+    """Bind the code to ``dialog`` if it opened none yet; come back into it when ``again``
+    (the wizard's screens); refuse anything else with :data:`ALREADY_OPENED`.
+
+    The code's row is read again and locked first, so of two tabs opening two dialogs at
+    once exactly one wins, and ``opened.record.progress`` is the current one.
+    """
+    codes = AuthorizationCodeRepository(session)
+    record = codes.lock(opened.record)
+    bound = bound_dialog(record)
+    if bound is None:
+        codes.save_progress(record, {DIALOG: dialog})
+    elif bound != dialog or not again:
+        raise errors.ExpiredLink(ALREADY_OPENED)
+
+
+def _connect_ttl(bridge: Bridge, opened: Opened) -> timedelta:
+    """A connect session the code opens expires with it at the latest."""
+    return min(CONNECT_TTL, opened.record.expires_at - bridge.now())
+
+
+def _close_pending(bridge: Bridge, session: Session, progress: Mapping[str, Any]) -> None:
+    """Close the connect session the dialog waited for, if any: it can store nothing now."""
+    pending = progress.get("pending") or {}
+    connect_session = pending.get("connect_session")
+    if isinstance(connect_session, str):
+        ConnectSessionRepository(session).consume_by_id(connect_session, now=bridge.now())
+
+
 # --- the wizard --------------------------------------------------------------------------------
 
 
@@ -132,6 +186,7 @@ class Wizard:
     auth_values: dict[str, str]
     config_values: dict[str, Any]
     progress: dict[str, Any] = field(repr=False)
+    entered: bool = True
 
     @property
     def theme(self) -> str | None:
@@ -172,11 +227,13 @@ def load_wizard(
     theme: str | None = None,
     solution_id: str | None = None,
     instance_id: str | None = None,
+    enter: bool = True,
 ) -> Wizard:
     """The wizard of ``code`` for a solution (new instance) or an instance of the end user.
 
-    ``path`` is the wizard's page (without the code): progress made on another page of the
-    same code is dropped.
+    ``path`` is the wizard's page (without the code), the dialog the code is bound to: a code
+    that opened another one is refused. ``enter`` binds an unbound code to it (a write);
+    without it (a read-only page view) :attr:`Wizard.entered` says whether it was bound.
     """
     opened = open_code(bridge, session, code)
     principal = opened.principal
@@ -187,9 +244,15 @@ def load_wizard(
     else:
         assert solution_id is not None
         solution = solutions.get_solution(bridge, session, principal, solution_id)
+    dialog = wizard_dialog(path)
+    if enter:
+        _enter(session, opened, dialog, again=True)
+    elif bound_dialog(opened.record) not in (None, dialog):
+        raise errors.ExpiredLink(ALREADY_OPENED)
     progress = dict(opened.record.progress or {})
     if progress.get("path") != path:
         progress = {
+            DIALOG: dialog,
             "path": path,
             "theme": theme,
             "solution": solution.id,
@@ -211,6 +274,7 @@ def load_wizard(
         auth_values=auth_values,
         config_values=config_values,
         progress=progress,
+        entered=bound_dialog(opened.record) == dialog,
     )
 
 
@@ -259,6 +323,7 @@ def start_connect(bridge: Bridge, session: Session, wizard: Wizard, step: str) -
     ).as_dict()
     if slot.connector_variant is not None:
         options[VARIANT_OPTION] = slot.connector_variant
+    _close_pending(bridge, session, wizard.progress)  # one connect at a time: the newest
     issued = ConnectSessionRepository(session).create(
         environment_id=wizard.opened.record.environment_id,
         end_user_id=wizard.opened.end_user.id,
@@ -266,6 +331,7 @@ def start_connect(bridge: Bridge, session: Session, wizard: Wizard, step: str) -
         connector_version=slot.connector_version,
         options=options,
         now=bridge.now(),
+        ttl=_connect_ttl(bridge, wizard.opened),
     )
     wizard.progress["pending"] = {"connect_session": issued.record.id, "step": step}
     _save(session, wizard)
@@ -320,6 +386,7 @@ def finish(
         )
     if not instance.enabled and not solutions.missing_for_enable(wizard.solution, instance):
         instance = solutions.update_instance(bridge, session, principal, instance.id, enabled=True)
+    _close_pending(bridge, session, wizard.progress)
     _use_up(bridge, session, wizard.opened)
     return instance
 
@@ -340,8 +407,14 @@ def start_edit(
     bridge: Bridge, session: Session, opened: Opened, auth_id: str, options: EditOptions
 ) -> tuple[str, str]:
     """Open a connect session that reconnects the end user's ``auth_id`` in place (same id);
-    return its page's URL and its id. Another end user's authentication is "not found"."""
+    return its page's URL and its id. Another end user's authentication is "not found".
+
+    This is the code's one dialog: a code that opened any page before (this one included) is
+    refused, so no second connect session ever waits on it.
+    """
     auth = authentications.get(bridge, session, opened.principal, auth_id)
+    dialog = edit_dialog(auth.id)
+    _enter(session, opened, dialog, again=False)
     stored = ConnectOptions(
         skip_title_field=options.skip_title_field,
         skip_auth_settings=options.skip_auth_settings,
@@ -359,9 +432,11 @@ def start_edit(
         authentication_id=auth.id,
         options=stored,
         now=bridge.now(),
+        ttl=_connect_ttl(bridge, opened),
     )
     AuthorizationCodeRepository(session).save_progress(
-        opened.record, {"pending": {"connect_session": issued.record.id, "edit": auth.id}}
+        opened.record,
+        {DIALOG: dialog, "pending": {"connect_session": issued.record.id, "edit": auth.id}},
     )
     return bridge.url(f"/connect/{issued.code}"), issued.record.id
 
@@ -389,6 +464,7 @@ def connected(
     in the wizard the account then fills the step's slot exactly as if it had been picked.
     """
     opened = open_code(bridge, session, code)
+    AuthorizationCodeRepository(session).lock(opened.record)
     progress = dict(opened.record.progress or {})
     pending = progress.get("pending") or {}
     record = ConnectSessionRepository(session).get(opened.record.environment_id, connect_session_id)
@@ -402,7 +478,9 @@ def connected(
         if pending["edit"] != auth_id:
             raise errors.Conflict(NOT_FOR_THIS_LINK)
         auth = authentications.get(bridge, session, opened.principal, auth_id)
-        AuthorizationCodeRepository(session).save_progress(opened.record, {})
+        AuthorizationCodeRepository(session).save_progress(
+            opened.record, {DIALOG: edit_dialog(auth_id)}
+        )
         _use_up(bridge, session, opened)
         return Returned(opened=opened, auth=auth)
     wizard = load_wizard(

@@ -16,9 +16,9 @@ class AuthorizationCode(Base):
 
     Only the SHA-256 of the code is stored. ``origin`` is the host page the finished flow
     reports to. ``progress`` keeps the wizard's state between its screens on the server
-    (the page, its theme, the account chosen for each auth slot, a ``pending`` connect), so
-    nothing the browser sends decides a slot, a connector or a scope. Single use:
-    ``used_at`` is set by the flow that finishes, not by the first visit.
+    (the ``dialog`` the code opened, the page, its theme, the account chosen for each auth
+    slot, a ``pending`` connect), so nothing the browser sends decides a slot, a connector or a
+    scope. One dialog per code, single use: ``used_at`` is set by the flow that finishes.
     """
 
     __tablename__ = "authorization_codes"
