@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -319,6 +320,71 @@ def test_create_user_authentication_checks_the_data(api: Api) -> None:
     no_user = error(api, IMPORT, {"input": base | {"userId": "no-such-user"}})
     assert no_user["extensions"] == {"code": "NOT_FOUND"}
     assert data(api, VIEWER_AUTHS)["viewer"]["authentications"]["edges"] == []
+
+
+# The reference's mutation as a host page sends it: the end user's own token, no userId,
+# serviceId and serviceEnvironmentId, and the auth data as one line of escaped JSON text.
+REFERENCE_IMPORT = """
+mutation($data: JSON!, $service: String!, $environment: String) {
+  createUserAuthentication(input: {
+    name: "Roger's sandbox", serviceId: $service, serviceEnvironmentId: $environment,
+    data: $data
+  }) {
+    authenticationId authentication { id name service { key variant } }
+  }
+}"""
+
+
+def test_create_user_authentication_takes_the_reference_arguments_with_a_user_token(
+    api: Api, sandbox_url: str
+) -> None:
+    roger = create_user(api, "roger")
+    token = data(api, CREATE_TOKEN, {"userId": roger})["createUserToken"]["accessToken"]
+    live = sandbox_access_token(sandbox_url)
+    oauth_data = json.dumps({"access_token": live, "refresh_token": "rt-1", "scopes": ["profile"]})
+    created = data(
+        api, REFERENCE_IMPORT, {"data": oauth_data, "service": "sandbox-oauth2"}, token=token
+    )["createUserAuthentication"]
+    assert created["authentication"]["name"] == "Roger's sandbox"
+    assert created["authentication"]["service"] == {"key": "sandbox-oauth2", "variant": None}
+    stored = api.call("GET", f"/v1/authentications/{created['authenticationId']}").json()
+    assert stored["external_user_id"] == "roger"
+    assert stored["scopes"] == ["profile"]
+    credentials = api.call(
+        "GET", f"/v1/authentications/{created['authenticationId']}/credentials"
+    ).json()["credentials"]
+    assert credentials["access_token"] == live
+    assert "scopes" not in credentials
+
+    form_data = '{"api_key": "' + SANDBOX_KEY + '"}'
+    keyed = data(
+        api, REFERENCE_IMPORT, {"data": form_data, "service": "sandbox-apikey"}, token=token
+    )["createUserAuthentication"]
+    assert keyed["authentication"]["service"]["key"] == "sandbox-apikey"
+    mine = data(api, VIEWER_AUTHS, token=token)["viewer"]["authentications"]
+    assert {node["id"] for node in nodes(mine)} == {
+        created["authenticationId"],
+        keyed["authenticationId"],
+    }
+
+    # serviceEnvironmentId is the variant; the aliases must agree with the names they alias
+    variant = error(
+        api,
+        REFERENCE_IMPORT,
+        {"data": form_data, "service": "sandbox-apikey", "environment": "staging"},
+        token=token,
+    )
+    assert variant["extensions"] == {"code": "INVALID_INPUT", "field": "variant"}
+    assert "no variant 'staging'" in variant["message"]
+    both = {"connector": "sandbox-apikey", "serviceId": "sandbox-oauth2", "data": form_data}
+    differ = error(api, IMPORT, {"input": both}, token=token)
+    assert differ["extensions"] == {"code": "INVALID_INPUT", "field": "serviceId"}
+    no_connector = error(api, IMPORT, {"input": {"data": form_data}}, token=token)
+    assert no_connector["extensions"] == {"code": "INVALID_INPUT", "field": "connector"}
+    # a master token still names the end user
+    no_user = error(api, IMPORT, {"input": {"serviceId": "sandbox-apikey", "data": form_data}})
+    assert no_user["extensions"] == {"code": "INVALID_INPUT", "field": "userId"}
+    assert len(nodes(data(api, VIEWER_AUTHS)["viewer"]["authentications"])) == 2
 
 
 def test_a_user_token_sees_and_imports_only_its_own(api: Api) -> None:

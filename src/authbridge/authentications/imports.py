@@ -15,7 +15,7 @@ transaction) and stores (another transaction); the caller runs :func:`prepare` a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -59,6 +59,9 @@ class ImportRequest:
     fields: Mapping[str, Any] = field(default_factory=dict, repr=False)
     tokens: Mapping[str, Any] = field(default_factory=dict, repr=False)
     scopes: tuple[str, ...] | None = None
+    #: The reference's ``data``: the fields of a form connector, or the tokens (and a
+    #: ``scopes`` list) of an OAuth one; which, the connector's type says.
+    data: Mapping[str, Any] = field(default_factory=dict, repr=False)
     expires_at: datetime | None = None
     hard_expires_at: datetime | None = None
     delete_at: datetime | None = None
@@ -115,6 +118,8 @@ async def connect(bridge: Bridge, prepared: Prepared, request: ImportRequest) ->
         config=prepared.setup.config,
         callback_url=prepared.setup.callback_url,
     )
+    if request.data:
+        request = _with_data(request, oauth=definition.type in OAUTH_TYPES)
     if definition.type in OAUTH_TYPES:
         if request.fields:
             raise errors.InvalidInput(
@@ -146,6 +151,31 @@ async def connect(bridge: Bridge, prepared: Prepared, request: ImportRequest) ->
         return await mechanism.connect(definition, context.replace(fields=dict(request.fields)))
     checked = check_fields(fields, request.fields)
     return ConnectResult(account_name=None, credentials=checked, expires_at=request.expires_at)
+
+
+def _with_data(request: ImportRequest, *, oauth: bool) -> ImportRequest:
+    """``request`` with its ``data`` read as the connector's type takes it: an OAuth
+    connector's tokens (a ``scopes`` list among them gives the scopes), else form fields."""
+    data = dict(request.data)
+    if not oauth:
+        if request.fields:
+            raise errors.InvalidInput(
+                "give the fields in data or in fields, not both", field="data"
+            )
+        return replace(request, fields=data, data={})
+    if request.tokens:
+        raise errors.InvalidInput("give the tokens in data or in tokens, not both", field="data")
+    scopes = request.scopes
+    if "scopes" in data:
+        given = data.pop("scopes")
+        if not isinstance(given, list) or not all(isinstance(s, str) for s in given):
+            raise errors.InvalidInput("data.scopes must be a list of strings", field="data")
+        if scopes is not None and tuple(given) != scopes:
+            raise errors.InvalidInput(
+                "data.scopes and scopes differ; give the scopes once", field="scopes"
+            )
+        scopes = tuple(given)
+    return replace(request, tokens=data, scopes=scopes, data={})
 
 
 def _oauth_tokens(

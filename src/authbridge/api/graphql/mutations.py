@@ -73,20 +73,42 @@ class CreateUserTokenPayload:
     expires_at: datetime
 
 
+def one_of(value: str | None, alias: str | None, name: str, alias_name: str) -> str | None:
+    """``value`` or its reference alias ``alias``, refused when the two differ."""
+    if value is not None and alias is not None and value != alias:
+        raise errors.InvalidInput(
+            f"{name} and {alias_name} name the same thing and differ; give one", field=alias_name
+        )
+    return value if value is not None else alias
+
+
 @strawberry.input
 class CreateUserAuthenticationInput:
-    user_id: strawberry.ID
-    connector: str = strawberry.field(description="The connector's key (the reference's serviceId)")
+    user_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="The end user's id: required with a master token; a user token's own end "
+        "user by default",
+    )
+    connector: str | None = strawberry.field(
+        default=None, description="The connector's key (or serviceId)"
+    )
+    service_id: str | None = strawberry.field(
+        default=None, description="The reference's name of connector"
+    )
     version: str | None = strawberry.field(default=None, description="Default: the newest")
     variant: str | None = strawberry.field(
         default=None,
-        description="The connector variant (the reference's serviceEnvironmentId); default: the "
+        description="The connector variant (or serviceEnvironmentId); default: the "
         "connector's default",
+    )
+    service_environment_id: str | None = strawberry.field(
+        default=None, description="The reference's name of variant"
     )
     name: str | None = None
     data: JSON | None = strawberry.field(
         default=None,
-        description="A form connector's fields, as an object or as JSON text of one",
+        description="The auth data, as an object or as JSON text of one: a form connector's "
+        "fields, or an OAuth connector's tokens (with a scopes list, if not given as scopes)",
     )
     tokens: JSON | None = strawberry.field(
         default=None,
@@ -157,19 +179,30 @@ class AccountMutations:
         self, info: Info, input: CreateUserAuthenticationInput
     ) -> CreateUserAuthenticationPayload:
         context, bridge = info.context, info.context.bridge
-        fields, tokens = json_object(input.data, "data"), json_object(input.tokens, "tokens")
+        data, tokens = json_object(input.data, "data"), json_object(input.tokens, "tokens")
         if input.expires_at is not None and input.expires_at.utcoffset() is None:
             raise errors.InvalidInput("expiresAt must have a time zone", field="expiresAt")
+        connector = one_of(input.connector, input.service_id, "connector", "serviceId")
+        if connector is None:
+            raise errors.InvalidInput("connector (or serviceId) is required", field="connector")
+        variant = one_of(
+            input.variant, input.service_environment_id, "variant", "serviceEnvironmentId"
+        )
         context.end_transaction()  # no transaction spans the provider call
         with context.change() as (session, principal):
-            end_user = find_user(session, principal, input.user_id)
+            if input.user_id is not None:
+                external_user_id = find_user(session, principal, input.user_id).external_user_id
+            elif principal.external_user_id is not None:  # a user token: its own end user
+                external_user_id = principal.external_user_id
+            else:
+                raise errors.InvalidInput("userId is required with a master token", field="userId")
             request = imports.ImportRequest(
-                connector=input.connector,
-                external_user_id=end_user.external_user_id,
+                connector=connector,
+                external_user_id=external_user_id,
                 version=input.version,
-                variant=input.variant,
+                variant=variant,
                 name=input.name,
-                fields=fields,
+                data=data,
                 tokens=tokens,
                 scopes=tuple(input.scopes) if input.scopes is not None else None,
                 expires_at=input.expires_at,
