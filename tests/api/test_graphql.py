@@ -679,7 +679,7 @@ def test_a_bad_slot_external_id_is_a_clear_error_and_changes_nothing(api: Api) -
     assert found["path"] == ["createSolutionInstance"]
     for text in ("Traceback", 'File "', "stacktrace", "exception"):
         assert text not in response.text
-    not_json = {"externalId": "external_channel", "value": "leads"}
+    not_a_number = {"externalId": "external_limit", "value": "many"}
     bad_value = error(
         api,
         CREATE_INSTANCE,
@@ -688,17 +688,55 @@ def test_a_bad_slot_external_id_is_a_clear_error_and_changes_nothing(api: Api) -
                 "solutionId": channel,
                 "userId": user,
                 "instanceName": "x",
-                "configValues": [not_json],
+                "configValues": [not_a_number],
             }
         },
     )
     assert bad_value["extensions"] == {
         "code": "INVALID_INPUT",
-        "field": "configValues.external_channel",
+        "field": "configValues.external_limit",
     }
+    assert "'many' is not of type 'integer'" in bad_value["message"]
     no_user = error(api, CREATE_INSTANCE, {"input": {"solutionId": channel, "instanceName": "x"}})
     assert no_user["extensions"] == {"code": "INVALID_INPUT", "field": "userId"}
     assert data(api, MAPPING)["viewer"]["solutionInstances"]["edges"] == []
+
+
+def test_config_values_are_json_text_or_a_bare_string_as_the_page_sends_them(api: Api) -> None:
+    channel = apply_solution(api, "slack-channel", SLACK_CHANNEL)
+    user = create_user(api, "zoe")
+    created = create_instance(
+        api,
+        solutionId=channel,
+        userId=user,
+        instanceName="Typeform",
+        configValues=[
+            {"externalId": "external_channel", "value": "Zx86yu9P"},  # as the page sends it
+            {"externalId": "external_limit", "value": "3"},
+        ],
+    )
+    assert created["configValues"] == [
+        {"externalId": "external_channel", "value": '"Zx86yu9P"'},
+        {"externalId": "external_limit", "value": "3"},
+    ]
+
+    def channel_after(value: str) -> str:
+        update = {
+            "solutionInstanceId": created["id"],
+            "configValues": [{"externalId": "external_channel", "value": value}],
+        }
+        values = data(api, UPDATE_INSTANCE, {"input": update})["updateSolutionInstance"]
+        found: str = values["solutionInstance"]["configValues"][0]["value"]
+        return found
+
+    assert channel_after('"leads"') == '"leads"'  # JSON text, as before
+    assert channel_after("12345") == '"12345"'  # a string slot keeps digits as text
+    assert channel_after("leads and more") == '"leads and more"'
+    rest = api.call("GET", f"/v1/solution-instances/{created['id']}").json()
+    assert {item["externalId"]: item["value"] for item in rest["configValues"]} == {
+        "external_channel": "leads and more",
+        "external_limit": 3,
+    }
 
 
 def test_a_failed_mutation_keeps_the_ones_before_it(api: Api) -> None:

@@ -44,7 +44,7 @@ from authbridge.solutions.rules import (
     touch,
     unknown_slot,
 )
-from authbridge.solutions.specs import value_problems
+from authbridge.solutions.specs import TextValue, read_text, value_problems
 from authbridge.storage.models import (
     Authentication,
     AuthSlot,
@@ -375,7 +375,8 @@ def _check_auth(
 def _set_config_values(
     solution: Solution, instance: SolutionInstance, values: Mapping[str, Any]
 ) -> list[str]:
-    """Set (or with ``None`` clear) config values, each checked against its schema."""
+    """Set (or with ``None`` clear) config values, each checked against its schema; a
+    :class:`TextValue` is read as that schema takes it."""
     slots = {slot.external_id: slot for slot in solution.config_slots}
     merged = dict(instance.config_values or {})
     changed = []
@@ -385,6 +386,8 @@ def _set_config_values(
             message = unknown_slot("config", external_id, solution, slots)
             raise errors.InvalidInput(f"configValues: {message}", field="configValues")
         field = f"configValues.{external_id}"
+        if isinstance(value, TextValue):
+            value = read_text(slot.json_schema, value, field)
         if value is None:
             if merged.pop(external_id, None) is not None:
                 changed.append(external_id)

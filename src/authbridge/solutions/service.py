@@ -48,6 +48,7 @@ from authbridge.solutions.specs import (
     AuthSlotSpec,
     ConfigSlotSpec,
     SolutionSpec,
+    TextValue,
     parse_solution_spec,
 )
 from authbridge.storage.models import (
@@ -64,6 +65,7 @@ __all__ = [
     "AuthSlotSpec",
     "ConfigSlotSpec",
     "SolutionSpec",
+    "TextValue",
     "apply_solution",
     "apply_solution_changes",
     "changes",

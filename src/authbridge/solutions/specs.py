@@ -322,6 +322,31 @@ def schema_problem(schema: Mapping[str, Any]) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class TextValue:
+    """A config value given as text, as the reference's pages send it: JSON text
+    (``"\"leads\""`` is the string ``leads``, ``3`` the number) or a bare string
+    (``Zx86yu9P``). :func:`read_text` decides which, by the slot's schema."""
+
+    text: str
+
+
+def read_text(schema: Mapping[str, Any], value: TextValue, path: str = "") -> Any:
+    """The value ``value`` stands for in a slot of ``schema``: its JSON value when the text
+    is JSON and that fits, else the text itself as a string when that fits (``12345`` for a
+    string slot), else the JSON value (whose problems are then reported). JSON ``null`` is
+    ``None``, which clears the slot."""
+    try:
+        decoded = json.loads(value.text)
+    except ValueError:
+        return value.text
+    if decoded is None or isinstance(decoded, str):
+        return decoded
+    if value_problems(schema, decoded, path) and not value_problems(schema, value.text, path):
+        return value.text
+    return decoded
+
+
 def value_problems(schema: Mapping[str, Any], value: Any, path: str = "") -> list[str]:
     """The ways ``value`` breaks ``schema``, each naming where (``path.items[0]: …``)."""
     unstorable = json_problem(value, path)

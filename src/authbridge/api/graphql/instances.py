@@ -2,14 +2,14 @@
 
 The rules (case-sensitive external ids, ownership, connector and scopes, force-unique,
 static slots, enabling) are the services'; errors name the slot, e.g. field
-``authValues.external_slack_authentication``. Config values travel as JSON text both ways,
-as the reference shows them (``"\\"leads\\""`` is the string ``leads``); ``null`` clears a
-value in an update.
+``authValues.external_slack_authentication``. Config values are JSON text on the way out, as
+the reference shows them (``"\\"leads\\""`` is the string ``leads``); on the way in also a bare
+string, as the reference's pages send some (``Zx86yu9P``), read by the slot's schema
+(:func:`authbridge.solutions.specs.read_text`); ``null`` clears a value in an update.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -37,7 +37,8 @@ class ConfigValueInput:
         description="The config slot's external id (case-sensitive)"
     )
     value: str | None = strawberry.field(
-        description='The value as JSON text ("\\"leads\\"" is the string leads); null clears it'
+        description='The value as JSON text ("\\"leads\\"" is the string leads) or a bare string '
+        "(leads); null clears it"
     )
 
 
@@ -51,17 +52,10 @@ def auth_values_of(values: Sequence[AuthValueInput] | None) -> dict[str, str | N
 def config_values_of(values: Sequence[ConfigValueInput] | None) -> dict[str, Any] | None:
     if values is None:
         return None
-    pairs = []
-    for value in values:
-        field = f"configValues.{value.external_id}"
-        try:
-            decoded = None if value.value is None else json.loads(value.value)
-        except ValueError:
-            raise errors.InvalidInput(
-                f'{field}: the value must be JSON text; a string is quoted, like "\\"leads\\""',
-                field=field,
-            ) from None
-        pairs.append((value.external_id, decoded))
+    pairs = [
+        (value.external_id, None if value.value is None else solutions.TextValue(value.value))
+        for value in values
+    ]
     return _unique("configValues", pairs)
 
 
