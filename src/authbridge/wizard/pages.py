@@ -385,24 +385,49 @@ async def came_back(request: Request) -> Response:
         returned = await bridge.run(
             lambda session: wizard.connected(bridge, session, code, connect_session_id, auth_id),
         )
+        response = await _answer(bridge, returned, code)
     except Exception as exc:
-        response: Response = error_page(bridge, exc, theme=DEFAULT_THEME)
-    else:
-        if returned.path is not None:
-            response = _redirect(_location(bridge, returned.path, code, returned.step))
-        else:
-            response = render(
-                bridge,
-                "success.html",
-                title="Connected",
-                result_json=json.dumps(
-                    {"authId": returned.auth.id, "connector": returned.auth.connector_key}
-                ),
-                origin=returned.opened.record.origin or "",
-                account=returned.auth.name,
-            )
+        response = error_page(bridge, exc, theme=DEFAULT_THEME)
     response.delete_cookie(cookie, path=_prefix(bridge) + "/external/")
     return response
+
+
+async def _answer(bridge: Bridge, returned: wizard.Returned, code: str) -> Response:
+    """Back to the wizard's next step, the same step to try again, or an edit link's end."""
+    if returned.problem is not None:
+        return await _retry(bridge, returned, code)
+    if returned.path is not None:
+        return _redirect(_location(bridge, returned.path, code, returned.step))
+    return render(
+        bridge,
+        "success.html",
+        title="Connected",
+        result_json=json.dumps(
+            {"authId": returned.auth.id, "connector": returned.auth.connector_key}
+        ),
+        origin=returned.opened.record.origin or "",
+        account=returned.auth.name,
+    )
+
+
+async def _retry(bridge: Bridge, returned: wizard.Returned, code: str) -> Response:
+    """The step the account was connected for, again, saying what it lacked (422): its
+    "Connect a new account" tries once more."""
+    current, step, problem = returned.wizard, returned.step, returned.problem
+    assert current is not None
+    assert step is not None
+    assert problem is not None
+    target: Target = (
+        {"instance_id": current.instance.id}
+        if current.instance is not None
+        else {"solution_id": current.solution.id}
+    )
+    theme_key = current.theme or themes.DEFAULT_KEY
+    screen = await bridge.run(
+        lambda session: _load(bridge, session, code, theme_key, current.path, step, **target),
+        readonly=True,
+    )
+    return _screen_page(bridge, screen, code, error=errors.InvalidInput(problem), status_code=422)
 
 
 @router.get("/external/themes/{theme_id}.css")

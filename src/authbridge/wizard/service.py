@@ -444,15 +444,35 @@ def start_edit(
 @dataclass(frozen=True)
 class Returned:
     """Where the browser goes after a connect: back to the wizard's ``path`` at ``step``, or,
-    for an edit link, the end (``auth`` reconnected in place, the code used up)."""
+    for an edit link, the end (``auth`` reconnected in place, the code used up).
+
+    ``problem`` says why the account just connected cannot fill the step's slot (the scopes
+    the provider did not grant): the browser stays on that ``step`` of ``wizard`` to try again.
+    """
 
     opened: Opened
     auth: Authentication
     path: str | None = None
     step: str | None = None
+    problem: str | None = None
+    wizard: Wizard | None = None
 
 
 NOT_FOR_THIS_LINK = "This account was not connected for this link. Start again from the link."
+RETRY = 'Choose "Connect a new account" to try again, and allow everything the provider asks.'
+
+
+def connect_problem(slot: AuthSlot, auth: Authentication) -> str | None:
+    """Why the account just connected for ``slot`` cannot fill it, told to the end user: the
+    scopes the provider did not grant (the connect session asked for them all)."""
+    granted = set(auth.scopes or ())
+    missing = [scope for scope in slot.scopes or () if scope not in granted]
+    if missing:
+        return (
+            f"{auth.name} was connected without the permission(s) {slot.title} needs: "
+            f"{', '.join(missing)}. {RETRY}"
+        )
+    return None
 
 
 def connected(
@@ -494,6 +514,12 @@ def connected(
     )
     wizard.progress.pop("pending", None)
     step = str(pending.get("step"))
-    pick(bridge, session, wizard, step, auth_id)
     auth = authentications.get(bridge, session, opened.principal, auth_id)
+    problem = connect_problem(wizard.slot(step), auth)
+    if problem is not None:
+        _save(session, wizard)
+        return Returned(
+            opened=opened, auth=auth, path=wizard.path, step=step, problem=problem, wizard=wizard
+        )
+    pick(bridge, session, wizard, step, auth_id)
     return Returned(opened=opened, auth=auth, path=wizard.path, step=wizard.step_after(step))
