@@ -266,6 +266,41 @@ def test_an_auth_without_the_slots_scopes_is_refused(api: Api) -> None:
     assert values_of(instance) == {OAUTH_SLOT: wide["id"]}
 
 
+def test_an_auth_granted_more_than_its_slot_is_flagged_or_refused_as_the_slot_says(
+    api: Api,
+) -> None:
+    put_solution(api)
+    wide = import_oauth(api, "user-1", ["write", "read", "admin"])
+    exact = import_oauth(api, "user-1", ["read", "write"])
+    instance = created(api, authValues=auth_values((OAUTH_SLOT, wide["id"])))
+    assert instance["authValues"] == [
+        {"externalId": OAUTH_SLOT, "authId": wide["id"], "extraScopes": ["admin"]}
+    ]
+    swapped = patch(api, instance["id"], authValues=auth_values((OAUTH_SLOT, exact["id"])))
+    assert swapped.json()["authValues"][0]["extraScopes"] == []
+    assert patch(api, instance["id"], authValues=auth_values((OAUTH_SLOT, wide["id"]))).is_success
+
+    spec = copy.deepcopy(SPEC)
+    spec["authSlots"][1]["onExtraScopes"] = "refuse"
+    applied = put_solution(api, spec=spec)
+    assert applied["changes"] == [
+        f"change auth slot '{OAUTH_SLOT}'",
+        "update the values of 1 instance(s)",
+    ]
+    assert applied["solution"]["authSlots"][1]["onExtraScopes"] == "refuse"
+    after = api.call("GET", f"/v1/solution-instances/{instance['id']}").json()
+    assert after["authValues"] == []  # the wider grant no longer fits
+    refused = create(api, authValues=auth_values((OAUTH_SLOT, wide["id"])))
+    detail = assert_problem(refused, 422, "invalid_input")["detail"]
+    assert "was granted the scope(s) admin beyond the slot's, which refuses wider grants" in detail
+    assert created(api, authValues=auth_values((OAUTH_SLOT, exact["id"])))["authValues"]
+
+    spec["authSlots"][1]["onExtraScopes"] = "ignore"
+    bad = api.call("PUT", "/v1/solutions/forms", json=spec)
+    problem = assert_problem(bad, 422, "invalid_input")
+    assert "authSlots[1].onExtraScopes" in problem["detail"]
+
+
 def test_an_auth_that_is_not_active_is_refused(api: Api) -> None:
     put_solution(api)
     key = import_key(api)

@@ -115,3 +115,44 @@ def test_an_account_granted_fewer_scopes_says_which_and_can_try_again(
     full = [item for item in granted_scopes(api) if item == ASKED]
     assert len(full) == 1
     assert auth_values_of(created)["account"]
+
+
+def finish(api: Api, client: httpx.Client, solution_id: str, code: str) -> dict[str, Any]:
+    done = client.post(
+        f"{api.url}/external/solutions/default/{solution_id}?code={code}&step=config",
+        data={"action": "finish", "step": "config"},
+    )
+    assert done.status_code == 200, done.text
+    found = re.search(r'data-result="([^"]*)"', done.text)
+    assert found, done.text
+    return instance(api, json.loads(html.unescape(found.group(1)))["solutionInstanceId"])
+
+
+def test_an_account_granted_more_scopes_fills_the_slot_flagged(api: Api, sandbox_url: str) -> None:
+    solution_id = oauth_solution(api)
+    code = mint_code(api)
+    page = f"{api.url}/external/solutions/default/{solution_id}?code={code}&step=account"
+    with browser() as client:
+        wide = connect_granting(api, client, page, granted="profile email admin")
+        assert wide.status_code == 303, wide.text
+        created = finish(api, client, solution_id, code)
+    [value] = created["authValues"]
+    assert value["extraScopes"] == ["admin"]
+    assert granted_scopes(api) == [["profile", "email", "admin"]]
+
+
+def test_a_slot_that_refuses_wider_grants_says_which_and_can_try_again(
+    api: Api, sandbox_url: str
+) -> None:
+    solution_id = oauth_solution(api, onExtraScopes="refuse")
+    code = mint_code(api)
+    page = f"{api.url}/external/solutions/default/{solution_id}?code={code}&step=account"
+    with browser() as client:
+        wide = connect_granting(api, client, page, granted="profile email admin")
+        assert wide.status_code == 422, wide.text
+        assert "was granted more than Sandbox may use: admin" in html.unescape(wide.text)
+        exact = connect_granting(api, client, page, granted=None)
+        assert exact.status_code == 303, exact.text
+        created = finish(api, client, solution_id, code)
+    [value] = created["authValues"]
+    assert value["extraScopes"] == []

@@ -155,7 +155,12 @@ def _describe(solution: Solution) -> None:
         variant = f", variant {slot.connector_variant}" if slot.connector_variant else ""
         line("connector", f"{slot.connector_key} {slot.connector_version}{variant}")
         line("scopes", " ".join(slot.scopes or []) or "(any)")
-        flags = _flags(hidden=slot.hidden, static=slot.static, force_unique=slot.force_unique)
+        flags = _flags(
+            hidden=slot.hidden,
+            static=slot.static,
+            force_unique=slot.force_unique,
+            refuses_extra_scopes=slot.on_extra_scopes == "refuse",
+        )
         if flags:
             line("flags", flags)
         if slot.static:

@@ -36,6 +36,7 @@ from authbridge.solutions.rules import (
     INSTANCE,
     audit,
     effective_config,
+    extra_scopes,
     get_solution,
     misfit,
     missing_for_enable,
@@ -321,12 +322,14 @@ def _set_auth_values(
             continue
         if current is not None and current.auth_id == auth_id:
             continue
-        _check_auth(bridge, session, principal, instance, slot, auth_id)
+        auth = _check_auth(bridge, session, principal, instance, slot, auth_id)
+        extra = extra_scopes(auth, slot)
         if current is not None:
             current.auth_id = auth_id
+            current.extra_scopes = extra
         else:
             instance.auth_values.append(
-                SolutionInstanceAuth(external_id=external_id, auth_id=auth_id)
+                SolutionInstanceAuth(external_id=external_id, auth_id=auth_id, extra_scopes=extra)
             )
         changed.append(external_id)
     return changed
@@ -339,7 +342,8 @@ def _check_auth(
     instance: SolutionInstance,
     slot: AuthSlot,
     auth_id: str,
-) -> None:
+) -> Authentication:
+    """The authentication ``auth_id``, locked, once it may fill ``slot`` of ``instance``."""
     field = f"authValues.{slot.external_id}"
     repo = SolutionRepository(session)
     auth = repo.lock_authentication(principal.environment_id, auth_id, now=bridge.now())
@@ -370,6 +374,7 @@ def _check_auth(
                 f"slot '{use.external_id}' of solution instance '{use.instance_id}'; it cannot "
                 "be used elsewhere"
             )
+    return auth
 
 
 def _set_config_values(

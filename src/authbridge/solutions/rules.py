@@ -100,6 +100,14 @@ def require_complete(solution: Solution, instance: SolutionInstance) -> None:
         )
 
 
+def extra_scopes(auth: Authentication, slot: AuthSlot) -> list[str]:
+    """The scopes ``auth`` was granted beyond those ``slot`` asks for (none when the slot
+    names no scopes: it then asks for the connector's own)."""
+    if not slot.scopes:
+        return []
+    return [scope for scope in auth.scopes or () if scope not in slot.scopes]
+
+
 def misfit(bridge: Bridge, auth: Authentication, slot: AuthSlot) -> str | None:
     """Why ``auth`` cannot fill ``slot`` (phrased after the authentication), or ``None``."""
     if auth.connector_key != slot.connector_key:
@@ -123,6 +131,12 @@ def misfit(bridge: Bridge, auth: Authentication, slot: AuthSlot) -> str | None:
     missing = [scope for scope in slot.scopes or () if scope not in (auth.scopes or ())]
     if missing:
         return f"lacks the scope(s) {', '.join(missing)} the slot needs"
+    extra = extra_scopes(auth, slot)
+    if extra and slot.on_extra_scopes == "refuse":
+        return (
+            f"was granted the scope(s) {', '.join(extra)} beyond the slot's, which refuses "
+            "wider grants"
+        )
     if auth.status is not AuthStatus.ACTIVE:
         return f"is {auth.status.value}; the end user must reconnect it"
     return None

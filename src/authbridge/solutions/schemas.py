@@ -78,6 +78,10 @@ class AuthSlotOut(_Out):
     static: bool = Field(description="Always holds the shared authentication staticAuthId")
     static_auth_id: str | None = Field(description="Shown to master tokens only")
     force_unique: bool = Field(description="Takes no authentication another instance uses")
+    on_extra_scopes: str = Field(
+        description="An authentication granted more than scopes: flag (fills the slot, the "
+        "extra scopes recorded on the instance) or refuse"
+    )
 
     @classmethod
     def of(cls, slot: AuthSlot, *, master: bool) -> AuthSlotOut:
@@ -92,6 +96,7 @@ class AuthSlotOut(_Out):
             static=slot.static,
             static_auth_id=slot.static_auth_id if master else None,
             force_unique=slot.force_unique,
+            on_extra_scopes=slot.on_extra_scopes,
         )
 
 
@@ -156,6 +161,9 @@ class ConfigValue(_In):
 class AuthValueOut(_Out):
     external_id: str
     auth_id: str
+    extra_scopes: list[str] = Field(
+        description="The scopes the authentication held beyond the slot's when it filled it"
+    )
 
 
 class ConfigValueOut(_Out):
@@ -239,7 +247,11 @@ class InstanceOut(_Out):
                 description=solution.description,
             ),
             auth_values=[
-                AuthValueOut(external_id=row.external_id, auth_id=row.auth_id)
+                AuthValueOut(
+                    external_id=row.external_id,
+                    auth_id=row.auth_id,
+                    extra_scopes=list(row.extra_scopes or ()),
+                )
                 for row in instance.auth_values
             ],
             config_values=[

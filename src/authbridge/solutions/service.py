@@ -38,6 +38,7 @@ from authbridge.solutions.rules import (
     SOLUTION,
     audit,
     effective_config,
+    extra_scopes,
     get_solution,
     misfit,
     missing_for_enable,
@@ -75,6 +76,7 @@ __all__ = [
     "effective_config",
     "eligible_auths",
     "end_user_id_for",
+    "extra_scopes",
     "get_instance",
     "get_solution",
     "list_instances",
@@ -203,13 +205,16 @@ _AUTH_FIELDS = (
     "static",
     "static_auth_id",
     "force_unique",
+    "on_extra_scopes",
     "position",
 )
 
 _CONFIG_FIELDS = ("title", "json_schema", "default", "hidden", "position")
 
 #: Changing one of these re-checks the authentications instances hold in the slot.
-_FIT_FIELDS = frozenset({"connector_key", "connector_version", "connector_variant", "scopes"})
+_FIT_FIELDS = frozenset(
+    {"connector_key", "connector_version", "connector_variant", "scopes", "on_extra_scopes"}
+)
 
 
 def _merge_slots(current: list[Any], wanted: Sequence[Any], fields: Sequence[str]) -> set[str]:
@@ -266,6 +271,7 @@ def _auth_slot_row(
         static=spec.static,
         static_auth_id=spec.static_auth_id,
         force_unique=spec.force_unique,
+        on_extra_scopes=spec.on_extra_scopes,
         position=index,
     )
     if spec.static_auth_id is not None:
@@ -342,6 +348,7 @@ def _auth_spec_of(slot: AuthSlot) -> AuthSlotSpec:
         static=slot.static,
         static_auth_id=slot.static_auth_id,
         force_unique=slot.force_unique,
+        on_extra_scopes="refuse" if slot.on_extra_scopes == "refuse" else "flag",
     )
 
 
@@ -396,6 +403,11 @@ def _sync_instance(
         ):
             instance.auth_values.remove(row)
             changed = True
+        elif row.external_id in retuned and auth is not None:
+            extra = extra_scopes(auth, slot)
+            if list(row.extra_scopes or ()) != extra:
+                row.extra_scopes = extra
+                changed = True
     filled = {row.external_id for row in instance.auth_values}
     for slot in solution.auth_slots:
         if slot.static and slot.static_auth_id is not None and slot.external_id not in filled:

@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import jsonschema
 import referencing.exceptions
@@ -42,6 +42,9 @@ MAX_JSON_BYTES = 64 * 1024
 MAX_MESSAGES = 5
 """At most this many schema violations are listed in one error."""
 Validator = jsonschema.Draft202012Validator
+ExtraScopes = Literal["flag", "refuse"]
+#: What an auth slot may do with scopes granted beyond its own.
+EXTRA_SCOPES: tuple[ExtraScopes, ...] = ("flag", "refuse")
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,9 @@ class AuthSlotSpec:
 
     ``version`` ``None`` means the connector's newest version when the spec is applied;
     ``variant`` ``None`` accepts any variant. A ``static`` slot is hidden and always holds
-    ``static_auth_id``.
+    ``static_auth_id``. ``on_extra_scopes`` (:data:`EXTRA_SCOPES`) is what an authentication
+    granted more than ``scopes`` does: ``flag`` fills the slot and records them, ``refuse``
+    does not fill it.
     """
 
     external_id: str
@@ -63,6 +68,7 @@ class AuthSlotSpec:
     static: bool = False
     static_auth_id: str | None = None
     force_unique: bool = False
+    on_extra_scopes: ExtraScopes = "flag"
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,7 @@ class _AuthSlotIn(_Model):
     static: bool = False
     static_auth_id: str | None = Field(default=None, min_length=1, max_length=36)
     force_unique: bool = False
+    on_extra_scopes: ExtraScopes = "flag"
 
     _check_external_id = field_validator("external_id")(_external_id)
     _check_version = field_validator("version", mode="before")(_version)
@@ -245,6 +252,7 @@ def parse_solution_spec(data: Mapping[str, Any]) -> SolutionSpec:
                 static=slot.static,
                 static_auth_id=slot.static_auth_id,
                 force_unique=slot.force_unique,
+                on_extra_scopes=slot.on_extra_scopes,
             )
             for slot in parsed.auth_slots
         ),

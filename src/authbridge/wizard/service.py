@@ -464,13 +464,20 @@ RETRY = 'Choose "Connect a new account" to try again, and allow everything the p
 
 def connect_problem(slot: AuthSlot, auth: Authentication) -> str | None:
     """Why the account just connected for ``slot`` cannot fill it, told to the end user: the
-    scopes the provider did not grant (the connect session asked for them all)."""
+    scopes the provider did not grant (the connect session asked for them all), or, when the
+    slot refuses wider grants, those it granted beyond them."""
     granted = set(auth.scopes or ())
     missing = [scope for scope in slot.scopes or () if scope not in granted]
     if missing:
         return (
             f"{auth.name} was connected without the permission(s) {slot.title} needs: "
             f"{', '.join(missing)}. {RETRY}"
+        )
+    extra = solutions.extra_scopes(auth, slot)
+    if extra and slot.on_extra_scopes == "refuse":
+        return (
+            f"{auth.name} was granted more than {slot.title} may use: {', '.join(extra)}. "
+            'Choose "Connect a new account" to try again, and allow only what is asked.'
         )
     return None
 

@@ -158,6 +158,9 @@ class SolutionNode:
 class AuthValue:
     external_id: str
     auth_id: strawberry.ID
+    extra_scopes: list[str] = strawberry.field(
+        description="The scopes the authentication held beyond the slot's when it filled it"
+    )
 
 
 @strawberry.type(description="A config slot of an instance and its value")
@@ -205,7 +208,11 @@ class SolutionInstanceNode:
             owner=strawberry.ID(instance.end_user_id),
             created=instance.created_at,
             auth_values=[
-                AuthValue(external_id=value.external_id, auth_id=strawberry.ID(value.auth_id))
+                AuthValue(
+                    external_id=value.external_id,
+                    auth_id=strawberry.ID(value.auth_id),
+                    extra_scopes=list(value.extra_scopes or ()),
+                )
                 for value in instance.auth_values
             ],
             instance=instance,

@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from authbridge.storage.models.base import ID_LENGTH, Base, id_column, utcnow
@@ -56,6 +56,8 @@ class AuthSlot(Base):
     shown in the configuration wizard (the host fills them, e.g. by import); a ``static`` slot is
     hidden and always holds ``static_auth_id``, one authentication shared by every end user;
     ``force_unique`` makes the end user connect a new account for each instance.
+    ``on_extra_scopes`` says what an authentication granted more scopes than ``scopes`` does:
+    ``flag`` (it fills the slot, the extra scopes recorded on the instance) or ``refuse``.
     """
 
     __tablename__ = "solution_auth_slots"
@@ -77,6 +79,7 @@ class AuthSlot(Base):
         String(ID_LENGTH), ForeignKey("authentications.id", ondelete="SET NULL")
     )
     force_unique: Mapped[bool] = mapped_column(Boolean, default=False)
+    on_extra_scopes: Mapped[str] = mapped_column(String(8), default="flag", server_default="flag")
     position: Mapped[int] = mapped_column(default=0)
 
     def __repr__(self) -> str:
@@ -139,7 +142,8 @@ class SolutionInstance(Base):
 
 
 class SolutionInstanceAuth(Base):
-    """One auth slot of one instance filled with one authentication."""
+    """One auth slot of one instance filled with one authentication; ``extra_scopes`` are the
+    scopes it held beyond the slot's when it filled it (flagged, see ``AuthSlot``)."""
 
     __tablename__ = "solution_instance_auths"
 
@@ -152,6 +156,7 @@ class SolutionInstanceAuth(Base):
     auth_id: Mapped[str] = mapped_column(
         String(ID_LENGTH), ForeignKey("authentications.id", ondelete="CASCADE"), index=True
     )
+    extra_scopes: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
 
     def __repr__(self) -> str:
         return f"SolutionInstanceAuth(external_id={self.external_id!r}, auth_id={self.auth_id!r})"
