@@ -739,6 +739,59 @@ def test_config_values_are_json_text_or_a_bare_string_as_the_page_sends_them(api
     }
 
 
+# The reference's Get Solution Instance query, with the fields it prints
+GET_INSTANCE = """
+query {
+  viewer {
+    solutionInstances {
+      edges {
+        node {
+          id name enabled owner created
+          solution { id title description }
+          workflows { edges { node { triggerUrl id } } }
+          authValues { externalId authId }
+          configValues { externalId value }
+        }
+      }
+    }
+  }
+}"""
+WORKFLOWS = [
+    {"key": "sync", "triggerUrl": "https://{{instance_id}}.hooks.example.test"},
+    {
+        "key": "backfill",
+        "title": "Backfill",
+        "triggerUrl": "https://hooks.example.test/{{solution_key}}/{{workflow}}?i={{instance_id}}",
+    },
+]
+
+
+def test_an_instance_answers_its_workflows_with_their_trigger_urls(api: Api) -> None:
+    apply_solution(api, "typeform-sheets", SLACK_CHANNEL | {"workflows": WORKFLOWS})
+    user = create_user(api, "bolo")
+    token = data(api, CREATE_TOKEN, {"userId": user})["createUserToken"]["accessToken"]
+    first = create_instance(api, token, solutionId="typeform-sheets", instanceName="instance 1")
+    second = create_instance(api, token, solutionId="typeform-sheets", instanceName="instance 2")
+
+    found = nodes(data(api, GET_INSTANCE, token=token)["viewer"]["solutionInstances"])
+    assert [node["id"] for node in found] == [first["id"], second["id"]]
+    workflows = {node["id"]: nodes(node["workflows"]) for node in found}
+    for instance_id, listed in workflows.items():
+        assert [w["triggerUrl"] for w in listed] == [
+            f"https://{instance_id}.hooks.example.test",
+            f"https://hooks.example.test/typeform-sheets/backfill?i={instance_id}",
+        ]
+    ids = [w["id"] for listed in workflows.values() for w in listed]
+    assert len(set(ids)) == 4  # each instance has its own workflows
+    again = nodes(data(api, GET_INSTANCE, token=token)["viewer"]["solutionInstances"])
+    assert {node["id"]: nodes(node["workflows"]) for node in again} == workflows  # stable
+    rest = api.call("GET", f"/v1/solution-instances/{first['id']}").json()
+    assert [(w["id"], w["triggerUrl"]) for w in rest["workflows"]] == [
+        (w["id"], w["triggerUrl"]) for w in workflows[first["id"]]
+    ]
+    assert [w["title"] for w in rest["workflows"]] == ["sync", "Backfill"]
+
+
 def test_a_failed_mutation_keeps_the_ones_before_it(api: Api) -> None:
     """Mutations run in order, each in a savepoint: a failure undoes only its own work."""
     channel = apply_solution(api, "slack-channel", SLACK_CHANNEL)

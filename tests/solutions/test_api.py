@@ -143,6 +143,33 @@ def test_put_creates_a_solution_then_updates_it_in_place(api: Api) -> None:
     assert [item["key"] for item in listed] == ["forms"]
 
 
+def test_workflows_are_declared_with_trigger_url_templates(api: Api) -> None:
+    workflows = [{"key": "sync", "triggerUrl": "https://{{instance_id}}.hooks.example.test"}]
+    applied = put_solution(api, spec=SPEC | {"workflows": workflows})
+    assert applied["solution"]["workflows"] == [
+        {"key": "sync", "title": "sync", "triggerUrl": "https://{{instance_id}}.hooks.example.test"}
+    ]
+    moved = [{"key": "sync", "triggerUrl": "https://hooks.example.test/{{instance_id}}"}]
+    assert put_solution(api, spec=SPEC | {"workflows": moved})["changes"] == ["workflows"]
+    instance = created(api)
+    assert instance["workflows"][0]["triggerUrl"] == (
+        f"https://hooks.example.test/{instance['id']}"
+    )
+    for wrong, field, reason in (
+        ("https://x.test/{{api_key}}", "workflows[0].triggerUrl", "unknown placeholder 'api_key'"),
+        ("ftp://x.test/{{instance_id}}", "workflows[0].triggerUrl", "not an absolute http(s) URL"),
+        ("https://{{workflow}}.x.test", "workflows[0].triggerUrl", "DNS label"),
+    ):
+        bad = [{"key": "a.b", "triggerUrl": wrong}]
+        response = api.call("PUT", "/v1/solutions/forms", json=SPEC | {"workflows": bad})
+        problem = assert_problem(response, 422, "invalid_input")
+        assert field in problem["detail"], problem
+        assert reason in problem["detail"], problem
+    twice = [{"key": "sync", "triggerUrl": "https://x.test"}] * 2
+    response = api.call("PUT", "/v1/solutions/forms", json=SPEC | {"workflows": twice})
+    assert "workflows[1].key" in assert_problem(response, 422, "invalid_input")["detail"]
+
+
 def test_a_user_token_reads_solutions_but_cannot_write_them(api: Api) -> None:
     put_solution(api)
     token = user_token(api, "user-1")

@@ -165,6 +165,11 @@ def _describe(solution: Solution) -> None:
             line("flags", flags)
         if slot.static:
             line("shared auth", slot.static_auth_id or "(deleted: apply a new staticAuthId)")
+    from authbridge.solutions import service as solutions
+
+    for workflow in solutions.spec_of(solution).workflows:
+        out.print(f"workflow {workflow.key}: {workflow.title}", markup=False)
+        line("trigger url", workflow.trigger_url)
     for config in solution.config_slots:
         out.print(f"config slot {config.external_id}: {config.title}", markup=False)
         line("schema", json.dumps(config.json_schema, separators=(",", ":")))

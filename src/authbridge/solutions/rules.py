@@ -6,7 +6,9 @@ Shared by the solution use cases (``solutions/service.py``), the instance use ca
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +18,7 @@ from authbridge import errors
 from authbridge.services.bridge import Bridge
 from authbridge.services.principals import Principal
 from authbridge.solutions.repository import SolutionRepository
-from authbridge.solutions.specs import value_problems
+from authbridge.solutions.specs import trigger_url, value_problems
 from authbridge.storage.models import (
     Authentication,
     AuthSlot,
@@ -98,6 +100,43 @@ def require_complete(solution: Solution, instance: SolutionInstance) -> None:
         raise errors.Conflict(
             f"solution instance '{instance.id}' cannot be enabled yet: " + "; ".join(missing)
         )
+
+
+WORKFLOW_NAMESPACE = uuid.UUID("5b7f2a52-8f0e-4f7e-9d53-0c0c6f3b6a10")
+
+
+@dataclass(frozen=True)
+class InstanceWorkflow:
+    """One of a solution's workflows as one instance has it: its own id (stable, derived from
+    the instance and the workflow's key) and trigger URL."""
+
+    id: str
+    key: str
+    title: str
+    trigger_url: str
+
+
+def workflows_of(solution: Solution, instance: SolutionInstance) -> list[InstanceWorkflow]:
+    """The solution's workflows, their trigger URLs filled in for ``instance``."""
+    found = []
+    for workflow in solution.workflows or ():
+        key = workflow["key"]
+        found.append(
+            InstanceWorkflow(
+                id=str(uuid.uuid5(WORKFLOW_NAMESPACE, f"{instance.id}/{key}")),
+                key=key,
+                title=workflow.get("title") or key,
+                trigger_url=trigger_url(
+                    workflow["trigger_url"],
+                    instance.id,
+                    solution.id,
+                    solution.key,
+                    key,
+                    instance.end_user_id,
+                ),
+            )
+        )
+    return found
 
 
 def extra_scopes(auth: Authentication, slot: AuthSlot) -> list[str]:

@@ -118,6 +118,12 @@ class ConfigSlotOut(_Out):
         )
 
 
+class WorkflowOut(_Out):
+    key: str
+    title: str
+    trigger_url: str = Field(description="A URL template filled per instance")
+
+
 class SolutionOut(_Out):
     id: str
     key: str
@@ -125,6 +131,7 @@ class SolutionOut(_Out):
     description: str
     auth_slots: list[AuthSlotOut]
     config_slots: list[ConfigSlotOut]
+    workflows: list[WorkflowOut] = Field(description="The host's workflows every instance has")
     created_at: datetime
     updated_at: datetime
 
@@ -137,6 +144,10 @@ class SolutionOut(_Out):
             description=solution.description,
             auth_slots=[AuthSlotOut.of(slot, master=master) for slot in solution.auth_slots],
             config_slots=[ConfigSlotOut.of(slot) for slot in solution.config_slots],
+            workflows=[
+                WorkflowOut(key=w.key, title=w.title, trigger_url=w.trigger_url)
+                for w in solutions.spec_of(solution).workflows
+            ],
             created_at=solution.created_at,
             updated_at=solution.updated_at,
         )
@@ -211,6 +222,13 @@ class InstanceUpdate(_In):
     enabled: bool | None = None
 
 
+class InstanceWorkflowOut(_Out):
+    id: str = Field(description="This instance's own id of the workflow")
+    key: str
+    title: str
+    trigger_url: str = Field(description="Where this instance's workflow is triggered")
+
+
 class InstanceOut(_Out):
     id: str
     name: str
@@ -222,6 +240,7 @@ class InstanceOut(_Out):
     solution: SolutionBrief
     auth_values: list[AuthValueOut]
     config_values: list[ConfigValueOut] = Field(description="Set values and slot defaults")
+    workflows: list[InstanceWorkflowOut]
     created_at: datetime
     updated_at: datetime
     version: int
@@ -256,6 +275,10 @@ class InstanceOut(_Out):
             ],
             config_values=[
                 ConfigValueOut(external_id=key, value=value) for key, value in config.items()
+            ],
+            workflows=[
+                InstanceWorkflowOut(id=w.id, key=w.key, title=w.title, trigger_url=w.trigger_url)
+                for w in solutions.workflows_of(solution, instance)
             ],
             created_at=instance.created_at,
             updated_at=instance.updated_at,

@@ -36,6 +36,7 @@ from authbridge.solutions.instances import (
 from authbridge.solutions.repository import SolutionRepository
 from authbridge.solutions.rules import (
     SOLUTION,
+    InstanceWorkflow,
     audit,
     effective_config,
     extra_scopes,
@@ -44,12 +45,14 @@ from authbridge.solutions.rules import (
     missing_for_enable,
     solution_of,
     touch,
+    workflows_of,
 )
 from authbridge.solutions.specs import (
     AuthSlotSpec,
     ConfigSlotSpec,
     SolutionSpec,
     TextValue,
+    WorkflowSpec,
     parse_solution_spec,
 )
 from authbridge.storage.models import (
@@ -65,8 +68,10 @@ __all__ = [
     "Applied",
     "AuthSlotSpec",
     "ConfigSlotSpec",
+    "InstanceWorkflow",
     "SolutionSpec",
     "TextValue",
+    "WorkflowSpec",
     "apply_solution",
     "apply_solution_changes",
     "changes",
@@ -86,6 +91,7 @@ __all__ = [
     "solution_of",
     "spec_of",
     "update_instance",
+    "workflows_of",
 ]
 
 
@@ -146,6 +152,7 @@ def apply_solution_changes(
         return Applied(solution, False, [])
     solution.title = spec.title
     solution.description = spec.description
+    solution.workflows = _workflow_rows(spec)
     solution.updated_at = now
     retuned = _merge_slots(solution.auth_slots, auth_rows, _AUTH_FIELDS)
     _merge_slots(solution.config_slots, config_rows, _CONFIG_FIELDS)
@@ -174,6 +181,7 @@ def _create_solution(
         key=spec.key,
         title=spec.title,
         description=spec.description,
+        workflows=_workflow_rows(spec),
         created_at=now,
         updated_at=now,
         auth_slots=auth_rows,
@@ -193,6 +201,17 @@ def _create_solution(
     }
     audit(session, principal, "solution.created", SOLUTION, solution.id, detail, now)
     return solution
+
+
+def _workflow_rows(spec: SolutionSpec) -> list[dict[str, str]]:
+    return [{"key": w.key, "title": w.title, "trigger_url": w.trigger_url} for w in spec.workflows]
+
+
+def _workflows_of(solution: Solution) -> tuple[WorkflowSpec, ...]:
+    return tuple(
+        WorkflowSpec(key=w["key"], title=w.get("title") or w["key"], trigger_url=w["trigger_url"])
+        for w in solution.workflows or ()
+    )
 
 
 _AUTH_FIELDS = (
@@ -302,6 +321,8 @@ def changes(bridge: Bridge, before: Solution | None, spec: SolutionSpec) -> list
         lines.append("title")
     if before.description != spec.description:
         lines.append("description")
+    if _workflows_of(before) != spec.workflows:
+        lines.append("workflows")
     for kind, old, new in (
         ("auth slot", [s.external_id for s in before.auth_slots], spec.auth_slots),
         ("config slot", [s.external_id for s in before.config_slots], spec.config_slots),
@@ -370,6 +391,7 @@ def spec_of(solution: Solution) -> SolutionSpec:
         description=solution.description,
         auth_slots=tuple(_auth_spec_of(slot) for slot in solution.auth_slots),
         config_slots=tuple(_config_spec_of(slot) for slot in solution.config_slots),
+        workflows=_workflows_of(solution),
     )
 
 

@@ -7,6 +7,10 @@ every problem names its key path (``authSlots[1].externalId``).
 
 Config values are checked with JSON Schema draft 2020-12 (``jsonschema``), formats included;
 schemas may only refer inside themselves (``$ref: '#/$defs/…'``): nothing is ever fetched.
+
+``workflows`` are what the host runs for every instance, each reached at a trigger URL: a
+template (``https://{{instance_id}}.hooks.example.com``) filled per instance with
+:data:`WORKFLOW_VALUES` by the safe URL renderer (a host placeholder takes one DNS label).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from pydantic.alias_generators import to_camel
 
 from authbridge import errors
 from authbridge.jsonvalues import json_problem
+from authbridge.spec.templates import render_url, template_names
 
 KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,127}")
 EXTERNAL_ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}")
@@ -40,6 +45,10 @@ MAX_SCOPES = 100
 MAX_JSON_BYTES = 64 * 1024
 """The largest schema, default or config value, as compact JSON."""
 MAX_MESSAGES = 5
+MAX_WORKFLOWS = 50
+#: The values a workflow's trigger URL template may use, filled per instance.
+WORKFLOW_VALUES = ("instance_id", "solution_id", "solution_key", "workflow", "owner")
+_SAMPLE_ID = "00000000-0000-4000-8000-000000000000"
 """At most this many schema violations are listed in one error."""
 Validator = jsonschema.Draft202012Validator
 ExtraScopes = Literal["flag", "refuse"]
@@ -83,12 +92,23 @@ class ConfigSlotSpec:
 
 
 @dataclass(frozen=True)
+class WorkflowSpec:
+    """A workflow the host runs for every instance; ``trigger_url`` is a URL template filled
+    per instance with :data:`WORKFLOW_VALUES`."""
+
+    key: str
+    title: str
+    trigger_url: str
+
+
+@dataclass(frozen=True)
 class SolutionSpec:
     key: str
     title: str
     description: str = ""
     auth_slots: tuple[AuthSlotSpec, ...] = ()
     config_slots: tuple[ConfigSlotSpec, ...] = ()
+    workflows: tuple[WorkflowSpec, ...] = ()
 
 
 # -- parsing -------------------------------------------------------------------------------------
@@ -180,12 +200,37 @@ class _ConfigSlotIn(_Model):
         return None if value is None else _text(value, "title")
 
 
+class _WorkflowIn(_Model):
+    key: str
+    title: str | None = Field(default=None, max_length=255)
+    trigger_url: str = Field(min_length=1, max_length=2048)
+
+    _check_key = field_validator("key")(_external_id)
+
+    @field_validator("title")
+    @classmethod
+    def _check_title(cls, value: str | None) -> str | None:
+        return None if value is None else _text(value, "title")
+
+    @field_validator("trigger_url")
+    @classmethod
+    def _check_trigger_url(cls, value: str) -> str:
+        unknown = sorted(template_names(value) - set(WORKFLOW_VALUES))
+        if unknown:
+            raise ValueError(
+                f"unknown placeholder '{unknown[0]}'; a trigger URL may use "
+                + ", ".join(WORKFLOW_VALUES)
+            )
+        return value.strip()
+
+
 class _SolutionIn(_Model):
     key: str
     title: str = Field(max_length=255)
     description: str = Field(default="", max_length=10_000)
     auth_slots: list[_AuthSlotIn] = Field(default_factory=list, max_length=MAX_SLOTS)
     config_slots: list[_ConfigSlotIn] = Field(default_factory=list, max_length=MAX_SLOTS)
+    workflows: list[_WorkflowIn] = Field(default_factory=list, max_length=MAX_WORKFLOWS)
 
     @field_validator("key")
     @classmethod
@@ -266,6 +311,14 @@ def parse_solution_spec(data: Mapping[str, Any]) -> SolutionSpec:
             )
             for slot in parsed.config_slots
         ),
+        workflows=tuple(
+            WorkflowSpec(
+                key=workflow.key,
+                title=workflow.title or workflow.key,
+                trigger_url=workflow.trigger_url,
+            )
+            for workflow in parsed.workflows
+        ),
     )
 
 
@@ -294,6 +347,33 @@ def _slot_problems(parsed: _SolutionIn) -> Iterator[tuple[str, str]]:
             messages = value_problems(slot.json_schema, slot.default)
             if messages:
                 yield f"{path}.default", "does not match the schema: " + "; ".join(messages)
+    keys: set[str] = set()
+    for index, workflow in enumerate(parsed.workflows):
+        path = f"workflows[{index}]"
+        if workflow.key in keys:
+            yield f"{path}.key", f"'{workflow.key}' is the key of another workflow"
+        keys.add(workflow.key)
+        try:
+            trigger_url(
+                workflow.trigger_url, _SAMPLE_ID, _SAMPLE_ID, parsed.key, workflow.key, _SAMPLE_ID
+            )
+        except errors.TemplateError as error:
+            yield f"{path}.triggerUrl", error.message
+
+
+def trigger_url(
+    template: str, instance_id: str, solution_id: str, solution_key: str, workflow: str, owner: str
+) -> str:
+    """A workflow's trigger URL for one instance (:class:`errors.TemplateError` if the values
+    do not fit where the template puts them)."""
+    values = {
+        "instance_id": instance_id,
+        "solution_id": solution_id,
+        "solution_key": solution_key,
+        "workflow": workflow,
+        "owner": owner,
+    }
+    return render_url(template, values)
 
 
 # -- JSON Schema -------------------------------------------------------------------------------

@@ -171,6 +171,24 @@ class ConfigValue:
     )
 
 
+@strawberry.type(name="Workflow", description="One of the host's workflows, as an instance has it")
+class WorkflowNode:
+    id: strawberry.ID = strawberry.field(description="This instance's own id of the workflow")
+    key: str
+    title: str
+    trigger_url: str = strawberry.field(description="Where this instance's workflow is triggered")
+
+
+@strawberry.type(name="WorkflowEdge")
+class WorkflowEdge:
+    node: WorkflowNode
+
+
+@strawberry.type(name="WorkflowConnection", description="An instance's workflows, all of them")
+class WorkflowConnection:
+    edges: list[WorkflowEdge]
+
+
 @strawberry.type(name="SolutionInstance", description="One end user's copy of a solution")
 class SolutionInstanceNode:
     id: strawberry.ID
@@ -192,6 +210,20 @@ class SolutionInstanceNode:
     @strawberry.field
     def solution(self, info: Info) -> SolutionNode:
         return SolutionNode.of(self._solution(info))
+
+    @field("The solution's workflows, with this instance's ids and trigger URLs")
+    def workflows(self, info: Info) -> WorkflowConnection:
+        found = solutions.workflows_of(self._solution(info), self.instance)
+        return WorkflowConnection(
+            edges=[
+                WorkflowEdge(
+                    node=WorkflowNode(
+                        id=strawberry.ID(w.id), key=w.key, title=w.title, trigger_url=w.trigger_url
+                    )
+                )
+                for w in found
+            ]
+        )
 
     def _solution(self, info: Info) -> Solution:
         found = info.context.solution(self.instance.solution_id)

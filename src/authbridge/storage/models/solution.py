@@ -23,7 +23,11 @@ from authbridge.storage.models.base import ID_LENGTH, Base, id_column, utcnow
 
 
 class Solution(Base):
-    """A solution; ``key`` is the host's handle for it (a YAML file is applied by key)."""
+    """A solution; ``key`` is the host's handle for it (a YAML file is applied by key).
+
+    ``workflows`` are the host's workflows every instance has: ``{key, title, trigger_url}``,
+    the trigger URL a template filled per instance (``solutions/rules.workflows_of``).
+    """
 
     __tablename__ = "solutions"
     __table_args__ = (UniqueConstraint("environment_id", "key"),)
@@ -35,6 +39,9 @@ class Solution(Base):
     key: Mapped[str] = mapped_column(String(128))
     title: Mapped[str] = mapped_column(String(255))
     description: Mapped[str] = mapped_column(Text, default="")
+    workflows: Mapped[list[dict[str, str]]] = mapped_column(
+        JSON, default=list, server_default=text("'[]'")
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
