@@ -34,7 +34,7 @@ def test_database_is_at_the_head_revision_and_upgrading_again_changes_nothing(
 
     upgrade(url)
 
-    assert current_revision(url) == head_revision() == "0008"
+    assert current_revision(url) == head_revision() == "0009"
 
 
 def test_upgrade_creates_a_new_sqlite_database(tmp_path: Path) -> None:
