@@ -115,26 +115,39 @@ def stored_name(api: Api, auth_id: str) -> str:
     return name
 
 
+@contextmanager
+def one_connection(database: Database) -> Iterator[Database]:
+    """The test's PostgreSQL behind a pool of one connection that gives up after 0.3 s."""
+    url = database.url.render_as_string(hide_password=False)
+    small = Database(url, pool_size=1, max_overflow=0, pool_timeout=0.3)
+    try:
+        yield small
+    finally:
+        small.dispose()
+
+
+@contextmanager
+def held(database: Database) -> Iterator[None]:
+    """The pool's one connection, taken (and used, so that it is checked out for real)."""
+    with database.engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+        yield
+
+
 @on_postgresql
 def test_an_exhausted_pool_is_a_quick_503(
     database: Database, api_connectors: Path, logs: ServerLogs
 ) -> None:
-    url = database.url.render_as_string(hide_password=False)
-    small = Database(url, pool_size=1, max_overflow=0, pool_timeout=0.3)
-    try:
-        with running(small, api_connectors) as api:
-            created = import_key(api)
-            logs.start()
-            with small.engine.connect() as held:
-                held.execute(text("SELECT 1"))
-                response = api.call("GET", f"/v1/authentications/{created['id']}")
-            assert_unavailable(response)
-            assert response.elapsed.total_seconds() < 3
-            line = logs.assert_one_line("pool_exhausted")
-            assert line.levelno == logging.WARNING
-            assert stored_name(api, created["id"]) == created["name"]
-    finally:
-        small.dispose()
+    with one_connection(database) as small, running(small, api_connectors) as api:
+        created = import_key(api)
+        logs.start()
+        with held(small):
+            response = api.call("GET", f"/v1/authentications/{created['id']}")
+        assert_unavailable(response)
+        assert response.elapsed.total_seconds() < 3
+        line = logs.assert_one_line("pool_exhausted")
+        assert line.levelno == logging.WARNING
+        assert stored_name(api, created["id"]) == created["name"]
 
 
 def test_a_refused_connection_is_a_503_that_does_not_show_the_url(
@@ -325,28 +338,22 @@ def open_connect_page(api: Api) -> str:
 def test_a_page_in_database_trouble_is_a_503_page_with_retry_after(
     database: Database, api_connectors: Path, logs: ServerLogs
 ) -> None:
-    url = database.url.render_as_string(hide_password=False)
-    small = Database(url, pool_size=1, max_overflow=0, pool_timeout=0.3)
-    try:
-        with running(small, api_connectors) as api:
-            page = open_connect_page(api)
-            logs.start()
-            with small.engine.connect() as held:
-                held.execute(text("SELECT 1"))
-                response = httpx.get(page)
-            assert response.status_code == 503, response.text
-            assert response.headers["retry-after"] == "1"
-            assert response.headers["content-type"].startswith("text/html")
-            assert "Traceback" not in response.text
-            lines = [r for r in logs.records if r.levelno >= logging.WARNING]
-            assert [(r.name, r.levelno) for r in lines] == [
-                ("authbridge.connect.pages", logging.WARNING)
-            ]
-            assert "pool_exhausted" in lines[0].getMessage()
-            logs.assert_no_traceback()
-            assert httpx.get(page).status_code == 200  # the link is still good
-    finally:
-        small.dispose()
+    with one_connection(database) as small, running(small, api_connectors) as api:
+        page = open_connect_page(api)
+        logs.start()
+        with held(small):
+            response = httpx.get(page)
+        assert response.status_code == 503, response.text
+        assert response.headers["retry-after"] == "1"
+        assert response.headers["content-type"].startswith("text/html")
+        assert "Traceback" not in response.text
+        lines = [r for r in logs.records if r.levelno >= logging.WARNING]
+        assert [(r.name, r.levelno) for r in lines] == [
+            ("authbridge.connect.pages", logging.WARNING)
+        ]
+        assert "pool_exhausted" in lines[0].getMessage()
+        logs.assert_no_traceback()
+        assert httpx.get(page).status_code == 200  # the link is still good
 
 
 def test_a_bug_behind_a_page_is_a_500_page_logged_once(
