@@ -55,6 +55,7 @@ HEAVY_PACKAGES = (
     "authbridge.storage",
     "authbridge.connectors",
     "authbridge.webhooks.service",
+    "authbridge.webhooks.delivery",
     "authbridge.webhooks.events",
     "authbridge.webhooks.repository",
 )

@@ -33,6 +33,7 @@ from authbridge.storage.models import (
     WebhookEvent,
 )
 from authbridge.tenancy.repository import EndUserRepository
+from authbridge.webhooks import delivery as webhook_delivery
 from authbridge.webhooks import events
 from authbridge.webhooks import service as webhooks
 from tests.support.loopback import Received, RecordingApp, serve
@@ -217,14 +218,14 @@ async def test_each_endpoint_hears_of_an_expiry_when_its_own_window_opens(
             return tuple(len(app.requests) for app in apps.values())
 
         assert (await worker(bridge).tick()).warned == 1  # the widest window is open
-        await webhooks.deliver_due(bridge)
+        await webhook_delivery.deliver_due(bridge)
         assert received() == (1, 0, 0)
         bridge.clock = lambda: now + timedelta(days=2)  # seven days left
         assert (await worker(bridge).tick()).warned == 0  # one event, not one per window
-        await webhooks.deliver_due(bridge)
+        await webhook_delivery.deliver_due(bridge)
         assert received() == (1, 1, 0)
         bridge.clock = lambda: now + timedelta(days=7)  # two days left
-        await webhooks.deliver_due(bridge)
+        await webhook_delivery.deliver_due(bridge)
         assert received() == (1, 1, 1)
 
     assert len(sent(bridge, events.EXPIRING)) == 1
@@ -240,10 +241,10 @@ async def test_a_held_back_warning_is_not_sent_once_the_expiry_changed(
         plain_id = add_endpoint(bridge, environment, plain_url)
         auth = make_auth(bridge, environment, hard_expires_at=now + timedelta(days=9))
         assert (await worker(bridge).tick()).warned == 1
-        await webhooks.deliver_due(bridge)
+        await webhook_delivery.deliver_due(bridge)
         change_hard_expiry(bridge, auth.id, now + timedelta(days=60))  # reconnected meanwhile
         bridge.clock = lambda: now + timedelta(days=2)
-        assert await webhooks.deliver_due(bridge) == 1
+        assert await webhook_delivery.deliver_due(bridge) == 1
 
     assert (len(wide.requests), len(plain.requests)) == (1, 0)
     with bridge.session() as session:

@@ -22,7 +22,7 @@ from authbridge.services import metrics
 from authbridge.services.bridge import Bridge
 from authbridge.storage import Database
 from authbridge.storage.models import Authentication, Environment
-from authbridge.webhooks import service as webhooks
+from authbridge.webhooks import delivery as webhooks
 from tests.support.loopback import serve
 from tests.support.sandbox_grants import due_oauth_auth, refresh_requests, stored
 

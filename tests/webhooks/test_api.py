@@ -15,7 +15,7 @@ from standardwebhooks import Webhook
 from starlette.responses import Response
 
 from authbridge.http import EgressPolicy, OutboundClient
-from authbridge.webhooks import service as webhooks
+from authbridge.webhooks import delivery as webhooks
 from tests.support.api_calls import assert_problem, import_key, user_token
 from tests.support.app import Api
 from tests.support.loopback import RecordingApp, serve

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from authbridge.errors import Conflict, InvalidInput, NotFound
 from authbridge.services.bridge import Bridge
 from authbridge.storage.models import DeliveryStatus, Environment, WebhookDelivery, WebhookEvent
+from authbridge.webhooks import delivery as webhooks
 from authbridge.webhooks import events, redelivery
-from authbridge.webhooks import service as webhooks
 from tests.webhooks.test_service import (
     Clock,
     add_endpoint,

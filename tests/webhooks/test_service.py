@@ -31,6 +31,7 @@ from authbridge.storage.models import (
     WebhookEvent,
 )
 from authbridge.tenancy.repository import EndUserRepository
+from authbridge.webhooks import delivery as webhook_delivery
 from authbridge.webhooks import events
 from authbridge.webhooks import service as webhooks
 from authbridge.webhooks.repository import WebhookRepository, new_secret
@@ -159,7 +160,7 @@ async def test_an_event_is_delivered_signed_with_standard_webhooks(
         auth = auth_created(bridge, environment)
         succeeded_before = delivered("succeeded")
 
-        assert await webhooks.deliver_due(bridge) == 1
+        assert await webhook_delivery.deliver_due(bridge) == 1
 
     [request] = app.requests
     assert request.method == "POST"
@@ -185,7 +186,7 @@ async def test_an_event_is_delivered_signed_with_standard_webhooks(
     assert delivery.last_error is None
     assert delivery.next_attempt_at is None
     assert delivered("succeeded") == succeeded_before + 1
-    assert await webhooks.deliver_due(bridge) == 0  # nothing left to send
+    assert await webhook_delivery.deliver_due(bridge) == 0  # nothing left to send
 
 
 async def test_an_endpoint_receives_only_the_events_it_asked_for(
@@ -200,7 +201,7 @@ async def test_an_endpoint_receives_only_the_events_it_asked_for(
             assert stored is not None
             events.emit(bridge, session, events.DELETED, stored, reason="deleted")
 
-        assert await webhooks.deliver_due(bridge) == 3
+        assert await webhook_delivery.deliver_due(bridge) == 3
 
     assert sorted(d.endpoint_id for d in deliveries(bridge)) == sorted(
         [everything, everything, only_deleted]
@@ -218,7 +219,7 @@ async def test_a_failed_attempt_is_retried_with_backoff_until_it_succeeds(
         auth_created(bridge, environment)
         retrying_before = delivered("retrying")
 
-        assert await webhooks.deliver_due(bridge) == 1
+        assert await webhook_delivery.deliver_due(bridge) == 1
         first = only_delivery(bridge)
         assert first.status is DeliveryStatus.PENDING
         assert first.attempts == 1
@@ -230,9 +231,9 @@ async def test_a_failed_attempt_is_retried_with_backoff_until_it_succeeds(
         assert first.next_attempt_at <= clock.now + timedelta(seconds=5)
         assert delivered("retrying") == retrying_before + 1
 
-        assert await webhooks.deliver_due(bridge) == 0  # not due yet
+        assert await webhook_delivery.deliver_due(bridge) == 0  # not due yet
         clock.now = first.next_attempt_at
-        assert await webhooks.deliver_due(bridge) == 1
+        assert await webhook_delivery.deliver_due(bridge) == 1
 
     assert len(app.requests) == 2
     assert app.requests[0].headers["webhook-id"] == app.requests[1].headers["webhook-id"]
@@ -254,7 +255,7 @@ async def test_a_delivery_fails_after_24_hours_of_failures(
 
         attempts = 0
         while attempts < 500:  # ends well before; a delivery retried forever fails the test
-            assert await webhooks.deliver_due(bridge) == 1
+            assert await webhook_delivery.deliver_due(bridge) == 1
             attempts += 1
             delivery = only_delivery(bridge)
             if delivery.status is not DeliveryStatus.PENDING:
@@ -272,7 +273,7 @@ async def test_a_delivery_fails_after_24_hours_of_failures(
     assert 20 < attempts < 200
     assert delivered("failed") == failed_before + 1
     clock.move(timedelta(days=2))
-    assert await webhooks.deliver_due(bridge) == 0
+    assert await webhook_delivery.deliver_due(bridge) == 0
 
 
 async def test_a_hanging_endpoint_ends_in_a_retry_not_a_stuck_loop(
@@ -285,7 +286,7 @@ async def test_a_hanging_endpoint_ends_in_a_retry_not_a_stuck_loop(
         auth_created(bridge, environment)
 
         started = time.monotonic()
-        assert await webhooks.deliver_due(bridge, send_timeout=0.5) == 2
+        assert await webhook_delivery.deliver_due(bridge, send_timeout=0.5) == 2
         elapsed = time.monotonic() - started
 
     assert elapsed < 5
@@ -317,7 +318,7 @@ async def test_an_endpoint_that_trickles_its_answer_is_cut_off_at_the_timeout(
         auth_created(bridge, environment)
 
         started = time.monotonic()
-        assert await webhooks.deliver_due(bridge, send_timeout=0.5) == 1
+        assert await webhook_delivery.deliver_due(bridge, send_timeout=0.5) == 1
         elapsed = time.monotonic() - started
 
     assert elapsed < 3
@@ -335,10 +336,12 @@ async def test_concurrent_workers_send_each_delivery_once(
         for _ in range(12):
             auth_created(bridge, environment)
 
-        claimed = await asyncio.gather(*(webhooks.deliver_due(bridge, limit=5) for _ in range(4)))
+        claimed = await asyncio.gather(
+            *(webhook_delivery.deliver_due(bridge, limit=5) for _ in range(4))
+        )
 
         assert sum(claimed) == 12
-        assert await webhooks.deliver_due(bridge) == 0
+        assert await webhook_delivery.deliver_due(bridge) == 0
 
     ids = [request.headers["webhook-id"] for request in app.requests]
     assert len(ids) == len(set(ids)) == 12
@@ -352,19 +355,23 @@ async def test_a_claimed_delivery_is_not_taken_by_another_worker_until_the_claim
     auth_created(bridge, environment)
     claim_until = clock.now + timedelta(seconds=60)
     with bridge.session() as session:
-        [job] = webhooks.claim(bridge, session, now=clock.now, limit=10, claim_until=claim_until)
+        [job] = webhook_delivery.claim(
+            bridge, session, now=clock.now, limit=10, claim_until=claim_until
+        )
     with bridge.session() as session:
-        second = webhooks.claim(bridge, session, now=clock.now, limit=10, claim_until=claim_until)
+        second = webhook_delivery.claim(
+            bridge, session, now=clock.now, limit=10, claim_until=claim_until
+        )
     assert second == []
     # a worker that lost its claim (it ran out and another worker took it) stores nothing
     clock.move(timedelta(seconds=61))
     with bridge.session() as session:
-        [again] = webhooks.claim(
+        [again] = webhook_delivery.claim(
             bridge, session, now=clock.now, limit=10, claim_until=clock.now + timedelta(minutes=1)
         )
     with bridge.session() as session:
-        ok = webhooks.Attempt(200, None)
-        assert webhooks.record(bridge, session, job, ok, now=clock.now) == "succeeded"
+        ok = webhook_delivery.Attempt(200, None)
+        assert webhook_delivery.record(bridge, session, job, ok, now=clock.now) == "succeeded"
     delivery = only_delivery(bridge)
     assert delivery.status is DeliveryStatus.PENDING
     assert delivery.attempts == 0
@@ -382,7 +389,7 @@ async def test_redirects_are_not_followed(
         with receiver(redirect) as (url, _):
             add_endpoint(bridge, environment, url)
             auth_created(bridge, environment)
-            assert await webhooks.deliver_due(bridge) == 1
+            assert await webhook_delivery.deliver_due(bridge) == 1
 
     assert target_app.requests == []
     delivery = only_delivery(bridge)
@@ -398,7 +405,7 @@ async def test_the_egress_policy_applies_to_webhooks(
         add_endpoint(bridge, environment, url)
         auth_created(bridge, environment)
         async with OutboundClient(EgressPolicy()) as strict:
-            assert await webhooks.deliver_due(replace(bridge, http=strict)) == 1
+            assert await webhook_delivery.deliver_due(replace(bridge, http=strict)) == 1
 
     assert app.requests == []
     delivery = only_delivery(bridge)
@@ -416,7 +423,7 @@ async def test_a_disabled_endpoints_pending_deliveries_end_as_failed(
         set_enabled(bridge, environment, endpoint_id, False)
         auth_created(bridge, environment)  # not sent either: failed at once, kept for later
 
-        assert await webhooks.deliver_due(bridge) == 1
+        assert await webhook_delivery.deliver_due(bridge) == 1
 
     assert app.requests == []
     kept = deliveries(bridge)
@@ -442,7 +449,7 @@ async def test_an_unreadable_secret_holds_up_only_its_own_endpoint(
             endpoint.secret_ct = endpoint.secret_ct[:-1] + bytes([endpoint.secret_ct[-1] ^ 1])
         auth_created(bridge, environment)
 
-        assert await webhooks.deliver_due(bridge) == 2
+        assert await webhook_delivery.deliver_due(bridge) == 2
 
     assert broken_app.requests == []
     assert len(app.requests) == 1
@@ -466,10 +473,10 @@ async def test_after_a_rotation_both_secrets_sign_for_a_while(
             ).secret
         assert new != old
         auth_created(bridge, environment)
-        assert await webhooks.deliver_due(bridge) == 1
+        assert await webhook_delivery.deliver_due(bridge) == 1
         clock.move(timedelta(hours=25))
         auth_created(bridge, environment)
-        assert await webhooks.deliver_due(bridge) == 1
+        assert await webhook_delivery.deliver_due(bridge) == 1
 
     during, after = app.requests
     assert len(during.headers["webhook-signature"].split(" ")) == 2
@@ -478,7 +485,7 @@ async def test_after_a_rotation_both_secrets_sign_for_a_while(
     assert len(after.headers["webhook-signature"].split(" ")) == 1
     assert (
         after.headers["webhook-signature"]
-        == webhooks.signed_headers(
+        == webhook_delivery.signed_headers(
             [new], after.headers["webhook-id"], clock.now, after.body.decode()
         )["webhook-signature"]
     )
@@ -519,7 +526,7 @@ async def test_the_secret_is_stored_encrypted_and_never_logged(
     with receiver(replies(500)) as (url, _):
         endpoint_id, secret = add_endpoint(bridge, environment, url)
         auth_created(bridge, environment)
-        assert await webhooks.deliver_due(bridge) == 1
+        assert await webhook_delivery.deliver_due(bridge) == 1
 
     key = secret.removeprefix("whsec_")
     assert secret.startswith("whsec_")
@@ -619,7 +626,7 @@ async def test_a_tray_endpoint_gets_the_flat_expired_auth_body_signed(
                 bridge, session, events.EXPIRING, stored, hard_expires_at=hard_expiry.isoformat()
             )
 
-        assert await webhooks.deliver_due(bridge) == 3
+        assert await webhook_delivery.deliver_due(bridge) == 3
 
     [request] = tray_app.requests
     body = Webhook(secret).verify(request.body, request.headers)  # Standard Webhooks headers
@@ -682,11 +689,11 @@ async def test_a_tray_endpoint_takes_only_the_expiry_events(
 
 
 async def test_retry_delays_use_full_jitter_under_a_doubling_ceiling() -> None:
-    top = [webhooks.retry_delay(n, rng=lambda _low, high: high) for n in range(1, 14)]
+    top = [webhook_delivery.retry_delay(n, rng=lambda _low, high: high) for n in range(1, 14)]
     assert [delay.total_seconds() for delay in top[:5]] == [5, 10, 20, 40, 80]
     assert max(top) == timedelta(hours=1)
-    assert webhooks.retry_delay(3, rng=lambda low, _high: low) == timedelta(seconds=1)
-    spread = {webhooks.retry_delay(4).total_seconds() for _ in range(50)}
+    assert webhook_delivery.retry_delay(3, rng=lambda low, _high: low) == timedelta(seconds=1)
+    spread = {webhook_delivery.retry_delay(4).total_seconds() for _ in range(50)}
     assert len(spread) > 10
     assert all(1 <= delay <= 40 for delay in spread)
 
@@ -718,13 +725,13 @@ async def test_old_events_are_pruned_once_no_delivery_waits_on_them(
     with receiver(replies(200, 500)) as (url, _app):
         add_endpoint(bridge, environment, url)
         delivered_event = auth_created(bridge, environment)
-        assert await webhooks.deliver_due(bridge) == 1  # 200: succeeded
+        assert await webhook_delivery.deliver_due(bridge) == 1  # 200: succeeded
         failing_event = auth_created(bridge, environment)
-        assert await webhooks.deliver_due(bridge) == 1  # 500: pending, retried later
+        assert await webhook_delivery.deliver_due(bridge) == 1  # 500: pending, retried later
     clock.move(timedelta(days=31))
     recent = auth_created(bridge, environment)
 
-    assert await webhooks.prune_events(bridge, retention=timedelta(days=30)) == 1
+    assert await webhook_delivery.prune_events(bridge, retention=timedelta(days=30)) == 1
 
     with bridge.session() as session:
         left = {event.payload["authId"] for event in session.scalars(select(WebhookEvent))}
@@ -732,4 +739,4 @@ async def test_old_events_are_pruned_once_no_delivery_waits_on_them(
     assert delivered_event.id not in left
     assert {failing_event.id, recent.id} <= left
     assert DeliveryStatus.SUCCEEDED not in statuses  # the delivery went with its event
-    assert await webhooks.prune_events(bridge, retention=timedelta(days=30)) == 0
+    assert await webhook_delivery.prune_events(bridge, retention=timedelta(days=30)) == 0

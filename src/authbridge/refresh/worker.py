@@ -39,7 +39,7 @@ from authbridge.refresh.service import Outcome, Refresher
 from authbridge.services import metrics
 from authbridge.services.bridge import Bridge
 from authbridge.storage import faults
-from authbridge.webhooks import service as webhooks
+from authbridge.webhooks import delivery as webhooks
 
 log = logging.getLogger("authbridge.worker")
 

@@ -5,8 +5,10 @@ endpoints, signed with the Standard Webhooks scheme. One slice, over the shared 
 * ``events``: the event types and :func:`events.emit`, which writes an event to the outbox in
   the caller's transaction (authentications, refresh and the lifecycle tasks call it);
 * ``repository``: the tables (endpoints, events, deliveries);
-* ``service``: endpoint management, signing, claiming and sending due deliveries, retries,
-  redelivery, the payload formats (``standard``, ``tray``);
+* ``delivery``: signing, claiming and sending due deliveries, retries, the payload formats
+  (``standard``, ``tray``), pruning the outbox;
+* ``service``: endpoint management, reading the outbox, test events (over ``delivery``);
+* ``redelivery``: queueing events for an endpoint again;
 * ``schemas`` and ``endpoints``: the REST API (``/v1/webhook-endpoints`` with their
   ``redeliver`` routes, ``/v1/webhook-deliveries``, ``/v1/webhook-events``); ``cli``:
   ``authbridge webhooks``.

@@ -18,6 +18,7 @@ from authbridge.api.schemas import PageOut
 from authbridge.services.bridge import Bridge
 from authbridge.storage.models import DeliveryStatus, WebhookDelivery
 from authbridge.storage.pagination import MAX_PAGE_SIZE
+from authbridge.webhooks import delivery as webhook_delivery
 from authbridge.webhooks import redelivery
 from authbridge.webhooks import service as webhooks
 from authbridge.webhooks.schemas import (
@@ -161,12 +162,12 @@ async def send_test_event(
     """Send a `webhook.test` event to this endpoint now (whatever its event filter) and answer
     with the delivery; when the attempt fails it is retried like any other delivery."""
 
-    def start() -> webhooks.Job:
+    def start() -> webhook_delivery.Job:
         with transaction(bridge, token, master=True) as (session, principal):
             return webhooks.start_test(bridge, session, principal.environment_id, endpoint_id)
 
     job = await run_in_threadpool(start)
-    await webhooks.run_job(bridge, job)
+    await webhook_delivery.run_job(bridge, job)
 
     def read() -> WebhookDeliveryOut:
         with transaction(bridge, token, master=True) as (session, principal):

@@ -2,7 +2,7 @@
 
 A redelivery is a new pending delivery of the same event to the same endpoint (the earlier
 ones stay listed, the ``webhook-id`` stays the event's), due at once and retried for 24 hours
-from then; :func:`authbridge.webhooks.service.deliver_due` sends it like any other, so the
+from then; :func:`authbridge.webhooks.delivery.deliver_due` sends it like any other, so the
 caller (a request, a command) sends nothing itself. An endpoint must be enabled; an event
 already waiting for a delivery to it is left as it is.
 """
