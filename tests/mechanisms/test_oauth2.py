@@ -9,11 +9,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from pydantic import ValidationError
 
 from authbridge import errors
 from authbridge.connectors.models import OAuth2Definition, parse_definition
+from authbridge.connectors.request_models import RequestSpec
 from authbridge.http import EgressPolicy, OutboundClient
-from authbridge.mechanisms import ClientConfig, Context, get_mechanism
+from authbridge.mechanisms import ClientConfig, Context, DefinedRevocation, get_mechanism
 from authbridge.mechanisms.oauth2 import OAuth2Mechanism, check_callback
 from authbridge.mechanisms.oauth2_tokens import Tokens
 from tests.support.loopback import serve
@@ -574,3 +576,29 @@ async def test_a_revocation_needs_the_client_id(client: OutboundClient) -> None:
     unconfigured = context(client, config=ClientConfig(), tokens={"access_token": "a-tok"})
     with pytest.raises(errors.NotConfigured, match="client id"):
         mechanism.revocation(found, unconfigured)
+
+
+async def test_a_revocation_request_spec_is_kept_with_its_context_not_made_rfc_7009(
+    client: OutboundClient,
+) -> None:
+    spec = {
+        "method": "DELETE",
+        "url": "https://api.example.test/applications/{{client_id}}/grant",
+        "auth": {"username": "{{client_id}}", "password": "{{client_secret}}"},
+        "json": {"access_token": "{{access_token}}"},
+    }
+    found = definition(revocation=spec)
+    revocation = mechanism.revocation(found, context(client, tokens={"access_token": "a-tok"}))
+
+    assert isinstance(revocation, DefinedRevocation)
+    assert isinstance(revocation.action, RequestSpec)
+    assert revocation.action.method == "DELETE"
+    assert "a-tok" in revocation.secrets
+    assert OAuth2Provider().client_secret in revocation.secrets
+    assert "a-tok" not in repr(revocation)
+    assert mechanism.revocation(found, context(client, tokens={})) is None  # nothing to revoke
+    assert definition(revoke=spec).revocation == found.revocation  # the shorter spelling
+    url_form = definition(revoke_url="https://as.example.test/revoke")
+    assert url_form.revocation == "https://as.example.test/revoke"  # RFC 7009, as before
+    with pytest.raises(ValidationError, match="revoke"):
+        definition(revocation=spec, revokeUrl="https://as.example.test/revoke")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import shutil
 from collections.abc import Iterator
 from dataclasses import replace
@@ -506,3 +507,61 @@ async def test_an_auth_scheduled_for_later_is_served_until_then(
     revoking.clock = lambda: now + timedelta(seconds=30)
     assert (await worker(revoking).tick()).deleted == 1
     assert get(revoking, auth.id) is None
+
+
+# -- revocation as the provider describes it (issue 13: GitHub's DELETE …/grant) --------------
+
+async def test_a_revocation_in_code_is_given_the_context_and_its_failure_does_not_stop_deletion(
+    bridge: Bridge,
+    environment: Environment,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    folder = tmp_path / "coded" / "test" / REVOKING
+    folder.mkdir(parents=True)
+    (folder / "auth.py").write_text(
+        "revoked = []\n"
+        "\n"
+        "async def revocation(context):\n"
+        "    if context.access_token == 'at-bad':\n"
+        "        raise RuntimeError('provider said no to ' + context.access_token)\n"
+        "    revoked.append((context.client_id, context.access_token))\n"
+        "\n"
+        "type = 'oauth2'\n"
+        "definition = {\n"
+        "    'auth_url': 'http://127.0.0.1:9/authorize',\n"
+        "    'request_access_token': 'http://127.0.0.1:9/token',\n"
+        "    'revocation': revocation,\n"
+        "}\n",
+        encoding="utf-8",
+    )
+    (folder / "manifest.yaml").write_text(f"key: {REVOKING}\nlabel: Coded\n", "utf-8")
+    with bridge.session() as session:
+        ConnectorConfigRepository(session, bridge.keyring).upsert(
+            environment.id, REVOKING, client_id=CLIENT_ID, client_secret=CLIENT_SECRET
+        )
+    coded = replace(bridge, registry=Registry.load([tmp_path / "coded"], include_catalog=False))
+    definition = coded.registry.get(REVOKING).definition()
+    revoked = definition.revocation.__globals__["revoked"]
+    good = oauth_auth(coded, environment, delete_at=coded.now(), refresh_token=False)
+    bad = make_auth(
+        coded,
+        environment,
+        connector_key=REVOKING,
+        auth_type="oauth2",
+        credentials={"access_token": "at-bad"},
+        delete_at=coded.now(),
+        external_user_id="user-2",
+    )
+
+    with caplog.at_level(logging.WARNING, logger="authbridge"):
+        report = await worker(coded).tick()
+
+    assert (report.deleted, report.revoked, report.revocation_failed) == (2, 1, 1)
+    assert revoked == [(CLIENT_ID, "at-1")]
+    assert get(coded, good.id) is None
+    assert get(coded, bad.id) is None
+    (line,) = [r.getMessage() for r in caplog.records if "revocation failed" in r.getMessage()]
+    assert f"auth_id={bad.id}" in line
+    assert "provider said no" in line
+    assert "at-bad" not in line

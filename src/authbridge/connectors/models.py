@@ -287,7 +287,13 @@ class OAuth2Definition(_Base):
     pkce: bool = True
     client_authentication: Literal["body", "basic"] = "body"
     authorization_params: dict[str, str] = Field(default_factory=dict)
-    revoke_url: str | None = None
+    revocation: Property | None = Field(
+        default=None,
+        validation_alias=AliasChoices("revocation", "revoke", "revoke_url", "revokeUrl"),
+    )
+    """How to revoke the stored tokens before a scheduled deletion: a URL string is an RFC 7009
+    endpoint (``revoke_url``); a request spec (``POST`` unless it names a method) or a callable
+    given the context is the provider's own way (GitHub's ``DELETE …/grant``)."""
     issuer: str | None = None
     """The authorization server's issuer (RFC 9207): a callback's ``iss`` must equal it."""
     issuer_required: bool = False

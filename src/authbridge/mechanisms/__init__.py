@@ -10,10 +10,12 @@ from authbridge.connectors.models import AuthType
 from authbridge.mechanisms.api_key import ApiKeyMechanism
 from authbridge.mechanisms.base import (
     ConnectResult,
+    DefinedRevocation,
     Mechanism,
     RedirectMechanism,
     Revocation,
     SignIn,
+    TokenRevocation,
 )
 from authbridge.mechanisms.context import ClientConfig, Context
 from authbridge.mechanisms.jwt import JwtMechanism
@@ -26,10 +28,12 @@ __all__ = [
     "ClientConfig",
     "ConnectResult",
     "Context",
+    "DefinedRevocation",
     "Mechanism",
     "RedirectMechanism",
     "Revocation",
     "SignIn",
+    "TokenRevocation",
     "get_mechanism",
 ]
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
@@ -12,6 +14,7 @@ import httpx
 
 from authbridge import errors
 from authbridge.connectors.models import AuthDefinition, AuthType, Fields, FieldSpec
+from authbridge.connectors.request_models import RequestSpec
 from authbridge.http import OutboundClient
 from authbridge.mechanisms.context import ClientConfig, Context
 from authbridge.spec import expiry
@@ -61,6 +64,38 @@ class Revocation:
         )
 
 
+@dataclass(frozen=True)
+class DefinedRevocation:
+    """A revocation the definition describes itself (GitHub's ``DELETE
+    /applications/{client_id}/grant``): a request spec run with ``context``'s values, or code
+    given ``context``. Built and sent as :class:`Revocation` is. ``send`` raises when the
+    provider refuses (a non-2xx answer, code that raises or returns ``False``)."""
+
+    action: RequestSpec | Callable[..., Any] = field(repr=False)
+    context: Context = field(repr=False)
+    secrets: tuple[str, ...] = field(repr=False)
+
+    async def send(self, http: OutboundClient, *, wait_seconds: float) -> None:
+        """Run the spec (``POST`` unless it names a method) or the code, waiting at most
+        ``wait_seconds`` (a spec's own ``timeout`` wins)."""
+        context = self.context.replace(http=http)
+        if isinstance(self.action, RequestSpec):
+            spec = self.action
+            if spec.timeout is None:
+                spec = spec.model_copy(update={"timeout": wait_seconds})
+            await http.execute(spec, context.values(), default_method="POST", secrets=self.secrets)
+            return
+        result = self.action(context)
+        if inspect.isawaitable(result):
+            result = await asyncio.wait_for(result, wait_seconds)
+        if result is False:
+            raise errors.ProviderError("the revocation code returned False")
+
+
+TokenRevocation = Revocation | DefinedRevocation
+"""What :meth:`Mechanism.revocation` builds: RFC 7009 at a URL, or the definition's own."""
+
+
 class Mechanism(ABC):
     """One auth type's behaviour; stateless, so one instance serves every connector."""
 
@@ -105,7 +140,7 @@ class Mechanism(ABC):
             return None
         return expiry.refresh_due_at(expires_at, expiry.refresh_margin(), issued_at=now)
 
-    def revocation(self, definition: AuthDefinition, context: Context) -> Revocation | None:
+    def revocation(self, definition: AuthDefinition, context: Context) -> TokenRevocation | None:
         """The request that revokes the stored tokens (``context.tokens``) at the provider,
         or ``None`` when there is nothing to revoke (the default: no tokens, or no endpoint).
         An :class:`errors.AuthBridgeError` (or :class:`ValueError`) says why it cannot be

@@ -29,9 +29,11 @@ from authbridge.connectors.request_models import BearerAuth, RequestSpec
 from authbridge.mechanisms.base import (
     PRIVATE_CREDENTIALS,
     ConnectResult,
+    DefinedRevocation,
     RedirectMechanism,
     Revocation,
     SignIn,
+    TokenRevocation,
 )
 from authbridge.mechanisms.context import ClientConfig, Context
 from authbridge.mechanisms.oauth2_tokens import (
@@ -340,13 +342,19 @@ class OAuth2Mechanism(RedirectMechanism):
         )
         return expiry.refresh_due_at(expires_at, margin, issued_at=now)
 
-    def revocation(self, definition: AuthDefinition, context: Context) -> Revocation | None:
-        """RFC 7009 at ``revokeUrl``: the refresh token when there is one, else the access
-        token, with the client authenticated as for the token endpoint."""
+    def revocation(self, definition: AuthDefinition, context: Context) -> TokenRevocation | None:
+        """A URL ``revocation`` (``revokeUrl``) is RFC 7009: the refresh token when there is
+        one, else the access token, with the client authenticated as for the token endpoint. A
+        request spec or callable is sent as the definition describes it, with the context's
+        values (``{{access_token}}``, ``{{client_id}}`` …) in its templates."""
         definition = _oauth2(definition)
         chosen = rfc7009.token_to_revoke(context.tokens)
-        if not definition.revoke_url or chosen is None:
+        if definition.revocation is None or chosen is None:
             return None
+        if not isinstance(definition.revocation, str):
+            return DefinedRevocation(
+                action=definition.revocation, context=context, secrets=tuple(context.secrets())
+            )
         hint, token = chosen
         config = context.config
         if not config.client_id:
@@ -354,7 +362,7 @@ class OAuth2Mechanism(RedirectMechanism):
         headers, client_form = rfc6749.client_auth(
             config.client_id, config.client_secret, definition.client_authentication
         )
-        url = definition.revoke_url
+        url = definition.revocation
         if "{{" in url:
             url = render_url(url, context.values())
         return Revocation(

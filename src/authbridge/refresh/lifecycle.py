@@ -12,9 +12,10 @@
   ``authentication.expired`` is sent (again one conditional UPDATE; a refresh in progress is
   waited for).
 * **Scheduled deletion.** Past ``delete_at`` a deleter takes the authentication's lease, revokes
-  its token where the definition declares ``revoke_url`` (RFC 7009, best effort: a failure is
-  logged and the deletion goes on), then sends ``authentication.deleted`` and deletes the row in
-  one transaction, only while it still holds the lease. No transaction is open during the
+  its token where the definition declares a ``revocation`` (an RFC 7009 ``revoke_url``, or the
+  provider's own request spec or code; best effort: a failure is logged with its reason and the
+  deletion goes on), then sends ``authentication.deleted`` and deletes the row in one
+  transaction, only while it still holds the lease. No transaction is open during the
   revocation request.
 
 Every function reads the time from ``bridge.now()`` once and works in short transactions run in
@@ -35,7 +36,7 @@ from sqlalchemy.orm import Session
 from authbridge import errors
 from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.connector_configs.service import ConnectorSetup, setup
-from authbridge.mechanisms import Context, Revocation, get_mechanism
+from authbridge.mechanisms import Context, TokenRevocation, get_mechanism
 from authbridge.redaction import redact
 from authbridge.refresh.repository import RefreshRepository, WarningWindows
 from authbridge.services import metrics
@@ -234,9 +235,9 @@ def _connector_setup(bridge: Bridge, session: Session, auth: Authentication) -> 
 
 def revocation_for(
     bridge: Bridge, session: Session, auth: Authentication, *, now: datetime
-) -> Revocation | None:
+) -> TokenRevocation | None:
     """The revocation request for ``auth``, or ``None`` when there is none to send (no
-    ``revoke_url``, no token, no client id, an unknown connector)."""
+    ``revocation``, no token, no client id, an unknown connector)."""
     try:
         connector_setup = _connector_setup(bridge, session, auth)
     except errors.AuthBridgeError as exc:
@@ -259,16 +260,19 @@ def revocation_for(
         return None
 
 
-async def revoke(bridge: Bridge, auth_id: str, revocation: Revocation) -> bool:
+async def revoke(bridge: Bridge, auth_id: str, revocation: TokenRevocation) -> bool:
     """Send the revocation request; log and swallow any failure (best effort)."""
     try:
         response = await revocation.send(bridge.http, wait_seconds=REVOCATION_TIMEOUT)
     except Exception as exc:
         reason = redact(f"{type(exc).__name__}: {exc}", revocation.secrets)
+        status = getattr(exc, "status_code", None)  # a request spec's refusal, with its status
+        if status is not None:
+            reason = f"status {status}, {reason}"
         log.warning("revocation failed auth_id=%s reason=%s", auth_id, reason)
         metrics.REVOCATIONS.labels("failed").inc()
         return False
-    if not response.is_success:
+    if response is not None and not response.is_success:
         log.warning("revocation refused auth_id=%s status=%s", auth_id, response.status_code)
         metrics.REVOCATIONS.labels("failed").inc()
         return False
@@ -287,7 +291,7 @@ async def delete_one(bridge: Bridge, owner: str, auth_id: str) -> tuple[bool, bo
     """
     now = bridge.now()
 
-    def claim(session: Session) -> tuple[Authentication, Revocation | None] | None:
+    def claim(session: Session) -> tuple[Authentication, TokenRevocation | None] | None:
         repo = RefreshRepository(session, bridge.keyring)
         auth = repo.claim_for_deletion(auth_id, owner, now=now, duration=DELETION_LEASE)
         if auth is None:
