@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import shutil
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 from sqlalchemy import select
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.connector_configs.repository import ConnectorConfigRepository
@@ -510,6 +511,86 @@ async def test_an_auth_scheduled_for_later_is_served_until_then(
 
 
 # -- revocation as the provider describes it (issue 13: GitHub's DELETE …/grant) --------------
+
+GITHUB_TOKEN = "gho_revoke_me_123"
+
+
+@pytest.fixture
+def github(
+    bridge: Bridge, environment: Environment, tmp_path: Path, recorder: RecordingApp
+) -> Iterator[Bridge]:
+    """The bridge with the catalog's GitHub connector, its api.github.com aimed at a loopback
+    server that records the revocation and answers 204."""
+    recorder.reply = lambda received: Response(status_code=204)
+    with serve(recorder) as url:
+        folder = tmp_path / "gh" / "authbridge" / "github"
+        shutil.copytree(CATALOG / "authbridge" / "github", folder)
+        auth_yaml = folder / "auth.yaml"
+        original = auth_yaml.read_text("utf-8")
+        assert "https://api.github.com/applications/{{client_id}}/grant" in original
+        auth_yaml.write_text(original.replace("https://api.github.com", url), "utf-8")
+        with bridge.session() as session:
+            ConnectorConfigRepository(session, bridge.keyring).upsert(
+                environment.id, "github", client_id=CLIENT_ID, client_secret=CLIENT_SECRET
+            )
+        registry = Registry.load([tmp_path / "gh"], include_catalog=False)
+        yield replace(bridge, registry=registry)
+
+
+def github_auth(bridge: Bridge, environment: Environment) -> Authentication:
+    return make_auth(
+        bridge,
+        environment,
+        connector_key="github",
+        auth_type="oauth2",
+        credentials={"access_token": GITHUB_TOKEN, "token_type": "bearer"},
+        delete_at=bridge.now(),
+    )
+
+
+async def test_a_github_deletion_revokes_the_grant_with_delete_basic_auth_and_json(
+    github: Bridge, environment: Environment, recorder: RecordingApp
+) -> None:
+    auth = github_auth(github, environment)
+
+    report = await worker(github).tick()
+
+    assert (report.deleted, report.revoked, report.revocation_failed) == (1, 1, 0)
+    assert get(github, auth.id) is None
+    (request,) = recorder.requests
+    assert request.method == "DELETE"
+    assert request.path == f"/applications/{CLIENT_ID}/grant"
+    scheme, encoded = request.headers["authorization"].split(" ")
+    assert scheme == "Basic"
+    assert base64.b64decode(encoded).decode() == f"{CLIENT_ID}:{CLIENT_SECRET}"
+    assert request.headers["content-type"] == "application/json"
+    assert json.loads(request.body) == {"access_token": GITHUB_TOKEN}
+    assert len(sent(github, events.DELETED)) == 1
+
+
+async def test_a_refused_github_revocation_is_logged_with_its_reason_and_the_auth_deleted(
+    github: Bridge,
+    environment: Environment,
+    recorder: RecordingApp,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    recorder.reply = lambda received: JSONResponse({"message": "Bad credentials"}, status_code=422)
+    auth = github_auth(github, environment)
+
+    with caplog.at_level(logging.WARNING, logger="authbridge"):
+        report = await worker(github).tick()
+
+    assert (report.deleted, report.revoked, report.revocation_failed) == (1, 0, 1)
+    assert get(github, auth.id) is None
+    assert len(recorder.requests) == 1
+    (line,) = [r.getMessage() for r in caplog.records if "revocation failed" in r.getMessage()]
+    assert f"auth_id={auth.id}" in line
+    assert "422" in line
+    assert "Bad credentials" in line
+    assert GITHUB_TOKEN not in caplog.text
+    assert CLIENT_SECRET not in caplog.text
+    assert len(sent(github, events.DELETED)) == 1
+
 
 async def test_a_revocation_in_code_is_given_the_context_and_its_failure_does_not_stop_deletion(
     bridge: Bridge,
