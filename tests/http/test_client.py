@@ -37,10 +37,13 @@ def spec(**fields: Any) -> RequestSpec:
 def test_public_api_is_curated() -> None:
     assert sorted(authbridge.http.__all__) == [
         "EgressPolicy",
+        "HostTarget",
         "OutboundClient",
         "ProviderResponse",
         "error_for_status",
+        "outbound_ssl_context",
         "parse_body",
+        "parse_host_map",
         "parse_retry_after",
         "provider_message",
     ]

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -25,7 +26,12 @@ from authbridge import __version__
 from authbridge.connectors.request_models import BasicAuth, BearerAuth, RequestSpec
 from authbridge.errors import ProviderError, ProviderUnavailable, TemplateError
 from authbridge.http.messages import error_for_status
-from authbridge.http.policy import EgressPolicy, HostCheckingTransport, ShardedTransport
+from authbridge.http.policy import (
+    EgressPolicy,
+    HostCheckingTransport,
+    ShardedTransport,
+    outbound_ssl_context,
+)
 from authbridge.redaction import redact
 from authbridge.spec.templates import (
     body_media_type,
@@ -151,6 +157,7 @@ class OutboundClient:
 
     Follows at most five redirects, each through the same egress check. With an injected
     ``transport`` (tests), each request's host is still resolved and checked before it is sent.
+    ``ca_bundle`` (``AUTHBRIDGE_CA_BUNDLE``) is a PEM file of CAs trusted on top of certifi's.
     """
 
     def __init__(
@@ -160,10 +167,13 @@ class OutboundClient:
         timeout: float = 20.0,
         transport: httpx.AsyncBaseTransport | None = None,
         user_agent: str = DEFAULT_USER_AGENT,
+        ca_bundle: Path | None = None,
     ) -> None:
         self.policy = policy
         guarded: httpx.AsyncBaseTransport = (
-            ShardedTransport(policy, limits=POOL_LIMITS)
+            ShardedTransport(
+                policy, limits=POOL_LIMITS, ssl_context=outbound_ssl_context(ca_bundle)
+            )
             if transport is None
             else HostCheckingTransport(transport, policy)
         )

@@ -10,10 +10,12 @@ applies the same check in front of an injected transport (tests).
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -48,6 +50,83 @@ def _within(address: IPAddress, networks: tuple[IPNetwork, ...]) -> bool:
 NAT64 = _net("64:ff9b::/96")
 
 
+#: What a host map may never name, however explicitly: the rules that no permission lifts.
+_NEVER_MAPPED = ("an unspecified address", "a link-local address", "a multicast address")
+
+
+@dataclass(frozen=True)
+class HostTarget:
+    """Where a mapped host is reached: an IP address, and a port replacing the URL's if set."""
+
+    address: str
+    port: int | None = None
+
+    def __str__(self) -> str:
+        shown = f"[{self.address}]" if ":" in self.address else self.address
+        return shown if self.port is None else f"{shown}:{self.port}"
+
+
+def _pattern(host: str) -> str:
+    return host.strip().lower().rstrip(".")
+
+
+def _lookup(table: Mapping[str, Any], host: str) -> Any:
+    """The entry of ``host`` in a table of names and ``*.`` wildcards (exact names first)."""
+    name = host.lower().rstrip(".")
+    if name in table:
+        return table[name]
+    for pattern, entry in table.items():
+        if pattern.startswith("*.") and name.endswith(pattern[1:]) and name != pattern[2:]:
+            return entry
+    return None
+
+
+_HOST_NAME = re.compile(
+    r"(\*\.)?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*"
+)
+_TARGET = re.compile(
+    r"\[(?P<v6>[^\]]+)\](?::(?P<v6port>[^:]*))?|(?P<v4>[^:]+)(?::(?P<port>[^:]*))?"
+)
+
+
+def parse_host_map(text: str) -> dict[str, HostTarget]:
+    """Read ``acme.freshdesk.com=127.0.0.1:8443,*.example.test=10.0.0.5``: comma-separated
+    ``host=address[:port]`` entries (``[v6]:port`` for IPv6), a host or a ``*.`` wildcard
+    matching its subdomains, like curl's ``--connect-to``.
+
+    Raises :class:`ValueError` naming the entry that cannot work.
+    """
+    table: dict[str, HostTarget] = {}
+    for entry in text.split(","):
+        if not entry.strip():
+            continue
+        host, equals, target = entry.partition("=")
+        name = _pattern(host)
+        if not equals or not _HOST_NAME.fullmatch(name):
+            raise ValueError(
+                f"{entry.strip()!r} is not host=address[:port] (a host name or *.domain)"
+            )
+        if name in table:
+            raise ValueError(f"{name!r} is mapped twice")
+        match = _TARGET.fullmatch(target.strip())
+        address = match and (match["v6"] or match["v4"])
+        port_text = match and (match["v6port"] if match["v6"] else match["port"])
+        try:
+            ip = ipaddress.ip_address(address or "")
+        except ValueError:
+            raise ValueError(
+                f"{name!r} must map to an IP address, optionally with a port "
+                f"(127.0.0.1:8443, [::1]:8443), got {target.strip()!r}"
+            ) from None
+        port: int | None = None
+        if port_text is not None:
+            if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+                raise ValueError(f"{name!r} maps to a port that is not 1-65535: {port_text!r}")
+            port = int(port_text)
+        table[name] = HostTarget(str(ip), port)
+    return table
+
+
 def _plain(address: IPAddress) -> IPAddress:
     """The IPv4 address an IPv6 address carries (IPv4-mapped, NAT64, 6to4), else the address.
 
@@ -73,12 +152,22 @@ class EgressPolicy:
     ``allowed_networks`` are always reachable (they override every rule). ``resolve`` maps a host
     name, or a wildcard ``*.example.test`` matching its subdomains, to a fixed IP address, like
     curl's ``--resolve``; the address is still checked.
+
+    ``host_map`` (``AUTHBRIDGE_HOST_MAP``, :func:`parse_host_map`) maps names the same way to
+    an address and optional port, like curl's ``--connect-to``: the URL, its ``Host`` header and
+    the TLS server name stay the original host. It comes before ``resolve``, and it is the
+    operator's own permission for the address it names (loopback, private, carrier-grade NAT)
+    when reached through the map, never for unspecified, link-local (cloud metadata) or
+    multicast addresses, which it may not name.
     """
 
     allow_loopback: bool = False
     allow_private: bool = False
     allowed_networks: tuple[IPNetwork, ...] = ()
     resolve: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    host_map: Mapping[str, HostTarget] = field(
+        default_factory=lambda: MappingProxyType({}), hash=False
+    )
 
     def __post_init__(self) -> None:
         table = {}
@@ -87,22 +176,37 @@ class EgressPolicy:
             table[host.lower().rstrip(".")] = address
         object.__setattr__(self, "resolve", MappingProxyType(table))
         object.__setattr__(self, "allowed_networks", tuple(self.allowed_networks))
+        mapped = {}
+        for host, target in self.host_map.items():
+            reason = self.denial_reason(ipaddress.ip_address(target.address), mapped=True)
+            if reason is not None:
+                raise ValueError(f"{host!r} may not be mapped to {target.address}, {reason}")
+            mapped[_pattern(host)] = target
+        object.__setattr__(self, "host_map", MappingProxyType(mapped))
+
+    def mapped_target(self, host: str) -> HostTarget | None:
+        """Where ``host_map`` sends ``host``, if anywhere (exact names before wildcards)."""
+        target: HostTarget | None = _lookup(self.host_map, host)
+        return target
 
     def override_for(self, host: str) -> str | None:
-        """The fixed address ``resolve`` gives ``host``, if any (exact names before wildcards)."""
-        name = host.lower().rstrip(".")
-        if name in self.resolve:
-            return self.resolve[name]
-        for pattern, address in self.resolve.items():
-            if pattern.startswith("*.") and name.endswith(pattern[1:]) and name != pattern[2:]:
-                return address
-        return None
+        """The fixed address ``host_map`` or ``resolve`` gives ``host``, if any (exact names
+        before wildcards)."""
+        target = self.mapped_target(host)
+        if target is not None:
+            return target.address
+        address: str | None = _lookup(self.resolve, host)
+        return address
 
-    def denial_reason(self, address: IPAddress) -> str | None:
-        """Why ``address`` may not be contacted, or None when it may."""
+    def denial_reason(self, address: IPAddress, *, mapped: bool = False) -> str | None:
+        """Why ``address`` may not be contacted, or None when it may (``mapped``: reached
+        through the operator's ``host_map``, which permits loopback and private addresses)."""
         plain = _plain(address)
         if _within(plain, self.allowed_networks) or _within(address, self.allowed_networks):
             return None
+        if mapped:
+            reason = self.denial_reason(address)
+            return reason if reason is not None and reason.startswith(_NEVER_MAPPED) else None
         if _within(plain, UNSPECIFIED):
             return "an unspecified address"
         if _within(plain, LOOPBACK):
@@ -147,18 +251,22 @@ class EgressPolicy:
         """Why a request to ``host`` would be refused, as far as that is known without DNS
         (see :meth:`known_addresses`): ``"127.0.0.1 (written '127.1'), a loopback address"``;
         ``None`` when it may be reached, or when only DNS can tell (checked when sent)."""
+        mapped = self.mapped_target(host.strip("[]")) is not None
         for address in self.known_addresses(host) or ():
-            reason = self.denial_reason(address)
+            reason = self.denial_reason(address, mapped=mapped)
             if reason is not None:
                 shown = _plain(address)
                 written = "" if str(shown) == host.strip("[]") else f" (written '{host}')"
                 return f"{shown}{written}, {reason}"
         return None
 
-    def check_address(self, address: IPAddress | str, host: str | None = None) -> None:
-        """Raise :class:`EgressDenied` unless ``address`` (resolved from ``host``) is allowed."""
+    def check_address(
+        self, address: IPAddress | str, host: str | None = None, *, mapped: bool = False
+    ) -> None:
+        """Raise :class:`EgressDenied` unless ``address`` (resolved from ``host``, through the
+        host map when ``mapped``) is allowed."""
         ip = ipaddress.ip_address(address) if isinstance(address, str) else address
-        reason = self.denial_reason(ip)
+        reason = self.denial_reason(ip, mapped=mapped)
         if reason is not None:
             target = f" to '{host}'" if host is not None and host != str(ip) else ""
             raise EgressDenied(
@@ -172,6 +280,15 @@ class EgressPolicy:
         Raises :class:`EgressDenied` when any address is refused, and :class:`OSError`
         (``socket.gaierror``) when the name does not resolve.
         """
+        return [address for address, _ in await self.connect_targets(host, port)]
+
+    async def connect_targets(self, host: str, port: int) -> list[tuple[str, int]]:
+        """Like :meth:`resolve_checked`, with the port to connect to: the host map's, if it
+        gives one, else ``port``."""
+        target = self.mapped_target(host)
+        if target is not None:
+            self.check_address(target.address, host, mapped=True)
+            return [(target.address, port if target.port is None else target.port)]
         override = self.override_for(host)
         if override is not None:
             addresses = [override]
@@ -180,7 +297,7 @@ class EgressPolicy:
             addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         for address in addresses:
             self.check_address(address, host)
-        return addresses
+        return [(address, port) for address in addresses]
 
 
 class EgressGuardBackend(httpcore.AsyncNetworkBackend):
@@ -202,20 +319,20 @@ class EgressGuardBackend(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         try:
             with anyio.fail_after(timeout):
-                addresses = await self._policy.resolve_checked(host, port)
+                targets = await self._policy.connect_targets(host, port)
         except TimeoutError as exc:
             raise httpcore.ConnectTimeout(f"resolving '{host}' timed out") from exc
         except OSError as exc:
             raise httpcore.ConnectError(f"could not resolve '{host}'") from exc
         failure: httpcore.ConnectError | None = None
-        for address in addresses:
+        for address, target_port in targets:
             try:
                 return await self._inner.connect_tcp(
-                    address, port, timeout, local_address, socket_options
+                    address, target_port, timeout, local_address, socket_options
                 )
             except httpcore.ConnectError as exc:
                 failure = exc
-        assert failure is not None  # resolve_checked never returns an empty list
+        assert failure is not None  # connect_targets never returns an empty list
         raise failure
 
     async def connect_unix_socket(
@@ -254,6 +371,18 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         )
 
 
+def outbound_ssl_context(ca_bundle: Path | None = None) -> ssl.SSLContext:
+    """The outbound client's TLS context: certifi's CAs (httpx's default), plus the PEM
+    certificates in ``ca_bundle`` (``AUTHBRIDGE_CA_BUNDLE``) when given.
+
+    Raises :class:`OSError` or :class:`ssl.SSLError` for a bundle that cannot be read.
+    """
+    context = httpx.create_ssl_context(trust_env=False)
+    if ca_bundle is not None:
+        context.load_verify_locations(cafile=ca_bundle)
+    return context
+
+
 class ShardedTransport(httpx.AsyncBaseTransport):
     """``shards`` :class:`GuardedTransport` pools side by side, each request sent through the
     one with the fewest requests under way (until its response is closed).
@@ -264,13 +393,20 @@ class ShardedTransport(httpx.AsyncBaseTransport):
     8 pools, 0.5 ms each (httpx issue #3215). The connection limit is shared out among them.
     """
 
-    def __init__(self, policy: EgressPolicy, *, limits: httpx.Limits, shards: int = 16) -> None:
+    def __init__(
+        self,
+        policy: EgressPolicy,
+        *,
+        limits: httpx.Limits,
+        shards: int = 16,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         per_shard = httpx.Limits(
             max_connections=-(-(limits.max_connections or 100) // shards),
             max_keepalive_connections=-(-(limits.max_keepalive_connections or 100) // shards),
             keepalive_expiry=limits.keepalive_expiry,
         )
-        context = httpx.create_ssl_context(trust_env=False)
+        context = ssl_context or outbound_ssl_context()
         self._shards = [
             GuardedTransport(policy, limits=per_shard, ssl_context=context) for _ in range(shards)
         ]
