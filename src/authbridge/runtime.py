@@ -20,8 +20,9 @@ import json
 import logging
 import os
 import re
+import ssl
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -33,7 +34,13 @@ from sqlalchemy.pool import NullPool
 
 from authbridge.connectors.registry import Registry
 from authbridge.errors import InvalidInput, Problem, VaultError
-from authbridge.http import EgressPolicy, OutboundClient
+from authbridge.http import (
+    EgressPolicy,
+    HostTarget,
+    OutboundClient,
+    outbound_ssl_context,
+    parse_host_map,
+)
 from authbridge.refresh.service import Refresher
 from authbridge.services.bridge import Bridge, KeySource
 from authbridge.services.principals import USER_TOKEN_LEEWAY
@@ -61,6 +68,8 @@ MAX_TOKEN_LEEWAY = 300.0
 POOL_SIZE_ENV_VAR = "AUTHBRIDGE_DATABASE_POOL_SIZE"
 REFRESH_LEASE_ENV_VAR = "AUTHBRIDGE_REFRESH_LEASE_SECONDS"
 SERVE_OPTIONS_ENV_VAR = "AUTHBRIDGE_SERVE_OPTIONS"
+HOST_MAP_ENV_VAR = "AUTHBRIDGE_HOST_MAP"
+CA_BUNDLE_ENV_VAR = "AUTHBRIDGE_CA_BUNDLE"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 KEY_FILE = "keys.json"
 MIGRATION_SCRIPTS = Path(__file__).resolve().parent / "storage" / "migrations" / "versions"
@@ -85,7 +94,11 @@ class Settings:
     (``AUTHBRIDGE_GRAPHQL_INTROSPECTION=1``) allows alone; ``public_metrics``
     (``AUTHBRIDGE_PUBLIC_METRICS=1``) serves ``/metrics`` without a master token;
     ``user_token_leeway`` (``AUTHBRIDGE_USER_TOKEN_LEEWAY_SECONDS``, default 5) is the clock
-    skew granted to a user token's ``exp``, ``nbf`` and ``iat``.
+    skew granted to a user token's ``exp``, ``nbf`` and ``iat``; ``host_map``
+    (``AUTHBRIDGE_HOST_MAP``, :func:`~authbridge.http.parse_host_map`) sends the outbound
+    client's connections for some hosts to another address and port, and ``ca_bundle``
+    (``AUTHBRIDGE_CA_BUNDLE``) is a PEM file of CAs it trusts on top of certifi's (test and
+    staging providers).
 
     This is the one place that reads ``AUTHBRIDGE_*`` variables (``AUTHBRIDGE_SERVE_OPTIONS``
     excepted: ``serve`` writes it for its own processes, :class:`ServeOptions`); the table of
@@ -103,6 +116,8 @@ class Settings:
     graphql_introspection: bool = False
     public_metrics: bool = False
     user_token_leeway: timedelta = USER_TOKEN_LEEWAY
+    host_map: Mapping[str, HostTarget] = field(default_factory=dict, hash=False)
+    ca_bundle: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -133,7 +148,14 @@ class Settings:
             graphql_introspection=graphiql or _switch(environ, INTROSPECTION_ENV_VAR),
             public_metrics=_switch(environ, PUBLIC_METRICS_ENV_VAR),
             user_token_leeway=USER_TOKEN_LEEWAY if leeway is None else leeway,
+            host_map=_host_map(environ),
+            ca_bundle=_ca_bundle(environ),
         )
+
+    def egress_policy(self, *, allow_loopback: bool = False) -> EgressPolicy:
+        """The outbound client's policy: public addresses, loopback if allowed, and the host
+        map's addresses for the hosts it maps."""
+        return EgressPolicy(allow_loopback=allow_loopback, host_map=self.host_map)
 
     def base_url(self, host: str = "127.0.0.1", port: int = 8000) -> str:
         """Where browsers reach us: ``AUTHBRIDGE_PUBLIC_URL``, else the listening address."""
@@ -250,6 +272,41 @@ def _leeway(environ: Mapping[str, str]) -> timedelta | None:
             field=TOKEN_LEEWAY_ENV_VAR,
         )
     return timedelta(seconds=seconds)
+
+
+def _host_map(environ: Mapping[str, str]) -> dict[str, HostTarget]:
+    text = environ.get(HOST_MAP_ENV_VAR, "")
+    try:
+        table = parse_host_map(text)
+        EgressPolicy(host_map=table)  # refuses an address no map may name
+    except ValueError as error:
+        raise InvalidInput(
+            f"{HOST_MAP_ENV_VAR} must be host=address[:port] entries separated by commas "
+            f"(acme.example.com=127.0.0.1:8443,*.example.test=10.0.0.5): {error}",
+            field=HOST_MAP_ENV_VAR,
+        ) from None
+    return table
+
+
+def _ca_bundle(environ: Mapping[str, str]) -> Path | None:
+    text = environ.get(CA_BUNDLE_ENV_VAR, "").strip()
+    if not text:
+        return None
+    path = Path(text).expanduser()
+    try:
+        outbound_ssl_context(path)
+    except (OSError, ssl.SSLError) as error:
+        reason = (
+            "no PEM certificate could be read from it"
+            if isinstance(error, ssl.SSLError)
+            else error.strerror or error
+        )
+        raise InvalidInput(
+            f"{CA_BUNDLE_ENV_VAR} must be a readable PEM file of CA certificates, "
+            f"got {text!r}: {reason}",
+            field=CA_BUNDLE_ENV_VAR,
+        ) from None
+    return path
 
 
 def _check_public_url(value: str) -> str | None:
@@ -458,7 +515,9 @@ def open_bridge(
         database=database,
         keys=KeySource(keyring, None if settings.keys_from_env else settings.key_file),
         registry=registry,
-        http=OutboundClient(EgressPolicy(allow_loopback=allow_loopback)),
+        http=OutboundClient(
+            settings.egress_policy(allow_loopback=allow_loopback), ca_bundle=settings.ca_bundle
+        ),
         public_url=public_url,
         token_leeway=settings.user_token_leeway,
     )
