@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import pytest
@@ -26,17 +27,24 @@ STARTUP_TIMEOUT = 10.0
 
 @contextmanager
 def serve(
-    app: ASGIApp, host: str = "127.0.0.1", *, lifespan: Literal["auto", "on", "off"] = "off"
+    app: ASGIApp,
+    host: str = "127.0.0.1",
+    *,
+    lifespan: Literal["auto", "on", "off"] = "off",
+    tls: tuple[Path, Path] | None = None,
 ) -> Iterator[str]:
     """Serve ``app`` on ``host`` and an ephemeral port; yield ``http://host:port``.
 
-    ``lifespan="on"`` runs the app's startup and shutdown (which may close its clients).
+    ``lifespan="on"`` runs the app's startup and shutdown (which may close its clients);
+    ``tls`` (a certificate and key file, :class:`tests.support.tls.TestCA`) serves HTTPS and
+    yields ``https://host:port``.
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, access_log=False)
+    files = {} if tls is None else {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1])}
+    config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, access_log=False, **files)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -46,7 +54,7 @@ def serve(
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the loopback server did not start")
             time.sleep(0.01)
-        yield f"http://{host}:{port}"
+        yield f"{'http' if tls is None else 'https'}://{host}:{port}"
     finally:
         server.should_exit = True
         thread.join(STARTUP_TIMEOUT)
