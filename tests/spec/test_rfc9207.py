@@ -72,9 +72,14 @@ def test_required_issuer_without_an_expected_value_fails_closed(received: str | 
         check_issuer(received, expected_issuer=None, issuer_required=True)
 
 
-@pytest.mark.parametrize("received", [HONEST, None])
-def test_nothing_to_compare_is_accepted_when_not_required(received: str | None) -> None:
-    check_issuer(received, expected_issuer=None)
+def test_no_iss_and_nothing_to_compare_is_accepted_when_not_required() -> None:
+    check_issuer(None, expected_issuer=None)
+
+
+def test_an_iss_with_no_expected_issuer_is_refused() -> None:
+    with pytest.raises(IssuerMismatch, match="no issuer is configured") as caught:
+        check_issuer(HONEST, expected_issuer=None)
+    assert caught.value.received == HONEST
 
 
 @pytest.mark.parametrize(

@@ -60,13 +60,11 @@ def check_issuer(
       support RFC 9207.
     - no expected issuer, required: rejected whatever was received. There is nothing to
       compare with, and failing closed is the only safe reading of this misconfiguration.
-    - no expected issuer, not required: accepted, ``iss`` present or not.
-
-    On the last case with ``iss`` present, §2.4 says clients SHOULD discard responses that carry
-    ``iss`` from servers not announcing support, but also that legitimate servers send it
-    unannounced, and leaves the choice to local policy. With no expected issuer nothing can be
-    compared, so rejecting would break such servers without making anyone safer. Configure
-    ``expected_issuer`` to get mix-up protection.
+    - no expected issuer, ``iss`` absent, not required: accepted.
+    - no expected issuer, ``iss`` present: rejected. §2.4 says clients SHOULD discard responses
+      that carry ``iss`` from servers not announcing support; a client that cannot say which
+      issuer it expects cannot tell an honest ``iss`` from a mixed-up one, so the connector
+      must declare its issuer (or find it in the server's metadata, RFC 8414) to accept it.
 
     Raises:
         IssuerMismatch: the response must be rejected and the grant not used.
@@ -76,6 +74,13 @@ def check_issuer(
             raise IssuerMismatch(
                 "the authorization server is expected to send 'iss', but no issuer is "
                 "configured to compare it with",
+                expected=None,
+                received=received_iss,
+            )
+        if received_iss is not None:
+            raise IssuerMismatch(
+                f"the authorization response names issuer {received_iss!r}, but no issuer is "
+                "configured to compare it with (RFC 9207 §2.4)",
                 expected=None,
                 received=received_iss,
             )
