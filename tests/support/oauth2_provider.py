@@ -7,6 +7,10 @@ authorization URL carried (as the consent page would) and then drives the callba
                   byte), refresh_token (optionally rotating), client_credentials; the client
                   authenticates by HTTP Basic or in the body, as ``client_auth`` says
     GET  /me      the profile, for ``Authorization: Bearer <access token>`` only
+    GET  /.well-known/oauth-authorization-server, /.well-known/openid-configuration
+                  the server's metadata (RFC 8414), its issuer the server's own base URL;
+                  ``metadata`` overrides or adds values (``None`` removes one), and
+                  ``metadata_requests`` counts the fetches
 
 ``fail_next`` makes the next token request answer with a given status and body; ``form_body``
 answers like GitHub (``application/x-www-form-urlencoded``).
@@ -62,6 +66,8 @@ class OAuth2Provider:
         default_factory=lambda: {"id": 42, "login": "ada", "contact": {"email": "ada@x.test"}}
     )
     fail_next: tuple[int, dict[str, Any] | str] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata_requests: int = 0
     token_requests: list[TokenRequest] = field(default_factory=list)
     codes: dict[str, Grant] = field(default_factory=dict)
     access_tokens: set[str] = field(default_factory=set)
@@ -70,8 +76,28 @@ class OAuth2Provider:
     @property
     def app(self) -> Starlette:
         return Starlette(
-            routes=[Route("/token", self.token, methods=["POST"]), Route("/me", self.me)]
+            routes=[
+                Route("/token", self.token, methods=["POST"]),
+                Route("/me", self.me),
+                Route("/.well-known/oauth-authorization-server", self.server_metadata),
+                Route("/.well-known/openid-configuration", self.server_metadata),
+            ]
         )
+
+    async def server_metadata(self, request: Request) -> Response:
+        self.metadata_requests += 1
+        base = str(request.base_url).rstrip("/")
+        document: dict[str, Any] = {
+            "issuer": base,
+            "authorization_endpoint": f"{base}/authorize",
+            "token_endpoint": f"{base}/token",
+            "revocation_endpoint": f"{base}/revoke",
+            "response_types_supported": ["code"],
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+            "code_challenge_methods_supported": ["S256"],
+        }
+        document.update(self.metadata)
+        return JSONResponse({k: v for k, v in document.items() if v is not None})
 
     def issue_code(
         self, redirect_uri: str, code_challenge: str | None = None, scope: str | None = None

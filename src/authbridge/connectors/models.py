@@ -294,8 +294,14 @@ class OAuth2Definition(_Base):
     """How to revoke the stored tokens before a scheduled deletion: a URL string is an RFC 7009
     endpoint (``revoke_url``); a request spec (``POST`` unless it names a method) or a callable
     given the context is the provider's own way (GitHub's ``DELETE …/grant``)."""
+    discovery_url: str | None = None
+    """The server's metadata document (RFC 8414 ``/.well-known/oauth-authorization-server`` or
+    OpenID ``/.well-known/openid-configuration``): it fills ``auth_url``,
+    ``request_access_token``, ``revocation`` and ``issuer`` where they are left out."""
     issuer: str | None = None
-    """The authorization server's issuer (RFC 9207): a callback's ``iss`` must equal it."""
+    """The authorization server's issuer (RFC 9207): a callback's ``iss`` must equal it. With
+    ``auth_url`` or ``request_access_token`` left out, the metadata is found from it (RFC 8414
+    §3.1) as for ``discovery_url``."""
     issuer_required: bool = False
     """The server always sends ``iss`` (RFC 9207 §3): a callback without it is refused."""
     hard_expiry: bool = False
@@ -310,10 +316,18 @@ class OAuth2Definition(_Base):
 
     @model_validator(mode="after")
     def _grant_needs(self) -> OAuth2Definition:
+        if self.discovery_url is not None or self.issuer is not None:
+            return self  # the server's metadata fills the endpoints left out
         if self.request_access_token is None:
-            raise ValueError("'request_access_token' (requestAccessToken) is required")
+            raise ValueError(
+                "'request_access_token' (requestAccessToken) is required, unless "
+                "'discovery_url' or 'issuer' finds it in the server's metadata"
+            )
         if self.grant_type == "authorization_code" and self.auth_url is None:
-            raise ValueError("'auth_url' (authUrl) is required for the authorization code grant")
+            raise ValueError(
+                "'auth_url' (authUrl) is required for the authorization code grant, unless "
+                "'discovery_url' or 'issuer' finds it in the server's metadata"
+            )
         return self
 
 

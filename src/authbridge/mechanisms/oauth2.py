@@ -36,6 +36,7 @@ from authbridge.mechanisms.base import (
     TokenRevocation,
 )
 from authbridge.mechanisms.context import ClientConfig, Context
+from authbridge.mechanisms.oauth2_discovery import cached, discovered
 from authbridge.mechanisms.oauth2_tokens import (
     TOKEN_KEYS,
     Tokens,
@@ -60,6 +61,14 @@ CALLBACK_ERROR_MESSAGES: Mapping[str, str] = {
     "temporarily_unavailable": "The provider is temporarily unavailable; try again later.",
 }
 UNEXPECTED_ISSUER = "the authorization response came from an unexpected issuer"
+UNKNOWN_ISSUER = (
+    "the authorization response names an issuer ('iss', RFC 9207), but this connector declares "
+    "none to compare it with: declare 'issuer' or 'discovery_url' in its definition"
+)
+MISSING_ISSUER = (
+    "the authorization response has no 'iss' parameter, but the authorization server always "
+    "sends one (RFC 9207)"
+)
 _BEARER = BearerAuth(bearer="{{access_token}}")
 
 
@@ -97,6 +106,10 @@ def check_callback(
             response.iss, expected_issuer=expected_issuer, issuer_required=issuer_required
         )
     except rfc9207.IssuerMismatch as exc:
+        if exc.expected is None and exc.received is not None and not issuer_required:
+            raise errors.ProviderError(UNKNOWN_ISSUER) from exc
+        if exc.expected is not None and exc.received is None:
+            raise errors.ProviderError(f"{UNEXPECTED_ISSUER}: {MISSING_ISSUER}") from exc
         raise errors.ProviderError(UNEXPECTED_ISSUER) from exc
     if isinstance(response, rfc6749.OAuthError):
         default = CALLBACK_ERROR_MESSAGES.get(
@@ -123,7 +136,7 @@ class OAuth2Mechanism(RedirectMechanism):
     ) -> SignIn:
         """A fresh ``state`` (the lookup) and PKCE verifier (kept secret), and the scopes
         asked for (:func:`requested_scopes`)."""
-        definition = _oauth2(definition)
+        definition, _ = await discovered(_oauth2(definition), context)
         state = token_urlsafe(32)
         asked = requested_scopes(definition, context, scopes)
         request = await self.authorization_request(definition, context, state=state, scopes=asked)
@@ -168,8 +181,12 @@ class OAuth2Mechanism(RedirectMechanism):
         secrets: Mapping[str, Any],
     ) -> ConnectResult:
         """Check the redirect (``error``, RFC 9207 ``iss``) and trade the code for tokens with
-        the exact redirect URI and scopes of :meth:`sign_in`."""
-        definition = _oauth2(definition)
+        the exact redirect URI and scopes of :meth:`sign_in`.
+
+        The expected issuer is the declared one or the server metadata's; an ``iss`` when
+        neither is known is refused, and so is a missing ``iss`` when ``issuer_required`` or
+        the metadata announces ``authorization_response_iss_parameter_supported``."""
+        definition, _ = await discovered(_oauth2(definition), context)
         code = check_callback(
             query, expected_issuer=definition.issuer, issuer_required=definition.issuer_required
         )
@@ -196,7 +213,7 @@ class OAuth2Mechanism(RedirectMechanism):
         whose values include ``state``, ``scope`` (joined), ``redirect_uri``, ``client_id`` and
         ``code_challenge``, and returns the URL. The verifier never appears in the URL.
         """
-        definition = _oauth2(definition)
+        definition, _ = await discovered(_oauth2(definition), context)
         if definition.auth_url is None:
             raise errors.AuthBridgeError("this OAuth 2 connector has no authorization URL")
         redirect_uri = _redirect_uri(context)
@@ -251,7 +268,7 @@ class OAuth2Mechanism(RedirectMechanism):
         callback URL); ``scopes`` are those requested, assumed granted when the token response
         does not state its scope (§5.1).
         """
-        definition = _oauth2(definition)
+        definition, _ = await discovered(_oauth2(definition), context)
         assert definition.request_access_token is not None
         redirect = redirect_uri if redirect_uri is not None else _redirect_uri(context)
         try:
@@ -263,7 +280,7 @@ class OAuth2Mechanism(RedirectMechanism):
 
     async def connect(self, definition: AuthDefinition, context: Context) -> ConnectResult:
         """Fetch a token with the client credentials grant (RFC 6749 §4.4); no redirect."""
-        definition = _oauth2(definition)
+        definition, _ = await discovered(_oauth2(definition), context)
         if definition.grant_type != "client_credentials":
             raise errors.AuthBridgeError(
                 "this OAuth 2 connector uses the authorization code flow: the end user must be "
@@ -279,7 +296,7 @@ class OAuth2Mechanism(RedirectMechanism):
         it. Client-credentials connectors fetch a new token instead. The profile is not fetched
         again, so ``account_name`` is ``None`` (the stored name stays).
         """
-        definition = _oauth2(definition)
+        definition, _ = await discovered(_oauth2(definition), context)
         if definition.grant_type == "client_credentials":
             tokens = await self._client_credentials(definition, context)
             return self._result(definition, context, tokens, None, profile=None, name=None)
@@ -346,8 +363,10 @@ class OAuth2Mechanism(RedirectMechanism):
         """A URL ``revocation`` (``revokeUrl``) is RFC 7009: the refresh token when there is
         one, else the access token, with the client authenticated as for the token endpoint. A
         request spec or callable is sent as the definition describes it, with the context's
-        values (``{{access_token}}``, ``{{client_id}}`` …) in its templates."""
-        definition = _oauth2(definition)
+        values (``{{access_token}}``, ``{{client_id}}`` …) in its templates. A revocation left to
+        the server's metadata is known once the metadata is cached (any connect, callback or
+        refresh of this process in the last hour fetched it)."""
+        definition = cached(_oauth2(definition), context)
         chosen = rfc7009.token_to_revoke(context.tokens)
         if definition.revocation is None or chosen is None:
             return None
