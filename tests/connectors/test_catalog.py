@@ -20,11 +20,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from authbridge import errors
 from authbridge.connectors.models import OAuth2Definition
 from authbridge.connectors.registry import CATALOG, Registry, scan_folder
 from authbridge.http import OutboundClient
 from authbridge.mechanisms import ClientConfig, Context
-from authbridge.mechanisms.oauth2 import OAuth2Mechanism
+from authbridge.mechanisms.oauth2 import OAuth2Mechanism, check_callback
 from authbridge.mechanisms.oauth2_tokens import read_tokens
 from authbridge.mechanisms.request_rules import prepare
 from authbridge.spec.templates import DNS_LABEL, PLACEHOLDER, render_url, template_names
@@ -369,6 +370,19 @@ async def test_authorization_url_builds_for_every_variant(
         assert query.get("scope", [""]) == [expected]
         assert ("code_challenge" in query) is definition.pkce
         assert all(value not in built.url for value in ("{{", "}}"))
+
+
+def test_google_callbacks_with_its_iss_are_accepted_and_others_refused() -> None:
+    """Google adds ``iss`` (RFC 9207) to some authorization responses, unannounced: its entry
+    declares the issuer so such a callback is compared, not refused as unexpected."""
+    definition = _registry().get("google").definition()
+    assert isinstance(definition, OAuth2Definition)
+    assert definition.issuer == "https://accounts.google.com"
+    expected = {"expected_issuer": definition.issuer, "issuer_required": definition.issuer_required}
+    assert check_callback({"code": "c", "iss": "https://accounts.google.com"}, **expected) == "c"
+    assert check_callback({"code": "c"}, **expected) == "c"
+    with pytest.raises(errors.ProviderError, match="unexpected issuer"):
+        check_callback({"code": "c", "iss": "https://evil.example"}, **expected)
 
 
 def test_connectors_list_shows_every_catalog_entry_with_its_auth_type() -> None:
