@@ -29,10 +29,12 @@ from sqlalchemy import select
 from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.connect.oauth import COOKIE_PREFIX
 from authbridge.connectors.registry import Registry
+from authbridge.mechanisms.oauth2_discovery import metadata_cache
 from authbridge.storage.crypto import unseal_json
 from authbridge.storage.models import OAuthState
 from tests.support.app import Api
-from tests.support.loopback import port_of
+from tests.support.loopback import port_of, serve
+from tests.support.oauth2_provider import OAuth2Provider
 from tests.support.oauth_steps import consent, query_of, result_of, start
 
 HOST_ORIGIN = "http://host.example.test"
@@ -557,6 +559,109 @@ def test_a_redirect_uri_registered_in_camel_case_reaches_its_connector(
     result = result_of(browser.get(callback))
     assert result["connector"] == "my-service"
     assert [item["id"] for item in listed(api)] == [result["authId"]]
+
+
+@pytest.fixture
+def discovered_provider(
+    api: Api, api_connectors: Path, tmp_path: Path
+) -> Iterator[tuple[OAuth2Provider, str]]:
+    """A loopback server announcing RFC 9207 in its metadata, and a connector (``acme-found``)
+    that declares only its ``issuer``: endpoints come from the metadata."""
+    provider = OAuth2Provider(client_id="acme-client", client_secret="acme-secret")
+    provider.metadata["authorization_response_iss_parameter_supported"] = True
+    metadata_cache.clear()
+    with serve(provider.app) as url:
+        folder = tmp_path / "connectors" / "acme" / "found"
+        folder.mkdir(parents=True)
+        (folder / "auth.yaml").write_text(
+            "type: oauth2\n"
+            "definition:\n"
+            f"  issuer: {url}\n"
+            f"  request_profile_info: {url}/me\n"
+            "  account_name_from_profile_info: login\n"
+        )
+        (folder / "manifest.yaml").write_text("key: acme-found\nlabel: Acme Found\n")
+        api.bridge.registry = Registry.load(
+            [api_connectors, tmp_path / "connectors"], include_catalog=False
+        )
+        body = {"client_id": provider.client_id, "client_secret": provider.client_secret}
+        response = api.call("PUT", "/v1/connector-configs/acme-found", json=body)
+        assert response.status_code in (200, 201), response.text
+        yield provider, url
+    metadata_cache.clear()
+
+
+def _provider_redirect(provider: OAuth2Provider, authorize_url: str, **extra: str) -> str:
+    """What the provider's consent page would redirect to: a code, the state, ``extra``."""
+    query = query_of(authorize_url)
+    code = provider.issue_code_for(authorize_url)
+    return f"{query['redirect_uri']}?{urlencode({'code': code, 'state': query['state']} | extra)}"
+
+
+def test_a_connector_declaring_only_its_issuer_connects_through_its_metadata(
+    api: Api, browser: httpx.Client, discovered_provider: tuple[OAuth2Provider, str]
+) -> None:
+    provider, url = discovered_provider
+    authorize_url = start(browser, open_session(api, connector="acme-found"))
+    assert authorize_url.startswith(f"{url}/authorize?")
+
+    result = result_of(browser.get(_provider_redirect(provider, authorize_url, iss=url)))
+
+    assert result["connector"] == "acme-found"
+    assert [item["id"] for item in listed(api)] == [result["authId"]]
+    assert len(provider.token_requests) == 1
+    assert provider.metadata_requests == 1  # the callback used the cached document
+
+
+@pytest.mark.parametrize(
+    ("iss", "reason"),
+    [(None, "has no 'iss' parameter"), ("http://127.0.0.1:1", "unexpected issuer")],
+)
+def test_a_discovered_issuer_is_checked_at_the_callback(
+    api: Api,
+    browser: httpx.Client,
+    discovered_provider: tuple[OAuth2Provider, str],
+    iss: str | None,
+    reason: str,
+) -> None:
+    provider, _ = discovered_provider
+    authorize_url = start(browser, open_session(api, connector="acme-found"))
+    extra = {} if iss is None else {"iss": iss}
+
+    assert_failure(browser.get(_provider_redirect(provider, authorize_url, **extra)), reason)
+    assert listed(api) == []
+    assert provider.token_requests == []
+
+
+def test_an_iss_from_a_connector_with_no_issuer_is_refused(
+    api: Api, api_connectors: Path, browser: httpx.Client, tmp_path: Path
+) -> None:
+    """A provider sending ``iss`` to a connector that declares no issuer is refused, not
+    trusted blindly (RFC 9207 §2.4)."""
+    provider = OAuth2Provider(client_id="acme-client", client_secret="acme-secret")
+    with serve(provider.app) as url:
+        folder = tmp_path / "connectors" / "acme" / "plain"
+        folder.mkdir(parents=True)
+        (folder / "auth.yaml").write_text(
+            "type: oauth2\n"
+            "definition:\n"
+            f"  auth_url: {url}/authorize\n"
+            f"  request_access_token: {url}/token\n"
+        )
+        (folder / "manifest.yaml").write_text("key: acme-plain\nlabel: Acme Plain\n")
+        api.bridge.registry = Registry.load(
+            [api_connectors, tmp_path / "connectors"], include_catalog=False
+        )
+        body = {"client_id": provider.client_id, "client_secret": provider.client_secret}
+        assert api.call("PUT", "/v1/connector-configs/acme-plain", json=body).status_code in (
+            200,
+            201,
+        )
+        authorize_url = start(browser, open_session(api, connector="acme-plain"))
+        page = browser.get(_provider_redirect(provider, authorize_url, iss=url))
+        assert_failure(page, "declares none to compare it with")
+        assert listed(api) == []
+        assert provider.token_requests == []
 
 
 def test_a_callback_without_state_shows_a_page(configured: Api, browser: httpx.Client) -> None:
