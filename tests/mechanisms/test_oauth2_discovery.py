@@ -94,6 +94,10 @@ def test_an_issuer_or_a_discovery_url_is_enough_to_declare() -> None:
     assert found.discovery_url is not None
     with pytest.raises(ValueError, match="discovery_url"):
         definition(requestProfileInfo="https://as.example.test/me")
+    with pytest.raises(ValueError, match="absolute http"):
+        definition(discoveryUrl="/.well-known/openid-configuration")
+    with pytest.raises(ValueError, match="no query or fragment"):
+        definition(issuer="https://as.example.test/?tenant=1")
 
 
 # --- endpoints from the metadata -------------------------------------------------------------

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import nh3
 from pydantic import (
@@ -313,6 +314,18 @@ class OAuth2Definition(_Base):
     @classmethod
     def _scope_list(cls, value: object) -> object:
         return (value,) if isinstance(value, str) else value
+
+    @field_validator("discovery_url", "issuer", mode="after")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        if value is None or "{{" in value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL")
+        if parts.query or parts.fragment:
+            raise ValueError("must have no query or fragment")
+        return value
 
     @model_validator(mode="after")
     def _grant_needs(self) -> OAuth2Definition:
