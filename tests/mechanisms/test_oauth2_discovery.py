@@ -169,7 +169,7 @@ async def test_the_metadata_is_cached_for_an_hour(
     assert metadata.issuer == base_url
     assert filled.auth_url == f"{base_url}/authorize"
     assert filled.request_access_token == f"{base_url}/token"
-    assert filled.revoke_url == f"{base_url}/revoke"
+    assert filled.revocation == f"{base_url}/revoke"
     assert filled.issuer == base_url
 
 

@@ -1,9 +1,9 @@
 """OAuth 2 server metadata (RFC 8414, OpenID Connect Discovery) filling a definition.
 
 A definition that declares ``discovery_url``, or ``issuer`` without ``auth_url`` or
-``request_access_token``, gets those, the revocation endpoint and ``issuer`` from the server's metadata
-where it leaves them out (what it declares wins). The document is fetched through the outbound
-client (its egress policy applies) and kept for :data:`CACHE_SECONDS` per URL, so a connect
+``request_access_token``, gets those, the revocation endpoint and ``issuer`` from the server's
+metadata where it leaves them out (what it declares wins). The document is fetched through the
+outbound client (its egress policy applies) and kept for :data:`CACHE_SECONDS` per URL, so a connect
 does not fetch it each time; a failed fetch is not kept.
 
     definition, metadata = await discovered(definition, context)
