@@ -13,7 +13,8 @@ they occur.
     │   ├── MissingTemplateValue   a name used by a template has no value
     │   └── UnsafeTemplateValue    a value would change a request's shape (host, scheme, header)
     ├── InvalidInput               end-user or host input does not satisfy the definition
-    │   └── FormErrors             a form's problems, one message per field
+    │   ├── FormErrors             a form's problems, one message per field
+    │   └── RequestTooLarge        a body, a form or a form field beyond its limit (413)
     ├── NotFound                   no such object (or not visible to the caller)
     ├── Conflict                   the object changed meanwhile, or the request clashes with it
     │   ├── StaleAuthentication    an authentication changed or vanished since it was read
@@ -129,6 +130,14 @@ class FormErrors(InvalidInput):
     def __init__(self, problems: Mapping[str, str]) -> None:
         super().__init__("please correct the highlighted fields", field=next(iter(problems)))
         self.problems = dict(problems)
+
+
+class RequestTooLarge(InvalidInput):
+    """A request body, a form or one of its fields is larger than the route accepts; the
+    message names the limit."""
+
+    code = "request_too_large"
+    status = 413
 
 
 class NotFound(AuthBridgeError):

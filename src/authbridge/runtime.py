@@ -67,10 +67,13 @@ TOKEN_LEEWAY_ENV_VAR = "AUTHBRIDGE_USER_TOKEN_LEEWAY_SECONDS"
 MAX_TOKEN_LEEWAY = 300.0
 POOL_SIZE_ENV_VAR = "AUTHBRIDGE_DATABASE_POOL_SIZE"
 REFRESH_LEASE_ENV_VAR = "AUTHBRIDGE_REFRESH_LEASE_SECONDS"
+PROXY_MAX_BODY_ENV_VAR = "AUTHBRIDGE_PROXY_MAX_BODY_BYTES"
 SERVE_OPTIONS_ENV_VAR = "AUTHBRIDGE_SERVE_OPTIONS"
 HOST_MAP_ENV_VAR = "AUTHBRIDGE_HOST_MAP"
 CA_BUNDLE_ENV_VAR = "AUTHBRIDGE_CA_BUNDLE"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+#: The default of ``AUTHBRIDGE_PROXY_MAX_BODY_BYTES`` (docs/configuration.md).
+DEFAULT_PROXY_MAX_BODY = 10 * 1024 * 1024
 KEY_FILE = "keys.json"
 MIGRATION_SCRIPTS = Path(__file__).resolve().parent / "storage" / "migrations" / "versions"
 VERSION_TABLE = "alembic_version"
@@ -100,6 +103,9 @@ class Settings:
     (``AUTHBRIDGE_CA_BUNDLE``) is a PEM file of CAs it trusts on top of certifi's (test and
     staging providers).
 
+    ``proxy_max_body`` (bytes, ``AUTHBRIDGE_PROXY_MAX_BODY_BYTES``) bounds a proxied request's
+    body.
+
     This is the one place that reads ``AUTHBRIDGE_*`` variables (``AUTHBRIDGE_SERVE_OPTIONS``
     excepted: ``serve`` writes it for its own processes, :class:`ServeOptions`); the table of
     them all is in ``docs/configuration.md``.
@@ -118,12 +124,13 @@ class Settings:
     user_token_leeway: timedelta = USER_TOKEN_LEEWAY
     host_map: Mapping[str, HostTarget] = field(default_factory=dict, hash=False)
     ca_bundle: Path | None = None
+    proxy_max_body: int = DEFAULT_PROXY_MAX_BODY
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read the settings from ``environ`` (the process environment by default).
 
-        Raises :class:`InvalidInput` for a database URL or public URL that cannot work.
+        Raises :class:`InvalidInput` for a database URL, public URL or number that cannot work.
         """
         environ = os.environ if environ is None else environ
         home = Path(environ.get(HOME_ENV_VAR) or DEFAULT_HOME).expanduser()
@@ -136,6 +143,7 @@ class Settings:
         lease = _positive(environ, REFRESH_LEASE_ENV_VAR, float)
         leeway = _leeway(environ)
         graphiql = _switch(environ, GRAPHIQL_ENV_VAR)
+        proxy_max_body = _positive(environ, PROXY_MAX_BODY_ENV_VAR, int)
         return cls(
             home=home,
             database_url=database_url,
@@ -150,6 +158,7 @@ class Settings:
             user_token_leeway=USER_TOKEN_LEEWAY if leeway is None else leeway,
             host_map=_host_map(environ),
             ca_bundle=_ca_bundle(environ),
+            proxy_max_body=proxy_max_body or DEFAULT_PROXY_MAX_BODY,
         )
 
     def egress_policy(self, *, allow_loopback: bool = False) -> EgressPolicy:

@@ -27,6 +27,7 @@ from authbridge.connect import service as connect_service
 from authbridge.storage import Database
 from authbridge.tenancy.repository import EnvironmentRepository, MasterTokenRepository
 from authbridge.vault import Keyring
+from tests.support import raw_http
 from tests.support.api_calls import assert_problem, import_key
 from tests.support.app import Api, make_bridge
 from tests.support.loopback import serve
@@ -170,6 +171,32 @@ def test_a_refused_connection_is_a_503_that_does_not_show_the_url(
     assert password not in response.text
     assert password not in logs.caplog.text
     assert str(port) not in response.text
+
+
+def test_a_body_whose_token_cannot_be_checked_is_a_503_before_it_is_read(
+    api_connectors: Path, logs: ServerLogs
+) -> None:
+    with socket.socket() as closed:  # bound but not listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        nowhere = Database(f"postgresql://authbridge@127.0.0.1:{port}/authbridge")
+        try:
+            with running(nowhere, api_connectors, with_token=False) as api:
+                logs.start()
+                headers = {
+                    "Authorization": f"Bearer {api.master_token}",
+                    "Content-Type": "application/json",
+                    "Content-Length": "1000",
+                }
+                with raw_http.connect(api.url) as sock:
+                    sock.sendall(raw_http.head("POST", "/v1/master-tokens", headers))
+                    answer = raw_http.read_response(sock, timeout=10)  # no body is sent
+        finally:
+            nowhere.dispose()
+    assert answer.status == 503, answer.text
+    assert answer.headers["retry-after"] == "5"
+    assert answer.headers["content-type"] == "application/problem+json"
+    logs.assert_one_line("unreachable")
 
 
 @on_sqlite

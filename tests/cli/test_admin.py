@@ -77,6 +77,15 @@ def test_settings_defaults_and_overrides() -> None:
     assert custom.base_url("127.0.0.1", 9000) == "https://auth.example.com"
 
 
+def test_the_proxy_body_limit_is_a_setting() -> None:
+    assert Settings.from_env({}).proxy_max_body == 10 * 1024 * 1024
+    custom = Settings.from_env({"AUTHBRIDGE_PROXY_MAX_BODY_BYTES": "1000"})
+    assert custom.proxy_max_body == 1000
+    for value in ("10MB", "0", "-1"):
+        with pytest.raises(Exception, match="AUTHBRIDGE_PROXY_MAX_BODY_BYTES"):
+            Settings.from_env({"AUTHBRIDGE_PROXY_MAX_BODY_BYTES": value})
+
+
 def test_settings_reject_bad_public_url() -> None:
     with pytest.raises(Exception, match="AUTHBRIDGE_PUBLIC_URL"):
         Settings.from_env({"AUTHBRIDGE_PUBLIC_URL": "ftp://x"})

@@ -20,6 +20,7 @@ from tests.support.app import SANDBOX_KEY, Api
 from tests.support.connectors import echoing_connector
 from tests.support.loopback import serve
 from tests.support.providers import ECHOED_KEY, ErrorShapes, encoded_spellings
+from tests.support.raw_http import connect, head, read_response
 
 HOST_ORIGIN = "http://host.example.test"
 WRONG_KEY = "sk_wrong_0123456789"
@@ -238,6 +239,20 @@ def test_a_post_from_another_origin_is_refused(api: Api) -> None:
     assert listed_ids(api) == []
     assert get(url).status_code == 200  # the code is still usable
     success_of(post(url, connect_form(), Origin=api.url))
+
+
+def test_a_form_announced_over_the_limit_is_answered_before_it_is_sent(api: Api) -> None:
+    path = open_session(api).removeprefix(api.url)
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Content-Length": str(10 * 1024 * 1024),
+    }
+    with connect(api.url) as sock:
+        sock.sendall(head("POST", path, headers))
+        answer = read_response(sock, timeout=5)  # the 10 MB are never sent
+    assert answer.status == 413
+    assert "<title>Too large</title>" in answer.text
+    assert "256 KiB" in answer.text
 
 
 def test_an_unknown_code_shows_the_expired_page(api: Api) -> None:

@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from authbridge.api.limits import PROXY_BODY
 from authbridge.authentications.repository import AuthenticationRepository
 from authbridge.connector_configs.repository import ConnectorConfigRepository
 from authbridge.connectors.registry import Registry
@@ -38,6 +39,7 @@ from authbridge.http import EgressPolicy, OutboundClient
 from authbridge.proxy.service import request_headers, response_headers
 from authbridge.services.principals import DEFAULT_CACHE_SECONDS
 from authbridge.tenancy.repository import EndUserRepository, MasterTokenRepository
+from tests.support import raw_http
 from tests.support.api_calls import assert_problem, user_token
 from tests.support.app import Api
 from tests.support.loopback import serve
@@ -563,6 +565,45 @@ def test_a_large_request_body_streams_upstream(proxied: Proxy) -> None:
     assert answer.status_code == 200
     assert reached_upstream == [True]
     assert answer.json()["size"] == 5 * MIB
+
+
+def test_a_body_announced_over_the_proxy_limit_is_refused_before_it_is_sent(
+    proxied: Proxy,
+) -> None:
+    auth_id = proxied.api_key_auth()
+    headers = {
+        "Authorization": f"Bearer {proxied.api.master_token}",
+        "Content-Length": str(PROXY_BODY + 1),
+    }
+    with raw_http.connect(proxied.api.url) as sock:
+        sock.sendall(raw_http.head("POST", proxied.url(auth_id, "upload"), headers))
+        answer = raw_http.read_response(sock, timeout=5)  # the body is never sent
+
+    assert answer.status == 413, answer.text
+    problem = json.loads(answer.body)
+    assert problem["code"] == "request_too_large"
+    assert "10 MiB" in problem["detail"]
+    assert "AUTHBRIDGE_PROXY_MAX_BODY_BYTES" in problem["detail"]
+    assert proxied.upstream.seen == []
+
+
+def test_a_chunked_body_over_the_proxy_limit_is_cut_off_with_a_413(proxied: Proxy) -> None:
+    auth_id = proxied.api_key_auth()
+    headers = {
+        "Authorization": f"Bearer {proxied.api.master_token}",
+        "Transfer-Encoding": "chunked",
+    }
+    with raw_http.connect(proxied.api.url) as sock:
+        sock.sendall(raw_http.head("POST", proxied.url(auth_id, "upload"), headers))
+        for _ in range(PROXY_BODY // MIB + 1):
+            sock.sendall(raw_http.chunk(b"x" * MIB))
+        answer = raw_http.read_response(sock)  # before the body's end, which never comes
+
+    assert answer.status == 413, answer.text
+    assert json.loads(answer.body)["code"] == "request_too_large"
+    assert proxied.upstream.seen == []  # it never had a whole request
+    (event,) = audit_events(proxied.api, auth_id, 1)
+    assert event["detail"]["status"] == 413
 
 
 def test_a_large_response_body_streams_to_the_caller(proxied: Proxy) -> None:

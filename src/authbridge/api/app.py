@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from authbridge import __version__
 from authbridge.api import problems, rendering
 from authbridge.api.deps import plain_params
+from authbridge.api.limits import DEFAULT_LIMITS, BodyLimits, Limits
 from authbridge.api.routes.docs import router as docs_router
 from authbridge.api.routes.metrics import router as metrics_router
 from authbridge.api.schemas import Health
@@ -55,12 +56,14 @@ def create_app(
     graphiql: bool = False,
     introspection: bool = False,
     public_metrics: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> FastAPI:
     """The app around ``bridge``; with ``worker``, the app's lifespan runs it in the background
     (started at startup, stopped after the last request at shutdown). Credential reads refresh
     through ``refresher`` (default: the worker's, else a new one). ``graphiql``,
     ``introspection`` and ``public_metrics`` open what is closed by default (the settings of
-    the same names, :class:`~authbridge.runtime.Settings`)."""
+    the same names, :class:`~authbridge.runtime.Settings`). Request bodies stay within
+    ``limits`` (:mod:`authbridge.api.limits`)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -89,6 +92,8 @@ def create_app(
         refresher = worker.refresher if worker is not None else Refresher(bridge)
     app.state.refresher = refresher
     reader = app.state.reader = CredentialReader(bridge, refresher, AuditTrail(bridge))
+    # Inside the middleware problems.install adds, so that a bug of its own is answered too.
+    app.add_middleware(BodyLimits, limits=limits)
     problems.install(app)
 
     # The hottest routes first, ahead of FastAPI's own (/openapi.json, /docs) and /healthz: a

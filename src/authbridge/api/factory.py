@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authbridge.api.app import create_app
+from authbridge.api.limits import Limits
 from authbridge.refresh.worker import Worker, WorkerSettings
 from authbridge.runtime import (
     ServeOptions,
@@ -45,6 +46,7 @@ def build_app(settings: Settings, bridge: Bridge, options: ServeOptions) -> Fast
         graphiql=settings.graphiql,
         introspection=settings.graphql_introspection,
         public_metrics=settings.public_metrics,
+        limits=Limits(proxy=settings.proxy_max_body),
     )
 
 

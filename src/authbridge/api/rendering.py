@@ -26,7 +26,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.staticfiles import StaticFiles
 
 from authbridge import errors
@@ -311,7 +311,9 @@ def error_page(
         )
     if isinstance(error, errors.ExpiredLink):
         return expired_page(bridge, error.message, **options)
-    if isinstance(error, errors.ConnectorNotFound):
+    if isinstance(error, errors.RequestTooLarge):
+        title = "Too large"
+    elif isinstance(error, errors.ConnectorNotFound):
         title = "Not available"
     elif isinstance(error, errors.NotFound):
         title = "Not found"
@@ -340,7 +342,9 @@ class PageRoute(APIRoute):
     """A page route: what its handler raises is answered by :func:`error_page`.
 
     FastAPI's own answers (an unknown method, a malformed parameter) still go to the problem
-    handlers. ``theme`` is the one error pages of the router show (the wizard's default).
+    handlers. ``theme`` is the one error pages of the router show (the wizard's default). A
+    browser that went away while sending its form (or was answered 413 meanwhile,
+    :mod:`authbridge.api.limits`) is nobody to answer, and no error.
     """
 
     theme: ClassVar[PageTheme | None] = None
@@ -354,6 +358,8 @@ class PageRoute(APIRoute):
                 return await handler(request)
             except (HTTPException, RequestValidationError):
                 raise
+            except ClientDisconnect:
+                return Response(status_code=400)  # sent to nobody
             except Exception as exc:
                 return error_page(get_bridge(request), exc, theme=theme)
 

@@ -184,11 +184,13 @@ async def forward(
         except BaseException:
             await upstream.aclose()
             raise
-    except ClientDisconnect:
-        # The caller went away while sending its body: nobody is left to answer.
+    except ClientDisconnect as exc:
+        # The caller went away while sending its body, or its body passed the limit and was
+        # answered 413 (api.limits.BodyTooLarge): nobody is left to answer.
+        status = getattr(exc, "status", CLIENT_CLOSED)
         with anyio.CancelScope(shield=True):
-            await audit(CLIENT_CLOSED)
-        return Response(status_code=CLIENT_CLOSED)
+            await audit(status)
+        return Response(status_code=status)
     except Exception as exc:
         with anyio.CancelScope(shield=True):
             await audit(getattr(exc, "status", 500))
