@@ -18,6 +18,7 @@ from authbridge.api.graphql import create_router
 from authbridge.api.graphql.errors import coded
 from authbridge.api.graphql.schema import schema
 from authbridge.wizard import service as wizard
+from tests.support import raw_http
 from tests.support.api_calls import import_key, sandbox_access_token, user_token
 from tests.support.app import SANDBOX_KEY, Api
 from tests.support.loopback import serve
@@ -152,6 +153,29 @@ def test_a_document_that_does_not_fit_the_schema_is_invalid_query(api: Api) -> N
     too_many = error(api, f"query {{ {aliases} }}")
     assert too_many["extensions"] == {"code": "INVALID_QUERY"}
     assert "aliases" in too_many["message"]
+
+
+def test_json_nested_too_deep_is_a_problem_and_the_connection_stays(api: Api) -> None:
+    def request(body: bytes) -> bytes:
+        headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
+        return raw_http.head("POST", "/graphql", headers) + body
+
+    with raw_http.connect(api.url) as sock:  # one connection for every request
+        for depth in (1000, 100_000):
+            nested = b"[" * depth + b"]" * depth
+            variables = b'{"query": "{ __typename }", "variables": {"v": ' + nested + b"}}"
+            for body in (nested, variables):
+                sock.sendall(request(body))
+                answer = raw_http.read_response(sock)
+                assert answer.status == 422, answer.text
+                assert answer.headers["content-type"] == "application/problem+json"
+                problem = json.loads(answer.body)
+                assert problem["code"] == "invalid_input"
+                assert problem["field"] == "body"
+                assert "too deeply" in problem["detail"]
+        sock.sendall(request(b'{"query": "{ __typename }"}'))
+        after = raw_http.read_response(sock)
+    assert json.loads(after.body) == {"data": {"__typename": "Query"}}
 
 
 def test_an_unexpected_error_is_masked_and_logged(caplog: pytest.LogCaptureFixture) -> None:

@@ -241,6 +241,24 @@ def test_a_post_from_another_origin_is_refused(api: Api) -> None:
     success_of(post(url, connect_form(), Origin=api.url))
 
 
+def test_forms_beyond_the_limits_are_a_413_page_naming_the_limit(api: Api) -> None:
+    url = open_session(api)
+    cases = [
+        (connect_form("x" * (2 * 1024 * 1024)), "larger than 256 KiB"),  # the whole form
+        (connect_form("x" * (100 * 1024)), "at most 64 KiB"),  # one field
+        ({f"field.f{number}": "x" for number in range(1001)}, "at most 1,000 fields"),
+    ]
+    for data, limit in cases:
+        response = post(url, data)
+        assert response.status_code == 413, response.text
+        assert response.headers["content-type"].startswith("text/html")
+        assert "<title>Too large</title>" in response.text
+        assert limit in response.text
+        assert_security_headers(response)
+    assert listed_ids(api) == []
+    success_of(post(url, connect_form()))  # the code is still usable
+
+
 def test_a_form_announced_over_the_limit_is_answered_before_it_is_sent(api: Api) -> None:
     path = open_session(api).removeprefix(api.url)
     headers = {

@@ -277,6 +277,28 @@ def test_a_post_from_another_origin_is_refused(api: Api) -> None:
         assert session.query(AuthorizationCode).one().progress == {}
 
 
+def test_forms_beyond_the_limits_are_a_413_page_naming_the_limit(api: Api) -> None:
+    solution_id = two_slot_solution(api)
+    code = mint_code(api)
+    url = f"{api.url}/external/solutions/default/{solution_id}?code={code}&step=config"
+    finish = {"action": "finish", "step": "config"}
+    cases = [
+        (finish | {"config.sheet_name": "x" * (100 * 1024)}, "at most 64 KiB"),
+        (finish | {f"config.slot{number}": "x" for number in range(1001)}, "at most 1,000 fields"),
+        (finish | {"config.sheet_name": "x" * (2 * 1024 * 1024)}, "larger than 256 KiB"),
+    ]
+    for data, limit in cases:
+        response = httpx.post(url, data=data, timeout=10)
+        assert response.status_code == 413, response.text
+        assert response.headers["content-type"].startswith("text/html")
+        assert response.headers["content-security-policy"] == CSP
+        assert "<title>Too large</title>" in response.text
+        assert limit in response.text
+    with api.bridge.session() as session:
+        assert session.query(AuthorizationCode).one().progress == {}
+    assert httpx.get(url, timeout=10).status_code == 200  # the code is still usable
+
+
 def test_the_scopes_come_from_the_slot_never_from_the_browser(api: Api) -> None:
     solution_id = oauth_solution(api)
     code = mint_code(api)

@@ -33,7 +33,8 @@ KIB = 1024
 MIB = 1024 * KIB
 #: The largest JSON body of the API: a solution spec or a theme's CSS is a fraction of it.
 API_BODY = MIB
-#: The largest form of the connect and wizard pages.
+#: The largest form of the connect and wizard pages (their fields' limits:
+#: :func:`authbridge.api.rendering.read_form`).
 FORM_BODY = 256 * KIB
 PROXY_BODY = DEFAULT_PROXY_MAX_BODY
 

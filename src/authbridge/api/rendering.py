@@ -40,6 +40,9 @@ from authbridge.themes.service import PageTheme
 log = logging.getLogger("authbridge.connect.pages")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+#: A page's form may have this many fields, each this large (the whole form: api.limits).
+FORM_FIELDS = 1000
+FORM_FIELD = 64 * 1024
 FIELD_PREFIX = "field."
 IMAGE_SCHEMES = ("https:", "data:image/")
 
@@ -269,6 +272,30 @@ def success_page(
 def _referrer(options: Mapping[str, Any]) -> dict[str, str]:
     policy = options.get("referrer_policy")
     return {"Referrer-Policy": policy} if isinstance(policy, str) else {}
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """The fields of a page's form (files are ignored), within the forms' limits.
+
+    The body is at most :data:`~authbridge.api.limits.FORM_BODY` (the middleware saw to it);
+    more than :data:`FORM_FIELDS` fields, or a field over :data:`FORM_FIELD`, is a
+    :class:`~authbridge.errors.RequestTooLarge` naming the limit. A multipart form is parsed
+    with the same limits, and one the parser refuses is invalid input in its words.
+    """
+    content_type = request.headers.get("content-type", "")
+    if content_type.partition(";")[0].strip().lower() == "application/x-www-form-urlencoded":
+        fields = (await request.body()).split(b"&")
+        if len(fields) > FORM_FIELDS:
+            raise errors.RequestTooLarge(f"a form may have at most {FORM_FIELDS:,} fields")
+        if any(len(item) > FORM_FIELD for item in fields):
+            raise errors.RequestTooLarge(f"a form field may hold at most {FORM_FIELD // 1024} KiB")
+    try:
+        async with request.form(
+            max_fields=FORM_FIELDS, max_files=FORM_FIELDS, max_part_size=FORM_FIELD
+        ) as form:
+            return {key: value for key, value in form.items() if isinstance(value, str)}
+    except HTTPException as exc:  # Starlette's words name the limit (a multipart form)
+        raise errors.InvalidInput(f"the form cannot be read: {exc.detail}") from None
 
 
 def is_expired_link(error: errors.AuthBridgeError) -> bool:

@@ -33,6 +33,7 @@ from authbridge.api.rendering import (
     log,
     message_page,
     origin_allowed,
+    read_form,
     success_page,
 )
 from authbridge.authentications.service import check_name
@@ -61,8 +62,7 @@ async def submit(code: str, request: Request) -> Response:
     bridge = get_bridge(request)
     if not origin_allowed(request, bridge):
         return message_page(bridge, title="Not allowed", message=FORBIDDEN_ORIGIN, status_code=403)
-    async with request.form() as form:
-        submitted = {key: value for key, value in form.items() if isinstance(value, str)}
+    submitted = await read_form(request)
     page = await bridge.run(lambda session: connect.load_page(bridge, session, code), readonly=True)
     action = submitted.get("action")
     if action == "pick":

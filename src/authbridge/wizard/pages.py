@@ -41,6 +41,7 @@ from authbridge.api.rendering import (
     message_page,
     origin_allowed,
     page_message,
+    read_form,
     render,
     web_origin,
 )
@@ -235,8 +236,7 @@ async def _submit(
     if not origin_allowed(request, bridge):
         return message_page(bridge, title="Not allowed", message=FORBIDDEN_ORIGIN, status_code=403)
     code = request.query_params.get("code", "")
-    async with request.form() as form:
-        submitted = {key: value for key, value in form.items() if isinstance(value, str)}
+    submitted = await read_form(request)
     step = submitted.get("step", "")
     screen = await bridge.run(
         lambda session: _load(bridge, session, code, theme_key, path, step, **target),

@@ -10,6 +10,7 @@ GraphiQL page is served at ``GET /graphql`` only when ``AUTHBRIDGE_GRAPHIQL=1``.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from fastapi import Depends
@@ -19,6 +20,7 @@ from strawberry.fastapi import GraphQLRouter
 from authbridge.api.deps import BridgeDep, bearer
 from authbridge.api.graphql.context import GraphQLContext
 from authbridge.api.graphql.schema import build_schema, schema
+from authbridge.errors import InvalidInput
 
 __all__ = ["GraphQLContext", "create_router", "schema"]
 
@@ -30,12 +32,24 @@ async def _context(
     return GraphQLContext(bridge, credentials.credentials if credentials is not None else None)
 
 
-def create_router(
-    *, graphiql: bool = False, introspection: bool = False
-) -> GraphQLRouter[GraphQLContext, None]:
+class Router(GraphQLRouter[GraphQLContext, None]):
+    """Strawberry's router, refusing a body nested too deep for the JSON parser as invalid
+    input (a problem document) instead of letting its ``RecursionError`` through (a 500)."""
+
+    def decode_json(self, data: str | bytes) -> object:
+        try:
+            return json.loads(data)
+        except RecursionError:
+            raise InvalidInput(
+                "the request body nests JSON arrays or objects too deeply to be read",
+                field="body",
+            ) from None
+
+
+def create_router(*, graphiql: bool = False, introspection: bool = False) -> Router:
     """The ``/graphql`` endpoint, with the GraphiQL page when ``graphiql`` and introspection
     when ``introspection`` (:class:`~authbridge.runtime.Settings`); GraphiQL needs it."""
-    return GraphQLRouter(
+    return Router(
         schema if introspection or graphiql else build_schema(introspection=False),
         path="/graphql",
         graphql_ide="graphiql" if graphiql else None,
