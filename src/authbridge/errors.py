@@ -15,6 +15,7 @@ they occur.
     ├── InvalidInput               end-user or host input does not satisfy the definition
     │   ├── FormErrors             a form's problems, one message per field
     │   └── RequestTooLarge        a body, a form or a form field beyond its limit (413)
+    │       └── HeadersTooLarge    a request line and headers beyond their limit (431)
     ├── NotFound                   no such object (or not visible to the caller)
     ├── Conflict                   the object changed meanwhile, or the request clashes with it
     │   ├── StaleAuthentication    an authentication changed or vanished since it was read
@@ -30,6 +31,8 @@ they occur.
     │   ├── CredentialsRejected    the provider refused the credentials the end user entered
     │   └── InvalidToken           a stored token is no longer accepted (auth becomes ``invalid``)
     ├── JwtError                   a host-signed JWT failed verification
+    ├── RequestTimeout             a request's headers or body did not arrive in time (408)
+    ├── TooManyConnections         the server holds as many connections as it may (503)
     ├── DatabaseUnavailable        transient database trouble: pool exhausted, unreachable, locked
     ├── CliError                   a command's failure, reported with its message and exit 1
     └── VaultError                 the vault cannot read its keys or a stored secret
@@ -138,6 +141,13 @@ class RequestTooLarge(InvalidInput):
 
     code = "request_too_large"
     status = 413
+
+
+class HeadersTooLarge(RequestTooLarge):
+    """A request's line and headers are larger than the server reads."""
+
+    code = "headers_too_large"
+    status = 431
 
 
 class NotFound(AuthBridgeError):
@@ -334,6 +344,23 @@ class KeyNotFound(DecryptionFailed):
             key_id=key_id,
         )
         self.key_id: str = key_id
+
+
+class RequestTimeout(AuthBridgeError):
+    """A client took longer than allowed to send a request's headers or its body
+    (:mod:`authbridge.serving`); the connection is closed after the answer."""
+
+    code = "request_timeout"
+    status = 408
+
+
+class TooManyConnections(AuthBridgeError):
+    """The server process holds ``AUTHBRIDGE_MAX_CONNECTIONS`` connections already; a new one
+    is answered with this and closed. Trying again in ``retry_after`` seconds may work."""
+
+    code = "too_many_connections"
+    status = 503
+    retry_after = 1
 
 
 class DatabaseUnavailable(AuthBridgeError):

@@ -68,12 +68,18 @@ MAX_TOKEN_LEEWAY = 300.0
 POOL_SIZE_ENV_VAR = "AUTHBRIDGE_DATABASE_POOL_SIZE"
 REFRESH_LEASE_ENV_VAR = "AUTHBRIDGE_REFRESH_LEASE_SECONDS"
 PROXY_MAX_BODY_ENV_VAR = "AUTHBRIDGE_PROXY_MAX_BODY_BYTES"
+HEADER_TIMEOUT_ENV_VAR = "AUTHBRIDGE_HEADER_TIMEOUT_SECONDS"
+BODY_TIMEOUT_ENV_VAR = "AUTHBRIDGE_BODY_TIMEOUT_SECONDS"
+MAX_CONNECTIONS_ENV_VAR = "AUTHBRIDGE_MAX_CONNECTIONS"
 SERVE_OPTIONS_ENV_VAR = "AUTHBRIDGE_SERVE_OPTIONS"
 HOST_MAP_ENV_VAR = "AUTHBRIDGE_HOST_MAP"
 CA_BUNDLE_ENV_VAR = "AUTHBRIDGE_CA_BUNDLE"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
-#: The default of ``AUTHBRIDGE_PROXY_MAX_BODY_BYTES`` (docs/configuration.md).
+#: The defaults of the request limits (docs/configuration.md says why).
 DEFAULT_PROXY_MAX_BODY = 10 * 1024 * 1024
+DEFAULT_HEADER_TIMEOUT = 10.0
+DEFAULT_BODY_TIMEOUT = 30.0
+DEFAULT_MAX_CONNECTIONS = 1000
 KEY_FILE = "keys.json"
 MIGRATION_SCRIPTS = Path(__file__).resolve().parent / "storage" / "migrations" / "versions"
 VERSION_TABLE = "alembic_version"
@@ -103,8 +109,12 @@ class Settings:
     (``AUTHBRIDGE_CA_BUNDLE``) is a PEM file of CAs it trusts on top of certifi's (test and
     staging providers).
 
-    ``proxy_max_body`` (bytes, ``AUTHBRIDGE_PROXY_MAX_BODY_BYTES``) bounds a proxied request's
-    body.
+    The request limits of ``authbridge serve``: ``proxy_max_body`` (bytes,
+    ``AUTHBRIDGE_PROXY_MAX_BODY_BYTES``) bounds a proxied request's body; ``header_timeout``
+    (``AUTHBRIDGE_HEADER_TIMEOUT_SECONDS``) is how long a connection may take to send a
+    request's headers, ``body_timeout`` (``AUTHBRIDGE_BODY_TIMEOUT_SECONDS``) its body (plus a
+    second for every 64 KiB received), and ``max_connections`` (``AUTHBRIDGE_MAX_CONNECTIONS``)
+    how many connections one server process holds at once.
 
     This is the one place that reads ``AUTHBRIDGE_*`` variables (``AUTHBRIDGE_SERVE_OPTIONS``
     excepted: ``serve`` writes it for its own processes, :class:`ServeOptions`); the table of
@@ -125,6 +135,9 @@ class Settings:
     host_map: Mapping[str, HostTarget] = field(default_factory=dict, hash=False)
     ca_bundle: Path | None = None
     proxy_max_body: int = DEFAULT_PROXY_MAX_BODY
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -144,6 +157,9 @@ class Settings:
         leeway = _leeway(environ)
         graphiql = _switch(environ, GRAPHIQL_ENV_VAR)
         proxy_max_body = _positive(environ, PROXY_MAX_BODY_ENV_VAR, int)
+        header_timeout = _positive(environ, HEADER_TIMEOUT_ENV_VAR, float)
+        body_timeout = _positive(environ, BODY_TIMEOUT_ENV_VAR, float)
+        max_connections = _positive(environ, MAX_CONNECTIONS_ENV_VAR, int)
         return cls(
             home=home,
             database_url=database_url,
@@ -159,6 +175,9 @@ class Settings:
             host_map=_host_map(environ),
             ca_bundle=_ca_bundle(environ),
             proxy_max_body=proxy_max_body or DEFAULT_PROXY_MAX_BODY,
+            header_timeout=header_timeout or DEFAULT_HEADER_TIMEOUT,
+            body_timeout=body_timeout or DEFAULT_BODY_TIMEOUT,
+            max_connections=max_connections or DEFAULT_MAX_CONNECTIONS,
         )
 
     def egress_policy(self, *, allow_loopback: bool = False) -> EgressPolicy:

@@ -77,13 +77,30 @@ def test_settings_defaults_and_overrides() -> None:
     assert custom.base_url("127.0.0.1", 9000) == "https://auth.example.com"
 
 
-def test_the_proxy_body_limit_is_a_setting() -> None:
-    assert Settings.from_env({}).proxy_max_body == 10 * 1024 * 1024
-    custom = Settings.from_env({"AUTHBRIDGE_PROXY_MAX_BODY_BYTES": "1000"})
+def test_the_request_limits_are_settings_with_defaults() -> None:
+    defaults = Settings.from_env({})
+    assert defaults.proxy_max_body == 10 * 1024 * 1024
+    assert (defaults.header_timeout, defaults.body_timeout) == (10.0, 30.0)
+    assert defaults.max_connections == 1000
+    custom = Settings.from_env(
+        {
+            "AUTHBRIDGE_PROXY_MAX_BODY_BYTES": "1000",
+            "AUTHBRIDGE_HEADER_TIMEOUT_SECONDS": "2.5",
+            "AUTHBRIDGE_BODY_TIMEOUT_SECONDS": "5",
+            "AUTHBRIDGE_MAX_CONNECTIONS": "64",
+        }
+    )
     assert custom.proxy_max_body == 1000
-    for value in ("10MB", "0", "-1"):
-        with pytest.raises(Exception, match="AUTHBRIDGE_PROXY_MAX_BODY_BYTES"):
-            Settings.from_env({"AUTHBRIDGE_PROXY_MAX_BODY_BYTES": value})
+    assert (custom.header_timeout, custom.body_timeout) == (2.5, 5.0)
+    assert custom.max_connections == 64
+    for name, value in [
+        ("AUTHBRIDGE_PROXY_MAX_BODY_BYTES", "10MB"),
+        ("AUTHBRIDGE_HEADER_TIMEOUT_SECONDS", "0"),
+        ("AUTHBRIDGE_BODY_TIMEOUT_SECONDS", "-1"),
+        ("AUTHBRIDGE_MAX_CONNECTIONS", "1.5"),
+    ]:
+        with pytest.raises(Exception, match=name):
+            Settings.from_env({name: value})
 
 
 def test_settings_reject_bad_public_url() -> None:

@@ -14,6 +14,9 @@ unless it carries a usable token, checked like a credential read's
 (:func:`~authbridge.api.deps.caller`, from the process's principal cache): FastAPI parses a
 body before it resolves any dependency, so a route's own check would come after the parse.
 The proxy checks the token before it reads the body itself.
+
+How long a body may take to arrive is the connection's business
+(:mod:`authbridge.serving`).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+from typing import cast
 
 import typer
 
@@ -64,7 +65,9 @@ def serve_command(
     file is not replaced when the database already holds secrets: serve says how to restore it. Set
     AUTHBRIDGE_PUBLIC_URL when browsers reach the server at another address. The background
     worker (refresh, expiry, scheduled deletion, webhooks) runs inside unless --no-worker;
-    metrics are at /metrics.
+    metrics are at /metrics. Slow clients are timed out and connections bounded
+    (AUTHBRIDGE_HEADER_TIMEOUT_SECONDS, AUTHBRIDGE_BODY_TIMEOUT_SECONDS,
+    AUTHBRIDGE_MAX_CONNECTIONS).
     """
     import uvicorn
 
@@ -76,6 +79,7 @@ def serve_command(
         open_bridge,
         open_database,
     )
+    from authbridge.serving import ConnectionLimits, GuardedProtocol
     from authbridge.tenancy import service as tenancy
 
     configure_logging(log_level)
@@ -115,6 +119,11 @@ def serve_command(
         warn_days=warn_days,
         log_level=log_level,
     )
+    limits = ConnectionLimits(
+        header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
+        max_connections=settings.max_connections,
+    )
     run = functools.partial(
         uvicorn.run,
         host=host,
@@ -122,6 +131,9 @@ def serve_command(
         log_level=log_level.lower(),
         access_log=False,
         server_header=False,
+        # uvicorn calls it as it calls a protocol class; a partial is pickled to --workers
+        # processes as the class and the limits.
+        http=cast("type[asyncio.Protocol]", functools.partial(GuardedProtocol, limits=limits)),
     )
     if workers == 1:
         run(build_app(settings, bridge, options))
