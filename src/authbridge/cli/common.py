@@ -173,6 +173,25 @@ def parse_duration(text: str, option: str) -> timedelta:
 
 
 @dataclass(frozen=True)
+class InEnvironment:
+    """What the commands that run no mechanism work with: keys, a transaction, an environment."""
+
+    keyring: Keyring
+    session: Session
+    environment: Environment
+
+
+@contextmanager
+def in_environment(env: str) -> Iterator[InEnvironment]:
+    """Keys, database and a transaction on environment ``env``, committed when the block ends
+    (no bridge: the connectors are not loaded)."""
+    settings = settings_from_env()
+    keyring = open_keys(settings)
+    with opened_database(settings) as database, database.session() as session:
+        yield InEnvironment(keyring, session, find_environment(session, keyring, env))
+
+
+@dataclass(frozen=True)
 class Opened:
     """What the commands that use the bridge work with, inside one transaction."""
 

@@ -18,13 +18,10 @@ from authbridge import errors
 from authbridge.cli.common import (
     EnvOption,
     err,
-    find_environment,
+    in_environment,
     new_table,
-    open_keys,
-    opened_database,
     out,
     reported_errors,
-    settings_from_env,
     when,
     wide,
 )
@@ -65,11 +62,8 @@ def tokens_create(
     with reported_errors():
         if not name.strip():
             raise CliError("the token name must not be empty")
-        settings = settings_from_env()
-        keyring = open_keys(settings)
-        with opened_database(settings) as database, database.session() as session:
-            environment = find_environment(session, keyring, env)
-            issued = tenancy.create_master_token(session, environment.id, name)
+        with in_environment(env) as state:
+            issued = tenancy.create_master_token(state.session, state.environment.id, name)
             token_id = issued.record.id
     out.print(f"Created master token '{name.strip()}' ({token_id}) in environment '{env}':")
     out.print(issued.token, markup=False)
@@ -83,12 +77,10 @@ def tokens_list(env: str = EnvOption) -> None:
     """List the environment's master tokens, revoked ones included."""
     from authbridge.tenancy import service as tenancy
 
-    with reported_errors():
-        settings = settings_from_env()
-        keyring = open_keys(settings)
-        with opened_database(settings) as database, database.session() as session:
-            environment = find_environment(session, keyring, env)
-            records = tenancy.list_master_tokens(session, environment.id, include_revoked=True)
+    with reported_errors(), in_environment(env) as state:
+        records = tenancy.list_master_tokens(
+            state.session, state.environment.id, include_revoked=True
+        )
     table = new_table("id", "name", "prefix", "created", "last used", "revoked")
     for record in records:
         table.add_row(
@@ -110,12 +102,8 @@ def tokens_revoke(
     """Revoke a master token: requests made with it are refused from now on."""
     from authbridge.tenancy import service as tenancy
 
-    with reported_errors():
-        settings = settings_from_env()
-        keyring = open_keys(settings)
-        with opened_database(settings) as database, database.session() as session:
-            environment = find_environment(session, keyring, env)
-            tenancy.revoke_master_token(session, environment.id, token_id)
+    with reported_errors(), in_environment(env) as state:
+        tenancy.revoke_master_token(state.session, state.environment.id, token_id)
     out.print(f"Revoked master token {token_id}.", markup=False)
 
 
@@ -127,12 +115,8 @@ def users_list(env: str = EnvOption) -> None:
     """List the environment's end users, oldest first."""
     from authbridge.tenancy import service as tenancy
 
-    with reported_errors():
-        settings = settings_from_env()
-        keyring = open_keys(settings)
-        with opened_database(settings) as database, database.session() as session:
-            environment = find_environment(session, keyring, env)
-            users = tenancy.all_end_users(session, environment.id)
+    with reported_errors(), in_environment(env) as state:
+        users = tenancy.all_end_users(state.session, state.environment.id)
     table = new_table(
         "id", "external id", "name", "email", "created", title=f"{len(users)} end users"
     )
@@ -160,13 +144,10 @@ def users_add(
     with reported_errors():
         if not external_id.strip():
             raise CliError("the external id must not be empty")
-        settings = settings_from_env()
-        keyring = open_keys(settings)
-        with opened_database(settings) as database, database.session() as session:
-            environment = find_environment(session, keyring, env)
+        with in_environment(env) as state:
             try:
                 user = tenancy.add_end_user(
-                    session, environment.id, external_id, name=name, email=email
+                    state.session, state.environment.id, external_id, name=name, email=email
                 )
             except errors.Conflict:
                 raise CliError(
@@ -193,14 +174,10 @@ def jwt_secret_show(env: str = EnvOption) -> None:
     """
     from authbridge.tenancy import service as tenancy
 
-    with reported_errors():
-        settings = settings_from_env()
-        keyring = open_keys(settings)
-        with opened_database(settings) as database, database.session() as session:
-            environment = find_environment(session, keyring, env)
-            secret = tenancy.jwt_secret(
-                session, keyring, environment.id, actor=CLI_ACTOR, now=_now()
-            )
+    with reported_errors(), in_environment(env) as state:
+        secret = tenancy.jwt_secret(
+            state.session, state.keyring, state.environment.id, actor=CLI_ACTOR, now=_now()
+        )
     out.print(secret, markup=False)
     err.print(
         f"The HS256 secret of environment '{env}', base64url-encoded: sign with the decoded bytes.",
@@ -226,12 +203,9 @@ def jwt_secret_rotate(
                 "rotating refuses every JWT signed with the current secret, user tokens "
                 "included; add --yes to go ahead"
             )
-        settings = settings_from_env()
-        keyring = open_keys(settings)
-        with opened_database(settings) as database, database.session() as session:
-            environment = find_environment(session, keyring, env)
+        with in_environment(env) as state:
             secret = tenancy.rotate_jwt_secret(
-                session, keyring, environment.id, actor=CLI_ACTOR, now=_now()
+                state.session, state.keyring, state.environment.id, actor=CLI_ACTOR, now=_now()
             )
     out.print(secret, markup=False)
     err.print(
@@ -269,13 +243,10 @@ def jwt_keys_add(
             text = sys.stdin.read() if key_file == "-" else Path(key_file).read_text("utf-8")
         except UnicodeDecodeError:
             raise CliError(f"{key_file} is not text: give a PEM or JWK file") from None
-        settings = settings_from_env()
-        keyring = open_keys(settings)
-        with opened_database(settings) as database, database.session() as session:
-            environment = find_environment(session, keyring, env)
+        with in_environment(env) as state:
             record = tenancy.add_jwt_key(
-                session,
-                environment.id,
+                state.session,
+                state.environment.id,
                 text,
                 kid=kid,
                 algorithm=algorithm,
@@ -291,13 +262,9 @@ def jwt_keys_list(env: str = EnvOption) -> None:
     """List the environment's registered public keys, oldest first."""
     from authbridge.tenancy import service as tenancy
 
-    with reported_errors():
-        settings = settings_from_env()
-        keyring = open_keys(settings)
-        with opened_database(settings) as database, database.session() as session:
-            environment = find_environment(session, keyring, env)
-            keys = tenancy.list_jwt_keys(session, environment.id)
-            rows = [(key.kid, key.algorithm, when(key.created_at)) for key in keys]
+    with reported_errors(), in_environment(env) as state:
+        keys = tenancy.list_jwt_keys(state.session, state.environment.id)
+        rows = [(key.kid, key.algorithm, when(key.created_at)) for key in keys]
     table = new_table("kid", "algorithm", "created", title=f"{len(rows)} public keys")
     for row in rows:
         table.add_row(*row)
@@ -312,10 +279,8 @@ def jwt_keys_remove(
     """Remove a public key: JWTs it signed are refused from now on."""
     from authbridge.tenancy import service as tenancy
 
-    with reported_errors():
-        settings = settings_from_env()
-        keyring = open_keys(settings)
-        with opened_database(settings) as database, database.session() as session:
-            environment = find_environment(session, keyring, env)
-            tenancy.remove_jwt_key(session, environment.id, kid, actor=CLI_ACTOR, now=_now())
+    with reported_errors(), in_environment(env) as state:
+        tenancy.remove_jwt_key(
+            state.session, state.environment.id, kid, actor=CLI_ACTOR, now=_now()
+        )
     out.print(f"Removed key '{kid}' from environment '{env}'.", markup=False)

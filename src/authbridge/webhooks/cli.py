@@ -8,9 +8,6 @@ it is stored encrypted and never shown again (``rotate-secret`` makes a new one)
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
@@ -23,6 +20,7 @@ from authbridge.cli.common import (
     err,
     fail,
     find_environment,
+    in_environment,
     new_table,
     open_keys,
     opened_database,
@@ -35,10 +33,7 @@ from authbridge.cli.common import (
 from authbridge.errors import CliError
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
-    from authbridge.storage.models import Environment, WebhookDelivery, WebhookEndpoint
-    from authbridge.vault import Keyring
+    from authbridge.storage.models import WebhookDelivery, WebhookEndpoint
 
 #: ``authbridge.webhooks.events.EVENT_TYPES`` and the values of
 #: ``authbridge.storage.models.DeliveryStatus``, repeated so that ``--help`` imports neither the
@@ -96,22 +91,6 @@ app = typer.Typer(
     help="Manage webhook endpoints (signed with Standard Webhooks) and see their deliveries.",
     no_args_is_help=True,
 )
-
-
-@dataclass(frozen=True)
-class Opened:
-    keyring: Keyring
-    session: Session
-    environment: Environment
-
-
-@contextmanager
-def opened(env: str) -> Iterator[Opened]:
-    """Keys, database and a transaction committed when the block ends."""
-    settings = settings_from_env()
-    keyring = open_keys(settings)
-    with opened_database(settings) as database, database.session() as session:
-        yield Opened(keyring, session, find_environment(session, keyring, env))
 
 
 def _option_message(error: errors.InvalidInput) -> str:
@@ -176,7 +155,7 @@ def add(
     from authbridge.webhooks import service as webhooks
 
     with reported_errors():
-        with opened(env) as state:
+        with in_environment(env) as state:
             try:
                 issued = webhooks.create_endpoint(
                     state.keyring,
@@ -212,7 +191,7 @@ def list_endpoints(env: str = EnvOption) -> None:
     from authbridge.storage.pagination import MAX_PAGE_SIZE
     from authbridge.webhooks import service as webhooks
 
-    with reported_errors(), opened(env) as state:
+    with reported_errors(), in_environment(env) as state:
         endpoints: list[WebhookEndpoint] = []
         cursor = None
         while True:
@@ -262,7 +241,7 @@ def remove(
     from authbridge.webhooks import service as webhooks
 
     with reported_errors():
-        with opened(env) as state:
+        with in_environment(env) as state:
             try:
                 webhooks.delete_endpoint(
                     state.keyring, state.session, state.environment.id, endpoint_id
@@ -277,7 +256,7 @@ def _set_enabled(endpoint_id: str, env: str, *, enabled: bool) -> None:
     from authbridge.webhooks import service as webhooks
 
     with reported_errors():
-        with opened(env) as state:
+        with in_environment(env) as state:
             try:
                 webhooks.update_endpoint(
                     state.keyring,
@@ -326,7 +305,7 @@ def rotate_secret(
     from authbridge.webhooks import service as webhooks
 
     with reported_errors():
-        with opened(env) as state:
+        with in_environment(env) as state:
             try:
                 issued = webhooks.rotate_secret(
                     state.keyring, state.session, state.environment.id, endpoint_id, now=utcnow()
@@ -352,7 +331,7 @@ def deliveries(
     from authbridge.storage.pagination import MAX_PAGE_SIZE
     from authbridge.webhooks import service as webhooks
 
-    with reported_errors(), opened(env) as state:
+    with reported_errors(), in_environment(env) as state:
         rows: list[WebhookDelivery] = []
         cursor = None
         while len(rows) < limit:
@@ -444,7 +423,7 @@ def redeliver(
 def _redeliver_one(endpoint_id: str, event_id: str, env: str, *, now: datetime) -> None:
     from authbridge.webhooks import redelivery
 
-    with opened(env) as state:
+    with in_environment(env) as state:
         try:
             delivery, queued = redelivery.redeliver_event(
                 state.keyring, state.session, state.environment.id, endpoint_id, event_id, now=now
