@@ -6,13 +6,12 @@ import os
 import re
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.processes import AUTHBRIDGE, free_port
+from tests.support.processes import AUTHBRIDGE, free_port, wait_until_serving
 
 TOKEN = re.compile(r"^(abk_\S+)$", re.MULTILINE)
 RAISING = "type = 'oauth2'\n\n\ndef definition(context):\n    raise RuntimeError('no tenant set')\n"
@@ -20,20 +19,6 @@ ASANA_STYLE = (
     "type = 'oauth2'\n\n\ndef definition():\n"
     "    return {'authUrl': 'https://a.example/authorize', 'requestAccessToken': 'https://a.example/t'}\n"
 )
-
-
-def _wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"serve exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    pytest.fail(f"serve did not answer {url}:\n{log.read_text()}")
 
 
 @pytest.mark.processes
@@ -63,7 +48,7 @@ def test_serve_starts_without_a_broken_connector_and_logs_it_once(
         )
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait_until_serving(f"{url}/healthz", process, log)
+        wait_until_serving(f"{url}/healthz", process, log)
         token = TOKEN.search(log.read_text())
         assert token is not None, log.read_text()
         headers = {"Authorization": f"Bearer {token.group(1)}"}

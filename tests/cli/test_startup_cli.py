@@ -38,7 +38,7 @@ from authbridge.tenancy.repository import DEFAULT_ENVIRONMENT
 from authbridge.webhooks import cli as webhooks
 from authbridge.webhooks.events import EVENT_TYPES
 from tests.support.loopback import serve
-from tests.support.processes import AUTHBRIDGE, free_port
+from tests.support.processes import AUTHBRIDGE, free_port, wait_until_serving
 
 HEAVY_MODULES = (
     "fastapi",
@@ -194,20 +194,6 @@ def _parent_of(pid: int) -> int:
     return int(fields[1])
 
 
-def _wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"serve exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    pytest.fail(f"serve did not answer {url}:\n{log.read_text()}")
-
-
 @pytest.mark.processes
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 def test_serve_with_two_workers_runs_two_server_processes(home: Path, tmp_path: Path) -> None:
@@ -224,7 +210,7 @@ def test_serve_with_two_workers_runs_two_server_processes(home: Path, tmp_path: 
             start_new_session=True,
         )
     try:
-        _wait_until_serving(f"http://127.0.0.1:{port}/healthz", process, log)
+        wait_until_serving(f"http://127.0.0.1:{port}/healthz", process, log)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
             for _ in range(40):
                 assert client.get("/healthz").status_code == 200

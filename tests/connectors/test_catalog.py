@@ -281,11 +281,6 @@ def test_oauth2_scopes_are_declared_and_documented(entry: Entry) -> None:
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def outbound() -> AsyncIterator[OutboundClient]:
     client = OutboundClient()
     try:

@@ -23,11 +23,6 @@ NOW = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
 LOOPBACK_POLICY = EgressPolicy(allow_loopback=True, resolve={"*.freshdesk.test": "127.0.0.1"})
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="session")
 def provider_server() -> Iterator[tuple[ProviderSuite, str]]:
     suite = ProviderSuite()

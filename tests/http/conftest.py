@@ -13,11 +13,6 @@ LOOPBACK_POLICY = EgressPolicy(allow_loopback=True, resolve={"*.freshdesk.test":
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def client() -> AsyncIterator[OutboundClient]:
     """An outbound client that may reach loopback; ``*.freshdesk.test`` resolves to 127.0.0.1."""
     async with OutboundClient(LOOPBACK_POLICY, timeout=5.0) as outbound:

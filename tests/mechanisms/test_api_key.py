@@ -34,11 +34,6 @@ FIELDS: dict[str, Any] = {
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def sent() -> list[httpx.Request]:
     return []
 

@@ -93,11 +93,6 @@ def provider() -> Iterator[str]:
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def client() -> AsyncIterator[OutboundClient]:
     async with OutboundClient(EgressPolicy(allow_loopback=True), timeout=5) as outbound:
         yield outbound

@@ -3,7 +3,7 @@ OAuth 1.0a flow against a loopback provider that verifies every signature with A
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from authbridge import errors
 from authbridge.connectors.models import OAuth1Definition, parse_definition
-from authbridge.http import EgressPolicy, OutboundClient
+from authbridge.http import OutboundClient
 from authbridge.mechanisms import ClientConfig, Context, get_mechanism
 from authbridge.mechanisms.oauth1 import OAuth1Mechanism, OAuth1Signer, OAuth1Start
 from tests.support.loopback import serve
@@ -37,11 +37,6 @@ CALLBACK = "http://127.0.0.1:9/auth/photos/callback"
 CONSUMER_KEY, CONSUMER_SECRET = "dpf43f3p2l4k3l03", "kd94hf93k423kf44"
 ACCESS_TOKEN, ACCESS_SECRET = "nnch734d00sl2jdk", "pfkkdhi9sl3r4s00"
 mechanism = OAuth1Mechanism()
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def header_params(authorization: str) -> dict[str, str]:
@@ -211,12 +206,6 @@ def provider() -> OAuth1Provider:
 def base_url(provider: OAuth1Provider) -> Iterator[str]:
     with serve(provider.app) as url:
         yield url
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[OutboundClient]:
-    async with OutboundClient(EgressPolicy(allow_loopback=True)) as outbound:
-        yield outbound
 
 
 def rsa_pair() -> tuple[str, str]:

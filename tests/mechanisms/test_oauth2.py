@@ -3,7 +3,7 @@ exchange, profile, refresh and client credentials, and the callback checks."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from authbridge import errors
 from authbridge.connectors.models import OAuth2Definition, parse_definition
 from authbridge.connectors.request_models import RequestSpec
-from authbridge.http import EgressPolicy, OutboundClient
+from authbridge.http import OutboundClient
 from authbridge.mechanisms import ClientConfig, Context, DefinedRevocation, get_mechanism
 from authbridge.mechanisms.oauth2 import OAuth2Mechanism, check_callback
 from authbridge.mechanisms.oauth2_tokens import Tokens
@@ -27,17 +27,6 @@ NOW = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
 ISSUER = "https://as.example.test"
 CALLBACK = "https://bridge.example.test/auth/acme/callback"
 mechanism = OAuth2Mechanism()
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[OutboundClient]:
-    async with OutboundClient(EgressPolicy(allow_loopback=True)) as outbound:
-        yield outbound
 
 
 @pytest.fixture

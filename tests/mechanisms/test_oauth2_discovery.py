@@ -4,7 +4,7 @@ RFC 9207 ``iss`` checks it enables, against a loopback authorization server."""
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +12,7 @@ import pytest
 
 from authbridge import errors
 from authbridge.connectors.models import OAuth2Definition, parse_definition
-from authbridge.http import EgressPolicy, OutboundClient
+from authbridge.http import OutboundClient
 from authbridge.mechanisms import ClientConfig, Context
 from authbridge.mechanisms.oauth2 import OAuth2Mechanism
 from authbridge.mechanisms.oauth2_discovery import MetadataCache, discovered, metadata_cache
@@ -25,22 +25,11 @@ CALLBACK = "https://bridge.example.test/auth/acme/callback"
 mechanism = OAuth2Mechanism()
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(autouse=True)
 def empty_cache() -> Iterator[None]:
     metadata_cache.clear()
     yield
     metadata_cache.clear()
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[OutboundClient]:
-    async with OutboundClient(EgressPolicy(allow_loopback=True)) as outbound:
-        yield outbound
 
 
 @pytest.fixture

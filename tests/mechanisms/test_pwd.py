@@ -30,11 +30,6 @@ PASSWORD = "p4ss-W0rd-x9"
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def client() -> AsyncIterator[OutboundClient]:
     async with OutboundClient() as outbound:
         yield outbound

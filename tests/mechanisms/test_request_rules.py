@@ -33,11 +33,6 @@ SALESFORCE = {
 }
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def api_key(request: object, **extra: Any) -> AuthDefinition:
     fields = {"domain": {"name": "Domain"}, "api_key": {"type": "password"}}
     return parse_definition("api_key", {"auth": fields, "request": request, **extra})

@@ -56,11 +56,6 @@ class RevokingProvider(OAuth2Provider):
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def provider() -> Iterator[RevokingProvider]:
     """A fresh OAuth 2 provider on loopback, rotating refresh tokens."""
     provider = RevokingProvider(rotate_refresh_tokens=True)
