@@ -7,6 +7,7 @@ clean-up finishes even when Ctrl-C is pressed again meanwhile.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import math
 import os
@@ -187,3 +188,21 @@ def git_commit() -> str | None:
     except OSError:
         return None
     return done.stdout.strip() or None
+
+
+def server_sources(
+    parser: argparse.ArgumentParser, specs: Sequence[str]
+) -> list[tuple[str, Path | None]]:
+    """The ``--server-src [NAME=]DIR`` options as (name, source folder) pairs, checked; one
+    unnamed pair for the installed authbridge when there are none."""
+    sources: list[tuple[str, Path | None]] = []
+    for spec in specs:
+        name, _, folder = spec.rpartition("=")
+        if not (Path(folder) / "authbridge").is_dir():
+            parser.error(f"--server-src {folder} holds no authbridge package")
+        if name and not name.replace("-", "").replace("_", "").isalnum():
+            parser.error("a --server-src name takes letters, digits, - and _")
+        sources.append((name, Path(folder)))
+    if len(sources) > 1 and len({name for name, _ in sources}) != len(sources):
+        parser.error("name each --server-src (NAME=DIR) when there are several")
+    return sources or [("", None)]

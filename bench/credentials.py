@@ -58,6 +58,7 @@ from _common import (
     free_port,
     git_commit,
     percentile,
+    server_sources,
     temporary_postgres,
     tree_cpu_seconds,
     wait_until,
@@ -999,18 +1000,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--concurrency, --auths, --batch and --duration must be positive")
     if args.rounds < 1 or args.duration / args.rounds < 1:
         parser.error("--rounds must be at least 1, and leave at least 1 s per slice")
-    args.variants = []
-    for spec in args.server_src:
-        name, _, folder = spec.rpartition("=")
-        if not (Path(folder) / "authbridge").is_dir():
-            parser.error(f"--server-src {folder} holds no authbridge package")
-        if name and not name.replace("-", "").replace("_", "").isalnum():
-            parser.error("a --server-src name takes letters, digits, - and _")
-        args.variants.append(Variant(name, Path(folder)))
-    if len(args.variants) > 1 and len({v.name for v in args.variants}) != len(args.variants):
-        parser.error("name each --server-src (NAME=DIR) when there are several")
-    if not args.variants:
-        args.variants = [Variant("", None)]
+    args.variants = [Variant(name, src) for name, src in server_sources(parser, args.server_src)]
     try:
         counts = [int(part) for part in args.serve_workers.split(",") if part.strip()]
     except ValueError:

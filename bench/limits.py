@@ -48,7 +48,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS, ROOT, answers, child, free_port, git_commit, percentile, wait_until
+from _common import (
+    RESULTS,
+    ROOT,
+    answers,
+    child,
+    free_port,
+    git_commit,
+    percentile,
+    server_sources,
+    wait_until,
+)
 
 TOKEN = re.compile(rb"abk_[A-Za-z0-9_-]{43}")
 SCRUBBED_ENV = (
@@ -479,18 +489,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--body-mb, --clients, --requests and --slow-connections must be positive")
     if args.slow_seconds <= 0 or args.trickles < 0:
         parser.error("--slow-seconds must be positive and --trickles at least 0")
-    args.servers = []
-    for spec in args.server_src:
-        name, _, folder = spec.rpartition("=")
-        if not (Path(folder) / "authbridge").is_dir():
-            parser.error(f"--server-src {folder} holds no authbridge package")
-        if name and not name.replace("-", "").replace("_", "").isalnum():
-            parser.error("a --server-src name takes letters, digits, - and _")
-        args.servers.append(Server(name, Path(folder)))
-    if len(args.servers) > 1 and len({s.name for s in args.servers}) != len(args.servers):
-        parser.error("name each --server-src (NAME=DIR) when there are several")
-    if not args.servers:
-        args.servers = [Server("", None)]
+    args.servers = [Server(name, src) for name, src in server_sources(parser, args.server_src)]
     if args.tag and not args.tag.replace("-", "").replace("_", "").isalnum():
         parser.error("--tag takes letters, digits, - and _")
     return args
